@@ -1,0 +1,72 @@
+package dev.suture.cli;
+
+import dev.suture.SutureException;
+import picocli.CommandLine;
+
+/**
+ * The documented exit codes, and the mapping from the failures of lower layers to them. Lower layers throw
+ * typed exceptions and know nothing of exit codes; this class is the one place that decides.
+ */
+public final class ExitCodes {
+    public static final int OK = 0;
+    public static final int INTERNAL = 1;
+    public static final int BAD_INPUT = 2;
+    public static final int DOES_NOT_FIT = 3;
+    public static final int UNSAFE = 4;
+    public static final int NOT_PERMITTED = 5;
+    public static final int VANISHED = 6;
+
+    private ExitCodes() {}
+
+    /** A failure the CLI already explained to the user; carries the exit code. */
+    public static final class Failure extends RuntimeException {
+        private final int code;
+
+        public Failure(int code, String message) {
+            super(message);
+            this.code = code;
+        }
+
+        public int code() {
+            return code;
+        }
+    }
+
+    /** Exit code for a failure thrown from any layer. */
+    static int codeOf(Throwable t) {
+        return switch (t) {
+            case Failure f -> f.code();
+            case SutureException s -> switch (s.kind()) {
+                case BAD_INPUT -> BAD_INPUT;
+                case DOES_NOT_FIT -> DOES_NOT_FIT;
+                case UNSAFE -> UNSAFE;
+                case NOT_PERMITTED -> NOT_PERMITTED;
+                case VANISHED -> VANISHED;
+                case INTERNAL -> INTERNAL;
+            };
+            case java.nio.file.NoSuchFileException _ -> BAD_INPUT;
+            case java.nio.file.AccessDeniedException _ -> BAD_INPUT;
+            default -> INTERNAL;
+        };
+    }
+
+    static int handle(Exception e, CommandLine cl, CommandLine.ParseResult parseResult) {
+        int code = codeOf(e);
+        String message = e.getMessage() == null ? e.toString() : e.getMessage();
+        if (e instanceof java.nio.file.NoSuchFileException) {
+            message = "no such file: " + message;
+        }
+        cl.getErr().println("suture " + cl.getCommandName() + ": " + message);
+        if (code == INTERNAL || System.getenv("SUTURE_DEBUG") != null) {
+            e.printStackTrace(cl.getErr());
+        }
+        return code;
+    }
+
+    static int handleUsage(CommandLine.ParameterException e, String[] args) {
+        var cl = e.getCommandLine();
+        cl.getErr().println("suture: " + e.getMessage());
+        cl.getErr().println("Try '" + cl.getCommandSpec().qualifiedName() + " --help' for usage.");
+        return BAD_INPUT;
+    }
+}

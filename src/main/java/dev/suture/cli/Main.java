@@ -1,0 +1,62 @@
+package dev.suture.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * The {@code suture} command: registers the subcommands and turns failures into the documented exit codes
+ * (see {@link ExitCodes}).
+ */
+@Command(name = "suture",
+        mixinStandardHelpOptions = true,
+        versionProvider = Main.Version.class,
+        description = {
+                "Live-patches functions of running Linux x86-64 processes: builds a patch from a source diff,",
+                "applies it through ptrace after proving no thread runs the replaced code, and reverts it on demand."},
+        footer = {"",
+                "Exit codes: 0 done, 1 internal error, 2 bad usage or input, 3 patch does not fit the target,",
+                "4 unsafe (replaced function busy past the timeout), 5 not permitted, 6 the process vanished."})
+public final class Main implements Runnable {
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    /** Every registered subcommand; only commands that work belong here. */
+    static Object[] subcommands() {
+        return new Object[] {
+        };
+    }
+
+    public static void main(String[] args) {
+        System.exit(run(args));
+    }
+
+    /** Runs the command line and returns the exit code; tests call this in-process. */
+    public static int run(String... args) {
+        var cl = commandLine();
+        return cl.execute(args);
+    }
+
+    static CommandLine commandLine() {
+        var cl = new CommandLine(new Main());
+        for (Object sub : subcommands()) {
+            cl.addSubcommand(sub);
+        }
+        cl.setExecutionExceptionHandler(ExitCodes::handle);
+        cl.setParameterExceptionHandler(ExitCodes::handleUsage);
+        return cl;
+    }
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(System.out);
+    }
+
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String v = Main.class.getPackage().getImplementationVersion();
+            return new String[] {"suture " + (v == null ? "(development build)" : v)};
+        }
+    }
+}
