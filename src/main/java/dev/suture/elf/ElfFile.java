@@ -583,9 +583,16 @@ public final class ElfFile implements AutoCloseable {
     private List<RelocationSection> readRelocationSections() {
         var out = new ArrayList<RelocationSection>();
         Map<Integer, List<Symbol>> tables = new HashMap<>();
+        // Overlapping tables could otherwise multiply the work: all sections together get what the file can hold.
+        long budget = size / REL_SIZE + 1;
         for (var s : sections()) {
             if (s.sh_type() == SHT_RELR) {
-                out.add(new RelocationSection(s, null, readRelr(s)));
+                var relr = readRelr(s);
+                budget -= relr.size() / 4;
+                if (budget < 0) {
+                    throw error("the relocation sections overlap: together they hold more entries than the file has room for");
+                }
+                out.add(new RelocationSection(s, null, relr));
                 continue;
             }
             boolean rela = s.sh_type() == SHT_RELA;
@@ -598,6 +605,10 @@ public final class ElfFile implements AutoCloseable {
             }
             int base = checkRange(s.sh_offset(), s.sh_size(), describe(s));
             int count = (int) (s.sh_size() / entsize);
+            budget -= count;
+            if (budget < 0) {
+                throw error("the relocation sections overlap: together they hold more entries than the file has room for");
+            }
             List<Symbol> syms = List.of();
             if (s.sh_link() != 0) {
                 int link = s.sh_link();
@@ -663,6 +674,9 @@ public final class ElfFile implements AutoCloseable {
             } else {
                 if (i == 0) {
                     throw error(describe(s) + ": the first entry is a bitmap, which must follow an address");
+                }
+                if (out.size() > size / 8 + 64) {
+                    throw error(describe(s) + ": expands to more relocations than the file has words");
                 }
                 for (int bit = 0; bit < 63; bit++) {
                     if ((e >>> (bit + 1) & 1) != 0) {
