@@ -29,15 +29,60 @@ public final class ElfFile implements AutoCloseable {
     private final int size;
     private final ElfHeader header;
 
-    private final Lazy<List<ProgramHeader>> programHeaders = new Lazy<>(this::readProgramHeaders);
-    private final Lazy<List<Section>> sections = new Lazy<>(this::readSections);
-    private final Lazy<Map<String, Section>> sectionsByName = new Lazy<>(this::indexSections);
-    private final Lazy<List<Symbol>> symbols = new Lazy<>(() -> readSymbolTable(SHT_SYMTAB));
-    private final Lazy<List<Symbol>> dynamicSymbols = new Lazy<>(() -> readSymbolTable(SHT_DYNSYM));
-    private final Lazy<List<RelocationSection>> relocationSections = new Lazy<>(this::readRelocationSections);
-    private final Lazy<List<DynamicEntry>> dynamic = new Lazy<>(this::readDynamic);
-    private final Lazy<List<Note>> notes = new Lazy<>(this::readNotes);
-    private final Lazy<SymbolVersions> versions = new Lazy<>(() -> SymbolVersions.read(this));
+    private final Lazy<List<ProgramHeader>> programHeaders = new Lazy<>() {
+        @Override
+        List<ProgramHeader> compute() {
+            return readProgramHeaders();
+        }
+    };
+    private final Lazy<List<Section>> sections = new Lazy<>() {
+        @Override
+        List<Section> compute() {
+            return readSections();
+        }
+    };
+    private final Lazy<Map<String, Section>> sectionsByName = new Lazy<>() {
+        @Override
+        Map<String, Section> compute() {
+            return indexSections();
+        }
+    };
+    private final Lazy<List<Symbol>> symbols = new Lazy<>() {
+        @Override
+        List<Symbol> compute() {
+            return readSymbolTable(SHT_SYMTAB);
+        }
+    };
+    private final Lazy<List<Symbol>> dynamicSymbols = new Lazy<>() {
+        @Override
+        List<Symbol> compute() {
+            return readSymbolTable(SHT_DYNSYM);
+        }
+    };
+    private final Lazy<List<RelocationSection>> relocationSections = new Lazy<>() {
+        @Override
+        List<RelocationSection> compute() {
+            return readRelocationSections();
+        }
+    };
+    private final Lazy<List<DynamicEntry>> dynamic = new Lazy<>() {
+        @Override
+        List<DynamicEntry> compute() {
+            return readDynamic();
+        }
+    };
+    private final Lazy<List<Note>> notes = new Lazy<>() {
+        @Override
+        List<Note> compute() {
+            return readNotes();
+        }
+    };
+    private final Lazy<SymbolVersions> versions = new Lazy<>() {
+        @Override
+        SymbolVersions compute() {
+            return SymbolVersions.read(ElfFile.this);
+        }
+    };
 
     private ElfFile(String name, ByteBuffer data) {
         this.name = name;
@@ -715,7 +760,12 @@ public final class ElfFile implements AutoCloseable {
         return Collections.unmodifiableList(out);
     }
 
-    private final Lazy<StringTable> dynamicStrings = new Lazy<>(this::readDynamicStrings);
+    private final Lazy<StringTable> dynamicStrings = new Lazy<>() {
+        @Override
+        StringTable compute() {
+            return readDynamicStrings();
+        }
+    };
 
     private StringTable readDynamicStrings() {
         var sec = sectionOfType(SHT_DYNAMIC);
