@@ -1,13 +1,25 @@
 # Sourced by ./suture and ./run-tests: finds a JDK 25 and Maven, or says in one sentence what is missing.
-# Sets SUTURE_JAVA_HOME and SUTURE_ROOT.
+# Sets SUTURE_JAVA_HOME and SUTURE_ROOT. Uses shell builtins only on the common path (no dirname/sed/readlink
+# processes): every process spawned here is paid by each `./suture` start.
 
-SUTURE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+_suture_dir=${BASH_SOURCE[0]%/*}
+[ "$_suture_dir" = "${BASH_SOURCE[0]}" ] && _suture_dir=.
+_suture_old=$PWD
+CDPATH= cd -P "$_suture_dir/.." && SUTURE_ROOT=$PWD
+CDPATH= cd "$_suture_old"
+unset _suture_dir _suture_old
 
 # java_major HOME: prints the feature version of the JDK at HOME, or nothing.
 java_major() {
   [ -x "$1/bin/java" ] || return 1
-  local spec
-  spec=$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$1/release" 2>/dev/null)
+  local line spec=
+  if [ -r "$1/release" ]; then
+    while IFS= read -r line; do
+      case $line in
+        JAVA_VERSION=*) spec=${line#JAVA_VERSION=\"}; spec=${spec%%[.\"+-]*}; break ;;
+      esac
+    done < "$1/release"
+  fi
   if [ -z "$spec" ]; then
     spec=$("$1/bin/java" -version 2>&1 | sed -n '1s/.*version "\([0-9]*\).*/\1/p')
   fi
@@ -20,20 +32,39 @@ is_jdk25() {
   [ -n "$m" ] && [ "$m" -ge 25 ] && [ -x "$1/bin/javac" -o -x "$1/bin/jlink" ]
 }
 
+# Remembers the JDK found for a given JAVA_HOME and PATH java, so later starts spawn nothing to find it.
+_suture_jdk_cache() { echo "$SUTURE_ROOT/target/.jdk-home"; }
+
 find_jdk() {
-  local candidate
+  local candidate key cached cache
+  cache=$(_suture_jdk_cache)
+  key="${JAVA_HOME:-}|$(command -v java 2>/dev/null)"
+  if [ -r "$cache" ]; then
+    { IFS= read -r cached_key; IFS= read -r cached; } < "$cache"
+    if [ "$cached_key" = "$key" ] && [ -x "$cached/bin/java" ]; then
+      SUTURE_JAVA_HOME=$cached; return 0
+    fi
+  fi
   if [ -n "${JAVA_HOME:-}" ] && is_jdk25 "$JAVA_HOME"; then
-    SUTURE_JAVA_HOME=$JAVA_HOME; return 0
+    SUTURE_JAVA_HOME=$JAVA_HOME
+  elif command -v java >/dev/null 2>&1 \
+      && candidate=$(readlink -f "$(command -v java)") && candidate=${candidate%/bin/java} \
+      && is_jdk25 "$candidate"; then
+    SUTURE_JAVA_HOME=$candidate
+  else
+    SUTURE_JAVA_HOME=
+    for candidate in /usr/lib/jvm/*25*; do
+      if is_jdk25 "$candidate"; then SUTURE_JAVA_HOME=$candidate; break; fi
+    done
   fi
-  if command -v java >/dev/null 2>&1; then
-    candidate=$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")
-    if is_jdk25 "$candidate"; then SUTURE_JAVA_HOME=$candidate; return 0; fi
+  if [ -z "$SUTURE_JAVA_HOME" ]; then
+    echo "suture: no JDK 25 found (looked at JAVA_HOME, java on PATH and /usr/lib/jvm/*25*); install one, e.g. Temurin 25, or set JAVA_HOME to it." >&2
+    return 1
   fi
-  for candidate in /usr/lib/jvm/*25*; do
-    if is_jdk25 "$candidate"; then SUTURE_JAVA_HOME=$candidate; return 0; fi
-  done
-  echo "suture: no JDK 25 found (looked at JAVA_HOME, java on PATH and /usr/lib/jvm/*25*); install one, e.g. Temurin 25, or set JAVA_HOME to it." >&2
-  return 1
+  if [ -d "$SUTURE_ROOT/target" ] || mkdir -p "$SUTURE_ROOT/target" 2>/dev/null; then
+    printf '%s\n%s\n' "$key" "$SUTURE_JAVA_HOME" > "$cache" 2>/dev/null || true
+  fi
+  return 0
 }
 
 require_maven() {
