@@ -48,6 +48,7 @@ public final class UnwindContext {
     private CallFrameSection section;
     private FrameDescriptionEntry fde;
     private long argsSize;
+    private int budget;
 
     /** The section whose bytes the current row's expressions refer to. */
     CallFrameSection section() {
@@ -76,22 +77,22 @@ public final class UnwindContext {
         cfaOffset = 8;
         depth = 0;
         argsSize = 0;
-        int[] budget = {MAX_OPS};
+        budget = MAX_OPS;
         cursor.reset(section.bytes(), section.name(), cie.instructionsStart(), cie.instructionsEnd());
-        run(cie, fde.pcBegin(), -1L, true, budget);
+        run(cie, fde.pcBegin(), -1L, true);
         System.arraycopy(kind, 0, initialKind, 0, N);
         System.arraycopy(value, 0, initialValue, 0, N);
         depth = 0;
         cursor.range(fde.instructionsStart(), fde.instructionsEnd());
-        run(cie, fde.pcBegin(), pc, false, budget);
+        run(cie, fde.pcBegin(), pc, false);
     }
 
     /** Runs instructions from the cursor until it is exhausted or the location passes {@code pc}. */
-    private void run(CommonInformationEntry cie, long loc, long pc, boolean initial, int[] budget) {
+    private void run(CommonInformationEntry cie, long loc, long pc, boolean initial) {
         long caf = cie.codeAlignmentFactor();
         long daf = cie.dataAlignmentFactor();
         while (cursor.hasMore()) {
-            if (--budget[0] < 0) {
+            if (--budget < 0) {
                 throw fail("CFA program exceeds " + MAX_OPS + " instructions");
             }
             int op = cursor.u8();
