@@ -54,7 +54,8 @@ public final class CodeModules {
 
     /**
      * Function symbols in the order that decides among aliases at one address: .symtab before .dynsym (the debug
-     * file's .symtab first when given), and within a table global, then weak, then local.
+     * file's .symtab first when given); within a table the name with fewer leading underscores (the public name,
+     * "nanosleep" rather than "__nanosleep"), then global, weak, local.
      */
     static SymbolTable symbols(ElfFile elf, ElfFile debugFile) {
         var entries = new ArrayList<SymbolTable.Entry>();
@@ -71,12 +72,20 @@ public final class CodeModules {
                     functions.add(s);
                 }
             }
-            functions.sort(Comparator.comparingInt(CodeModules::bindRank));
+            functions.sort(Comparator.comparingInt(CodeModules::underscores).thenComparingInt(CodeModules::bindRank));
             for (Symbol s : functions) {
                 entries.add(new SymbolTable.Entry(s.name(), s.st_value(), s.st_size()));
             }
         }
         return new SymbolTable(entries);
+    }
+
+    private static int underscores(Symbol s) {
+        int n = 0;
+        while (n < s.name().length() && s.name().charAt(n) == '_') {
+            n++;
+        }
+        return n;
     }
 
     private static int bindRank(Symbol s) {

@@ -9,6 +9,7 @@ public final class FrameBuffer {
     final long[] sp;
     final long[] cfa;
     final FrameMethod[] method;
+    final boolean[] exact;
     int count;
     StackEnd end;
     String error;
@@ -18,6 +19,7 @@ public final class FrameBuffer {
         sp = new long[capacity];
         cfa = new long[capacity];
         method = new FrameMethod[capacity];
+        exact = new boolean[capacity];
     }
 
     public int capacity() {
@@ -45,6 +47,14 @@ public final class FrameBuffer {
         return method[i];
     }
 
+    /**
+     * True when frame {@code i}'s pc is the instruction to execute (frame #0, or a frame interrupted by a signal);
+     * false for return addresses, whose call instruction is at pc-1.
+     */
+    public boolean exactPc(int i) {
+        return exact[i];
+    }
+
     public StackEnd end() {
         return end;
     }
@@ -60,11 +70,12 @@ public final class FrameBuffer {
         error = null;
     }
 
-    void add(long framePc, long frameSp, FrameMethod how) {
+    void add(long framePc, long frameSp, FrameMethod how, boolean exactPc) {
         pc[count] = framePc;
         sp[count] = frameSp;
         cfa[count] = 0;
         method[count] = how;
+        exact[count] = exactPc;
         count++;
     }
 }

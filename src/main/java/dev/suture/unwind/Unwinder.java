@@ -33,7 +33,7 @@ public final class Unwinder {
         System.arraycopy(registers, 0, regs, 0, REGISTER_COUNT);
         valid = ALL_VALID;
         boolean exactPc = true;
-        out.add(regs[RA], regs[RSP], FrameMethod.REGISTERS);
+        out.add(regs[RA], regs[RSP], FrameMethod.REGISTERS, true);
         while (true) {
             if (out.count == out.capacity()) {
                 out.end = StackEnd.FRAME_LIMIT;
@@ -74,7 +74,7 @@ public final class Unwinder {
                 out.end = StackEnd.STACK_NOT_INCREASING;
                 return;
             }
-            out.add(regs[RA], regs[RSP], how);
+            out.add(regs[RA], regs[RSP], how, signalFrame);
             exactPc = signalFrame;
         }
     }
