@@ -27,12 +27,19 @@ public final class StackSampler {
     private final StackCopy copy;
     private final long[] dwarf = new long[Dwarf.REGISTER_COUNT];
     private final Map<Integer, FrameBuffer> buffers = new HashMap<>();
+    private long registersNanos;
+    private long copyNanos;
+    private long unwindNanos;
 
     /** The result for one thread; its frames stay valid until the next {@link #sample()}. */
     public record ThreadStack(int tid, Registers registers, FrameBuffer frames, int stackBytes, String error) {}
 
-    /** Every thread's stack and how long the target was held (nanoseconds, measured around the ptrace calls). */
-    public record Snapshot(List<ThreadStack> threads, long stopNanos, long captureNanos, long resumeNanos) {
+    /**
+     * Every thread's stack and how long the target was held (nanoseconds, measured around the ptrace calls); the
+     * capture part splits into reading registers, copying stacks and unwinding.
+     */
+    public record Snapshot(List<ThreadStack> threads, long stopNanos, long captureNanos, long resumeNanos,
+                           long registersNanos, long copyNanos, long unwindNanos) {
         public long windowNanos() {
             return stopNanos + captureNanos + resumeNanos;
         }
@@ -52,6 +59,7 @@ public final class StackSampler {
     /** Stops the process, unwinds every thread, resumes it. */
     public Snapshot sample() {
         return tracer.run(() -> {
+            registersNanos = copyNanos = unwindNanos = 0;
             long t0 = System.nanoTime();
             tracer.stopAll();
             long t1 = System.nanoTime();
@@ -66,13 +74,14 @@ public final class StackSampler {
                 tracer.resumeAll();
             }
             long t3 = System.nanoTime();
-            return new Snapshot(List.copyOf(out), t1 - t0, t2 - t1, t3 - t2);
+            return new Snapshot(List.copyOf(out), t1 - t0, t2 - t1, t3 - t2, registersNanos, copyNanos, unwindNanos);
         });
     }
 
     private ThreadStack sampleThread(int tid) {
         FrameBuffer frames = buffers.computeIfAbsent(tid, t -> new FrameBuffer(MAX_FRAMES));
         Registers regs;
+        long t0 = System.nanoTime();
         try {
             regs = tracer.registers(tid);
         } catch (SutureException e) {
@@ -82,12 +91,18 @@ public final class StackSampler {
         for (int r = 0; r < Dwarf.REGISTER_COUNT; r++) {
             dwarf[r] = regs.dwarf(r);
         }
+        long t1 = System.nanoTime();
         long rsp = regs.rsp();
         long end = code.mappingEnd(rsp);
         long want = end == 0 ? UNKNOWN_MAPPING_READ : Math.min(end - rsp, STACK_CAP);
         int got = tracer.read(rsp, stack, 0, (int) want);
         copy.reset(rsp, stack, got);
+        long t2 = System.nanoTime();
         unwinder.unwind(dwarf, copy, frames);
+        long t3 = System.nanoTime();
+        registersNanos += t1 - t0;
+        copyNanos += t2 - t1;
+        unwindNanos += t3 - t2;
         return new ThreadStack(tid, regs, frames, got, got == 0 ? "stack at 0x" + Long.toHexString(rsp)
                 + " unreadable" : null);
     }
