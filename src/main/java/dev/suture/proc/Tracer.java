@@ -38,6 +38,7 @@ public final class Tracer implements AutoCloseable {
     private static final int OPTIONS = Ptrace.PTRACE_O_TRACECLONE | Ptrace.PTRACE_O_TRACESYSGOOD;
     private static final long STOP_TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(5);
     private static final long IDLE_POLL_NANOS = TimeUnit.MILLISECONDS.toNanos(1);
+    private static final long MIN_POLL_NANOS = TimeUnit.MICROSECONDS.toNanos(20);
 
     private final int pid;
     private final Thread thread;
@@ -237,21 +238,26 @@ public final class Tracer implements AutoCloseable {
 
     private void loop() {
         tracerTid = Syscalls.gettid();
+        long idle = MIN_POLL_NANOS;
         while (!shutdown) {
             Runnable task;
             try {
-                task = tasks.poll(IDLE_POLL_NANOS, TimeUnit.NANOSECONDS);
+                task = tasks.poll(idle, TimeUnit.NANOSECONDS);
             } catch (InterruptedException e) {
                 continue; // shutdown is checked above
             }
             if (task != null) {
                 task.run();
             } else if (!held && !vanished && !tracees.isEmpty()) {
+                // Tracees wait in their stops until we answer: poll often right after an event (clones and
+                // signals come in bursts), back off to IDLE_POLL_NANOS when the process is quiet.
+                boolean answered = false;
                 try {
-                    serviceEvents();
+                    answered = serviceEvents();
                 } catch (RuntimeException e) {
                     // A vanished process or thread is recorded in our state; callers see it on their next call.
                 }
+                idle = answered ? MIN_POLL_NANOS : Math.min(IDLE_POLL_NANOS, idle * 2);
             }
         }
         // Whatever is left (an abandoned tracer): detach what we can so the process runs on untraced.
@@ -392,11 +398,12 @@ public final class Tracer implements AutoCloseable {
     // ---- events while running ----
 
     /** Reaps and answers the stops of running threads: clone events, signals to pass on, group-stops, exits. */
-    private void serviceEvents() {
+    private boolean serviceEvents() {
         int who = Syscalls.peekWaitable();
         if (who == 0) {
-            return;
+            return false;
         }
+        boolean answered = false;
         for (var t : List.copyOf(tracees.values())) {
             WaitStatus ws;
             try {
@@ -406,12 +413,14 @@ public final class Tracer implements AutoCloseable {
                 continue;
             }
             if (ws != null) {
+                answered = true;
                 answerWhileRunning(t, ws);
             }
         }
         if (tracees.isEmpty()) {
             vanished = true;
         }
+        return answered;
     }
 
     private void answerWhileRunning(Tracee t, WaitStatus ws) {
