@@ -3,11 +3,11 @@ package dev.suture.build;
 import static dev.suture.elf.ElfConstants.*;
 
 import dev.suture.SutureException;
+import dev.suture.elf.DebugFiles;
 import dev.suture.elf.ElfFile;
 import dev.suture.elf.ProgramHeader;
 import dev.suture.elf.Symbol;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -77,24 +77,10 @@ final class TargetBinary {
         if (!elf.symbols().isEmpty()) {
             return new TargetBinary(path, elf, elf);
         }
-        var debug = debugFile(elf, path).orElseThrow(() -> new SutureException(SutureException.Kind.BAD_INPUT,
+        var debug = DebugFiles.find(elf, path).orElseThrow(() -> new SutureException(SutureException.Kind.BAD_INPUT,
                 path + " has no symbol table and no separate debug file was found (looked in "
                         + "/usr/lib/debug/.build-id and by .gnu_debuglink); give an unstripped binary"));
         return new TargetBinary(path, elf, ElfFile.open(debug));
-    }
-
-    /** The separate debug file: by build-id under /usr/lib/debug, then by .gnu_debuglink next to the binary. */
-    private static Optional<Path> debugFile(ElfFile elf, Path path) {
-        var candidates = new ArrayList<Path>();
-        elf.buildId().filter(id -> id.length() > 2).ifPresent(id -> candidates.add(
-                Path.of("/usr/lib/debug/.build-id", id.substring(0, 2), id.substring(2) + ".debug")));
-        elf.debugLink().ifPresent(link -> {
-            Path dir = path.toAbsolutePath().getParent();
-            candidates.add(dir.resolve(link.file()));
-            candidates.add(dir.resolve(".debug").resolve(link.file()));
-            candidates.add(Path.of("/usr/lib/debug").resolve(dir.toString().substring(1)).resolve(link.file()));
-        });
-        return candidates.stream().filter(Files::isRegularFile).findFirst();
     }
 
     String name() {

@@ -27,6 +27,7 @@ public final class Main implements Runnable {
     /** Every registered subcommand; only commands that work belong here. */
     static Object[] subcommands() {
         return new Object[] {
+                new DiffCommand(),
         };
     }
 
