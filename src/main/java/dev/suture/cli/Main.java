@@ -27,7 +27,8 @@ public final class Main implements Runnable {
     /** Every registered subcommand; only commands that work belong here. */
     static Object[] subcommands() {
         return new Object[] {
-                new DiffCommand(),
+            new InspectCommand(),
+            new DiffCommand(),
         };
     }
 

@@ -64,9 +64,11 @@ public final class ElfFile implements AutoCloseable {
             var mapped = ch.map(FileChannel.MapMode.READ_ONLY, 0, length);
             return new ElfFile(name, mapped);
         } catch (NoSuchFileException e) {
-            throw new ElfFormatException(name, "no such file");
+            throw ElfFormatException.unreadable(name, "no such file");
+        } catch (java.nio.file.AccessDeniedException e) {
+            throw ElfFormatException.unreadable(name, "permission denied");
         } catch (IOException e) {
-            throw new ElfFormatException(name, "cannot read it: " + e.getMessage());
+            throw ElfFormatException.unreadable(name, Files.isDirectory(path) ? "it is a directory" : String.valueOf(e.getMessage()));
         }
     }
 
