@@ -29,6 +29,7 @@ public final class Main implements Runnable {
         return new Object[] {
             new InspectCommand(),
             new StacksCommand(),
+            new DiffCommand(),
         };
     }
 
