@@ -183,7 +183,14 @@ final class BuildRecord {
                         c.object()));
             }
         }
-        for (LinkMap.ArchiveMember am : LinkMap.archiveMembers(link.map())) {
+        LinkMap map = LinkMap.read(link.map());
+        for (String member : map.thinMembers()) {
+            Path real = realOrNull(link.cwd().resolve(member));
+            if (real != null && real.startsWith(tree) && isRelocatable(real) && seen.add(real)) {
+                out.add(new TargetObject("tree:" + tree.relativize(real), real));
+            }
+        }
+        for (LinkMap.ArchiveMember am : map.archiveMembers()) {
             Path archive = realOrNull(link.cwd().resolve(am.archive()));
             if (archive == null || !archive.startsWith(tree) || !Files.isRegularFile(archive)) {
                 continue;
