@@ -1,7 +1,6 @@
 package dev.suture.build;
 
 import dev.suture.SutureException.Kind;
-import dev.suture.elf.ElfFile;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -62,13 +61,119 @@ public final class SourceBuild {
      * build has come last), and the keys of the objects that differ between the builds.
      */
     public record TargetObjects(Target target, Path originalOutput, Path patchedOutput,
-                                List<Path> original, List<Path> patched, List<String> changed) {}
+                                List<Path> original, List<Path> patched, List<String> changed,
+                                List<String> originalKeys, List<String> patchedKeys) {}
 
     /** The scratch builds, finished: each target's objects, what patch(1) said, and how long it took. */
     public record Prepared(Path workDir, List<TargetObjects> targets, List<String> warnings,
                            Duration copyTime, Duration buildTime) {}
 
+    /**
+     * What became of one target: the patch the diff engine wrote ({@code diff}), or null and why nothing changed.
+     * {@code deployed} is null when the patch is for the original build's own output. {@code changedObjects} are
+     * the objects that differ between the builds, named as in the tree.
+     */
+    public record TargetResult(Target target, Path deployed, List<String> changedObjects, DiffResult diff,
+                               String unchanged) {}
+
+    /** The outcome of {@code suture build}; {@code workDir} is where the scratch trees were kept, or null. */
+    public record Result(List<TargetResult> targets, List<String> warnings, Duration copyTime, Duration buildTime,
+                         Duration diffTime, Path workDir) {}
+
     private SourceBuild() {}
+
+    /**
+     * The whole of {@code suture build}: scratch builds in a temporary directory (removed afterwards unless
+     * {@link Request#keepWork()}), then one patch per changed target in {@link Request#outputDir()}.
+     */
+    public static Result run(Request request) throws IOException {
+        Path work = Files.createTempDirectory("suture-build-");
+        try {
+            Prepared prepared = prepare(request, work);
+            return diff(request, prepared);
+        } finally {
+            if (!request.keepWork()) {
+                delete(work);
+            }
+        }
+    }
+
+    /**
+     * Diffs every target whose objects changed, writing {@code <build-id>.suture} into the output directory.
+     * Fails (DOES_NOT_FIT) when the diff engine refuses a target, or when no target changed at all.
+     */
+    public static Result diff(Request request, Prepared prepared) throws IOException {
+        Files.createDirectories(request.outputDir());
+        long start = System.nanoTime();
+        var results = new ArrayList<TargetResult>();
+        var refusals = new ArrayList<String>();
+        int index = 0;
+        for (TargetObjects t : prepared.targets()) {
+            Path deployed = t.target().deployed() != null ? t.target().deployed() : t.originalOutput();
+            List<String> changed = t.changed().stream().map(SourceBuild::shown).toList();
+            if (changed.isEmpty()) {
+                results.add(new TargetResult(t.target(), t.target().deployed(), changed, null, "no object differs"));
+                continue;
+            }
+            Path stage = prepared.workDir().resolve("diff").resolve(Integer.toString(index++));
+            var diffRequest = new DiffRequest(deployed, stage(t.originalKeys(), t.original(), stage.resolve("original")),
+                    stage(t.patchedKeys(), t.patched(), stage.resolve("patched")), null, request.force());
+            try {
+                results.add(new TargetResult(t.target(), t.target().deployed(), changed,
+                        Differ.diff(diffRequest, request.outputDir()), null));
+            } catch (DiffRefusedException e) {
+                if (e.getMessage().startsWith(NO_FUNCTION_CHANGED)) {
+                    results.add(new TargetResult(t.target(), t.target().deployed(), changed, null,
+                            "objects differ but no function changed"));
+                } else {
+                    refusals.add(t.target().path() + ": " + e.getMessage());
+                }
+            }
+        }
+        Duration diffTime = Duration.ofNanos(System.nanoTime() - start);
+        if (!refusals.isEmpty()) {
+            var written = results.stream().filter(r -> r.diff() != null)
+                    .map(r -> r.target().path() + " -> " + r.diff().patchFile()).toList();
+            throw new SourceBuildException(Kind.DOES_NOT_FIT, String.join("\n", refusals)
+                    + (written.isEmpty() ? "" : "\n(patches written for the other targets: "
+                    + String.join(", ", written) + ")"));
+        }
+        if (results.stream().allMatch(r -> r.diff() == null)) {
+            throw new SourceBuildException(Kind.DOES_NOT_FIT, "the diffs change no function in any target ("
+                    + String.join(", ", results.stream().map(r -> r.target().path() + ": " + r.unchanged()).toList())
+                    + "); no patch written. Does the diff touch code that these targets are built from?");
+        }
+        return new Result(List.copyOf(results), prepared.warnings(), prepared.copyTime(), prepared.buildTime(),
+                diffTime, request.keepWork() ? prepared.workDir() : null);
+    }
+
+    /** How the diff engine says that the objects differ in nothing a patch could carry. */
+    private static final String NO_FUNCTION_CHANGED = "no function changed";
+
+    /**
+     * Links the objects under {@code dir} by their keys, so that the diff engine, which pairs objects by their
+     * path relative to a common directory, pairs each original object with its patched counterpart.
+     */
+    private static List<Path> stage(List<String> keys, List<Path> objects, Path dir) throws IOException {
+        var staged = new ArrayList<Path>();
+        for (int i = 0; i < objects.size(); i++) {
+            String rel = keys.get(i).replaceFirst(":", "/").replace(':', '/').replace("(", "/").replace(")", "");
+            rel = Path.of("/", rel).normalize().toString().substring(1).replace("..", "__");
+            if (!rel.endsWith(".o") && !rel.endsWith(".lo")) {
+                rel += ".o";
+            }
+            Path link = dir.resolve(rel);
+            Files.createDirectories(link.getParent());
+            Files.createSymbolicLink(link, objects.get(i));
+            staged.add(link);
+        }
+        return staged;
+    }
+
+    /** An object key as a person reads it: the path in the tree, or the source it was compiled from. */
+    private static String shown(String key) {
+        return key.startsWith("tree:") ? key.substring(5) : key;
+    }
 
     /**
      * Copies, patches and builds both trees in {@code workDir} (which must exist and be empty) and resolves every
@@ -241,29 +346,37 @@ public final class SourceBuild {
         Map<String, Path> byKey = new LinkedHashMap<>();
         next.objects().forEach(o -> byKey.put(o.key(), o.path()));
         var originalPaths = new ArrayList<Path>();
+        var originalKeys = new ArrayList<String>();
         var patchedPaths = new ArrayList<Path>();
+        var patchedKeys = new ArrayList<String>();
         var changed = new ArrayList<String>();
-        var originalOnly = new ArrayList<Path>();
+        var originalOnly = new ArrayList<BuildRecord.TargetObject>();
         for (BuildRecord.TargetObject o : orig.objects()) {
             Path counterpart = byKey.remove(o.key());
             if (counterpart == null) {
-                originalOnly.add(o.path());
+                originalOnly.add(o);
                 changed.add(o.key());
             } else {
                 originalPaths.add(o.path());
+                originalKeys.add(o.key());
                 patchedPaths.add(counterpart);
+                patchedKeys.add(o.key());
                 if (!sameBytes(o.path(), counterpart)) {
                     changed.add(o.key());
                 }
             }
         }
-        originalPaths.addAll(originalOnly);
+        originalOnly.forEach(o -> {
+            originalPaths.add(o.path());
+            originalKeys.add(o.key());
+        });
         byKey.forEach((key, path) -> {
             patchedPaths.add(path);
+            patchedKeys.add(key);
             changed.add(key);
         });
         return new TargetObjects(target, orig.output(), next.output(), List.copyOf(originalPaths),
-                List.copyOf(patchedPaths), List.copyOf(changed));
+                List.copyOf(patchedPaths), List.copyOf(changed), List.copyOf(originalKeys), List.copyOf(patchedKeys));
     }
 
     private record Resolved(Path output, List<BuildRecord.TargetObject> objects) {}
@@ -313,14 +426,6 @@ public final class SourceBuild {
             return sameBytes(a, b);
         } catch (IOException e) {
             return false;
-        }
-    }
-
-    /** The build-id of a binary, which names its patch file. */
-    static String buildId(Path binary) {
-        try (ElfFile elf = ElfFile.open(binary)) {
-            return elf.buildId().orElseThrow(() -> new SourceBuildException(Kind.BAD_INPUT, binary
-                    + " has no build-id note (NT_GNU_BUILD_ID); link it with -Wl,--build-id so patches can name it"));
         }
     }
 

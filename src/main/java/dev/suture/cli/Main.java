@@ -28,6 +28,7 @@ public final class Main implements Runnable {
     static Object[] subcommands() {
         return new Object[] {
                 new DiffCommand(),
+                new BuildCommand(),
         };
     }
 

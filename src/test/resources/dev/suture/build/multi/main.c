@@ -4,7 +4,7 @@
 int square(int a);
 void greet(const char *name);
 
-void report(int i) {
+__attribute__((noinline)) void report(int i) {
     printf("square(%d) = %d\n", i, square(i));
     fflush(stdout);
 }
