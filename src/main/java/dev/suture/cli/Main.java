@@ -30,6 +30,8 @@ public final class Main implements Runnable {
             new InspectCommand(),
             new StacksCommand(),
             new DiffCommand(),
+                new DiffCommand(),
+                new BuildCommand(),
         };
     }
 
