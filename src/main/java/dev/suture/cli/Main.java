@@ -30,8 +30,7 @@ public final class Main implements Runnable {
             new InspectCommand(),
             new StacksCommand(),
             new DiffCommand(),
-                new DiffCommand(),
-                new BuildCommand(),
+            new BuildCommand(),
         };
     }
 
