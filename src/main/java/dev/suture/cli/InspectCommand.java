@@ -48,7 +48,7 @@ public final class InspectCommand implements Callable<Integer> {
 
     /** The extra parts, in output order; a new kind of file adds its part here. */
     static List<InspectPart> parts() {
-        return List.of();
+        return List.of(new PatchInspectPart());
     }
 
     @Override
