@@ -162,6 +162,18 @@ public final class InspectCommand implements Callable<Integer> {
                 t -> facts.row("TLS", "template at " + hex(t.p_vaddr()) + ", " + t.p_filesz() + " bytes initialized, "
                         + t.p_memsz() + " bytes total, align " + t.p_align()),
                 () -> facts.row("TLS", "none"));
+        var defined = new StringJoiner(", ");
+        for (var v : elf.versionDefinitions()) {
+            defined.add(v.isBase() ? v.name() + " (base)" : v.name());
+        }
+        if (defined.length() > 0) {
+            facts.row("versions", "defines " + defined);
+        }
+        var byFile = new java.util.LinkedHashMap<String, StringJoiner>();
+        for (var r : elf.versionRequirements()) {
+            byFile.computeIfAbsent(r.file(), f -> new StringJoiner(", ", f + ": ", "")).add(r.name());
+        }
+        byFile.values().forEach(v -> facts.row("versions", "needs " + v));
         facts.row("symbols", symbolCount(elf.symbols(), ".symtab") + ", " + symbolCount(elf.dynamicSymbols(), ".dynsym"));
         var relocCounts = new StringJoiner(", ");
         for (var rs : elf.relocationSections()) {
@@ -284,6 +296,22 @@ public final class InspectCommand implements Callable<Integer> {
             o.put("memsz", t.p_memsz());
             o.put("align", t.p_align());
         }, () -> d.putNull("tls"));
+        var defs = d.putArray("versionDefinitions");
+        for (var v : elf.versionDefinitions()) {
+            var o = defs.addObject();
+            o.put("index", v.index());
+            o.put("name", v.name());
+            o.put("base", v.isBase());
+            var parents = o.putArray("parents");
+            v.parents().forEach(parents::add);
+        }
+        var reqs = d.putArray("versionRequirements");
+        for (var r : elf.versionRequirements()) {
+            var o = reqs.addObject();
+            o.put("file", r.file());
+            o.put("name", r.name());
+            o.put("index", r.index());
+        }
         var counts = d.putObject("symbolCounts");
         counts.put("symtab", Math.max(0, elf.symbols().size() - 1));
         counts.put("dynsym", Math.max(0, elf.dynamicSymbols().size() - 1));

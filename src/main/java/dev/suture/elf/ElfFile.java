@@ -314,6 +314,16 @@ public final class ElfFile implements AutoCloseable {
         return Optional.of(new DebugLink(file, data.getInt(off + (int) crcOff)));
     }
 
+    /** The symbol versions this file defines (.gnu.version_d), in table order; empty if none. */
+    public List<VersionDefinition> versionDefinitions() {
+        return versions().definitions;
+    }
+
+    /** The symbol versions this file needs from its libraries (.gnu.version_r), in table order; empty if none. */
+    public List<VersionRequirement> versionRequirements() {
+        return versions().requirements;
+    }
+
     /** The {@code .eh_frame} section (call frame information for unwinding), if present. */
     public Optional<Section> ehFrame() {
         return section(".eh_frame");

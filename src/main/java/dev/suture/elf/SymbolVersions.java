@@ -15,21 +15,15 @@ import java.util.Map;
 final class SymbolVersions {
     static final SymbolVersions NONE = new SymbolVersions(null, null, List.of(), List.of());
 
-    /** A version this file defines: index as used in .gnu.version, flags (VER_FLG_BASE...), name, parents. */
-    record Definition(int index, int flags, String name, List<String> parents) {}
-
-    /** A version this file needs from {@code file}; {@code index} is what .gnu.version entries use for it. */
-    record Requirement(String file, String name, int index, int flags) {}
-
     private final ByteBuffer versym;
     private final Section versymSection;
-    final List<Definition> definitions;
-    final List<Requirement> requirements;
+    final List<VersionDefinition> definitions;
+    final List<VersionRequirement> requirements;
     private final Map<Integer, String> defined = new HashMap<>();
     private final Map<Integer, String> needed = new HashMap<>();
 
-    private SymbolVersions(ByteBuffer versym, Section versymSection, List<Definition> definitions,
-                           List<Requirement> requirements) {
+    private SymbolVersions(ByteBuffer versym, Section versymSection, List<VersionDefinition> definitions,
+                           List<VersionRequirement> requirements) {
         this.versym = versym;
         this.versymSection = versymSection;
         this.definitions = definitions;
@@ -47,8 +41,8 @@ final class SymbolVersions {
         if (versymSec.isEmpty()) {
             return NONE;
         }
-        var defs = new ArrayList<Definition>();
-        var reqs = new ArrayList<Requirement>();
+        var defs = new ArrayList<VersionDefinition>();
+        var reqs = new ArrayList<VersionRequirement>();
         var verdef = elf.sectionOfType(SHT_GNU_verdef);
         if (verdef.isPresent()) {
             readDefinitions(elf, verdef.get(), defs);
@@ -99,7 +93,7 @@ final class SymbolVersions {
         return n == null ? null : new Version(n, true);
     }
 
-    private static void readDefinitions(ElfFile elf, Section sec, List<Definition> out) {
+    private static void readDefinitions(ElfFile elf, Section sec, List<VersionDefinition> out) {
         var b = elf.contents(sec);
         var strings = elf.linkedStrings(sec);
         String where = elf.describe(sec);
@@ -134,7 +128,7 @@ final class SymbolVersions {
                 }
                 a += an;
             }
-            out.add(new Definition(ndx, flags, name == null ? "" : name, List.copyOf(parents)));
+            out.add(new VersionDefinition(ndx, flags, name == null ? "" : name, List.copyOf(parents)));
             if (next == 0) {
                 break;
             }
@@ -142,7 +136,7 @@ final class SymbolVersions {
         }
     }
 
-    private static void readRequirements(ElfFile elf, Section sec, List<Requirement> out) {
+    private static void readRequirements(ElfFile elf, Section sec, List<VersionRequirement> out) {
         var b = elf.contents(sec);
         var strings = elf.linkedStrings(sec);
         String where = elf.describe(sec);
@@ -166,7 +160,7 @@ final class SymbolVersions {
                 int flags = Short.toUnsignedInt(b.getShort(ao + 4));
                 int other = Short.toUnsignedInt(b.getShort(ao + 6));
                 String name = strings.at(Integer.toUnsignedLong(b.getInt(ao + 8)), where);
-                out.add(new Requirement(file, name, other, flags));
+                out.add(new VersionRequirement(file, name, other, flags));
                 long an = Integer.toUnsignedLong(b.getInt(ao + 12));
                 if (an == 0) {
                     break;

@@ -72,6 +72,7 @@ class InspectCommandTest {
         assertTrue(text.contains("\n  build-id     " + buildId() + "\n"), text);
         assertTrue(text.contains("\n  interpreter  /lib64/ld-linux-x86-64.so.2\n"), text);
         assertTrue(text.contains("\n  needed       libc.so.6\n"), text);
+        assertTrue(Pattern.compile("\n  versions     needs libc.so.6: [^\n]*GLIBC_2.2.5").matcher(text).find(), text);
         assertTrue(Pattern.compile("\n  TLS          template at 0x[0-9a-f]+, 8 bytes initialized, 8 bytes total")
                 .matcher(text).find(), text);
         // Every section line of the table starts its name in the same column.

@@ -181,6 +181,63 @@ class ReadelfComparisonTest {
         }
     }
 
+    @ParameterizedTest
+    @MethodSource("files")
+    void versionTablesMatch(Path file) throws IOException {
+        var defs = new ArrayList<String>();
+        var needs = new ArrayList<String>();
+        String file_ = null;
+        var def = Pattern.compile("Flags: (\\S+)\\s+Index: (\\d+)\\s+Cnt: \\d+\\s+Name: (\\S+)");
+        var parent = Pattern.compile("Parent \\d+: (\\S+)");
+        var needFile = Pattern.compile("Version: \\d+\\s+File: (\\S+)\\s+Cnt: \\d+");
+        var needName = Pattern.compile("Name: (\\S+)\\s+Flags: (\\S+)\\s+Version: (\\d+)");
+        for (String line : Readelf.run(file, "-V").split("\n")) {
+            var m = def.matcher(line);
+            if (m.find()) {
+                defs.add(m.group(2) + " " + m.group(3) + " " + m.group(1));
+                continue;
+            }
+            m = parent.matcher(line);
+            if (m.find()) {
+                defs.set(defs.size() - 1, defs.getLast() + " <" + m.group(1));
+                continue;
+            }
+            m = needFile.matcher(line);
+            if (m.find()) {
+                file_ = m.group(1);
+                continue;
+            }
+            m = needName.matcher(line);
+            if (m.find()) {
+                needs.add(file_ + " " + m.group(1) + " " + m.group(3) + " " + m.group(2));
+            }
+        }
+        try (var elf = ElfFile.open(file)) {
+            var actualDefs = new ArrayList<String>();
+            for (var d : elf.versionDefinitions()) {
+                var sb = new StringBuilder(d.index() + " " + d.name() + " " + flags(d.flags()));
+                d.parents().forEach(p -> sb.append(" <").append(p));
+                actualDefs.add(sb.toString());
+            }
+            var actualNeeds = new ArrayList<String>();
+            for (var r : elf.versionRequirements()) {
+                actualNeeds.add(r.file() + " " + r.name() + " " + r.index() + " " + flags(r.flags()));
+            }
+            assertLines(file + " version definitions", defs, actualDefs);
+            assertLines(file + " version requirements", needs, actualNeeds);
+        }
+    }
+
+    private static String flags(int f) {
+        if (f == 0) {
+            return "none";
+        }
+        var parts = new ArrayList<String>();
+        if ((f & ElfConstants.VER_FLG_BASE) != 0) parts.add("BASE");
+        if ((f & ElfConstants.VER_FLG_WEAK) != 0) parts.add("WEAK");
+        return String.join("|", parts);
+    }
+
     @Test
     void versionedLibrarySymbols() throws IOException {
         try (var elf = ElfFile.open(library)) {
