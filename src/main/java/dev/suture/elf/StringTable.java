@@ -15,7 +15,7 @@ final class StringTable {
     private final int size;
     private final String file;
     private final String what;
-    private int[] nuls; // table-relative positions of every NUL, ascending
+    private volatile int[] nuls; // table-relative positions of every NUL, ascending; computed once
 
     StringTable(ByteBuffer data, int start, int size, String file, String what) {
         this.data = data;
@@ -49,6 +49,7 @@ final class StringTable {
     }
 
     private int nextNul(int from) {
+        int[] nuls = this.nuls;
         if (nuls == null) {
             int count = 0;
             for (int i = 0; i < size; i++) {
@@ -62,7 +63,7 @@ final class StringTable {
                     found[k++] = i;
                 }
             }
-            nuls = found;
+            this.nuls = nuls = found;
         }
         int i = Arrays.binarySearch(nuls, from);
         if (i < 0) {

@@ -238,6 +238,31 @@ class ReadelfComparisonTest {
         return String.join("|", parts);
     }
 
+    @ParameterizedTest
+    @MethodSource("files")
+    void notesAndDynamicTagsMatch(Path file) throws IOException {
+        var notes = new ArrayList<String>();
+        var note = Pattern.compile("^\\s+(\\S+)\\s+0x([0-9a-f]+)\\s+(NT_\\w+|Unknown note type: \\(0x([0-9a-f]+)\\))");
+        for (String line : Readelf.run(file, "-n").split("\n")) {
+            var m = note.matcher(line);
+            if (m.find()) {
+                notes.add(m.group(1) + " " + Long.parseLong(m.group(2), 16));
+            }
+        }
+        var tags = new ArrayList<String>();
+        var tag = Pattern.compile("^\\s*0x([0-9a-f]{16}) \\(");
+        for (String line : Readelf.run(file, "-d").split("\n")) {
+            var m = tag.matcher(line);
+            if (m.find()) {
+                tags.add(Long.toHexString(Long.parseUnsignedLong(m.group(1), 16)));
+            }
+        }
+        try (var elf = ElfFile.open(file)) {
+            assertLines(file + " notes", notes, elf.notes().stream().map(n -> n.name() + " " + n.desc().length).toList());
+            assertLines(file + " dynamic tags", tags, elf.dynamic().stream().map(d -> Long.toHexString(d.d_tag())).toList());
+        }
+    }
+
     @Test
     void versionedLibrarySymbols() throws IOException {
         try (var elf = ElfFile.open(library)) {
