@@ -48,7 +48,7 @@ public final class Tracer implements AutoCloseable {
     // Everything below is touched only on the tracer thread.
     private final Map<Integer, Tracee> tracees = new LinkedHashMap<>();
     private boolean held;
-    private boolean vanished;
+    private volatile boolean vanished;
     private int tracerTid;
     private int memFd = -1;
     private final Injector injector = new Injector(this);
@@ -312,7 +312,26 @@ public final class Tracer implements AutoCloseable {
         }
     }
 
+    /**
+     * Runs {@code work} on the tracer thread. A failure that happens because the whole process is going (a thread
+     * vanished under us, /proc/PID/mem failing) becomes the one "process N vanished" failure.
+     */
     private <T> T call(Callable<T> work) {
+        try {
+            return callOnTracer(work);
+        } catch (SutureException e) {
+            if (e instanceof ProcessVanishedException && e.getMessage().startsWith("process " + pid + " vanished")) {
+                throw e;
+            }
+            if (vanished || ThreadState.processGone(pid, e instanceof ProcessVanishedException ? 200 : 0)) {
+                vanished = true;
+                throw ProcessVanishedException.process(pid, e instanceof SysException s ? s.call() : "an operation");
+            }
+            throw e;
+        }
+    }
+
+    private <T> T callOnTracer(Callable<T> work) {
         if (Thread.currentThread() == thread) {
             try {
                 return work.call();
