@@ -102,6 +102,9 @@ public final class Modules {
 
     public Optional<Resolved> resolve(String name) {
         for (var m : modules) {
+            if (m.path().equals("[vdso]")) {
+                continue; // on the debugger's list of objects, but not in the global lookup scope
+            }
             Symbol s = index(m).exported(name);
             if (s != null) {
                 return Optional.of(new Resolved(m, s, m.runtime(s.st_value())));

@@ -30,8 +30,8 @@ final class SymbolIndex {
                 }
             }
         }
-        // by address; at the same address the global name wins (it is what a person looks for)
-        all.sort(Comparator.comparingLong(Symbol::st_value).thenComparing(s -> s.isLocal() ? 1 : 0));
+        // by address; at one address the global name wins over weak and local aliases (what a person looks for)
+        all.sort(Comparator.comparingLong(Symbol::st_value).thenComparingInt(s -> s.isGlobal() ? 0 : s.isWeak() ? 1 : 2));
         starts = new long[all.size()];
         byAddress = new Symbol[all.size()];
         for (int i = 0; i < all.size(); i++) {
