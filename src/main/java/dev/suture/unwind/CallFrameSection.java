@@ -85,6 +85,11 @@ public final class CallFrameSection {
         return starts.length;
     }
 
+    /** The link-time start of the {@code i}-th indexed FDE (ascending). */
+    public long start(int i) {
+        return starts[i];
+    }
+
     /** Why part of the section was skipped when it was indexed (null if nothing was). */
     public String problem() {
         return problem;

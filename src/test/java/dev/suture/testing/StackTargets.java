@@ -15,9 +15,13 @@ public final class StackTargets {
     public static final String LIBRARY = """
             #include <time.h>
             volatile int lib_sink;
-            __attribute__((noinline)) void lib_sleep_in_lib(void) {
+            __attribute__((noinline)) static void lib_hidden_sleep(void) {
                 struct timespec ts = {1000, 0};
                 nanosleep(&ts, 0);
+                lib_sink++;
+            }
+            __attribute__((noinline)) void lib_sleep_in_lib(void) {
+                lib_hidden_sleep();
                 lib_sink++;
             }
             """;
@@ -80,6 +84,16 @@ public final class StackTargets {
                 for (;;) pause();
             }
             """;
+
+    /**
+     * Strips the library built in {@code dir} of its .symtab, keeping it in libstk.so.debug next to it, found
+     * through .gnu_debuglink (as distributions ship debug files).
+     */
+    public static void stripLibrary(Path dir) throws IOException {
+        Gcc.run(dir, "objcopy", "--only-keep-debug", "libstk.so", "libstk.so.debug");
+        Gcc.run(dir, "strip", "--strip-all", "libstk.so");
+        Gcc.run(dir, "objcopy", "--add-gnu-debuglink=libstk.so.debug", "libstk.so");
+    }
 
     /** Builds the library once in {@code dir} (as libstk.so) and the program with {@code flags}; returns the program. */
     public static Path build(Path dir, String name, String... flags) throws IOException {
