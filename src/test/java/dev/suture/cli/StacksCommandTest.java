@@ -111,6 +111,42 @@ class StacksCommandTest {
         }
     }
 
+    @Test
+    void unwindsThroughDebugFrameOfASeparateDebugFile() throws Exception {
+        // no .eh_frame for the library's code and no frame pointers: only .debug_frame in the debug file describes it
+        StackTargets.buildLibrary(dir, "-O2", "-fomit-frame-pointer", "-fno-asynchronous-unwind-tables",
+                "-fno-unwind-tables");
+        Path exe = StackTargets.build(dir, "debugframe", "-O2");
+        StackTargets.stripLibrary(dir);
+        try (var target = Target.start(exe)) {
+            target.awaitLine("ready", Duration.ofSeconds(20));
+            JsonNode thread = thread(stacksJson(target.pidInt(), true), "library");
+            List<String> names = libraryThread(stacksJson(target.pidInt(), true));
+            int at = names.indexOf("lib_hidden_sleep");
+            assertTrue(at > 0, names.toString());
+            assertEquals(List.of("lib_hidden_sleep", "lib_sleep_in_lib", "in_library"),
+                    names.subList(at, at + 3), names.toString());
+            assertEquals("outermost", thread.get("end").asText(), names.toString());
+            for (int i = at + 1; i <= at + 3; i++) {
+                assertEquals("cfi", thread.get("frames").get(i).get("method").asText(), names.toString());
+            }
+            // without the debug file the library has no CFI: frame pointers, which this code does not keep
+            JsonNode bare = thread(stacksJson(target.pidInt(), false), "library");
+            JsonNode next = bare.get("frames").get(at + 1);
+            assertTrue(next == null ? bare.get("end").asText().equals("error")
+                    : next.get("method").asText().equals("frame-pointer"), bare.toString());
+        }
+    }
+
+    private static JsonNode thread(JsonNode stacks, String name) {
+        for (JsonNode t : stacks.get("threads")) {
+            if (t.get("name").asText().equals(name)) {
+                return t;
+            }
+        }
+        throw new AssertionError("no thread named " + name + " in " + stacks);
+    }
+
     private static List<String> libraryThread(JsonNode stacks) {
         for (JsonNode t : stacks.get("threads")) {
             if (t.get("name").asText().equals("library")) {

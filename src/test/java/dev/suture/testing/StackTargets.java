@@ -95,11 +95,18 @@ public final class StackTargets {
         Gcc.run(dir, "objcopy", "--add-gnu-debuglink=libstk.so.debug", "libstk.so");
     }
 
+    /** Builds libstk.so in {@code dir} with {@code flags} (and -fPIC -shared). */
+    public static Path buildLibrary(Path dir, String... flags) throws IOException {
+        var all = new java.util.ArrayList<>(java.util.List.of(flags));
+        all.addAll(java.util.List.of("-fPIC", "-shared"));
+        return Gcc.compile(dir, "libstk.so", LIBRARY, all.toArray(String[]::new));
+    }
+
     /** Builds the library once in {@code dir} (as libstk.so) and the program with {@code flags}; returns the program. */
     public static Path build(Path dir, String name, String... flags) throws IOException {
         Path lib = dir.resolve("libstk.so");
         if (!lib.toFile().exists()) {
-            Gcc.compile(dir, "libstk.so", LIBRARY, "-O2", "-fPIC", "-shared");
+            buildLibrary(dir, "-O2");
         }
         // the library must come after the source on the command line (the linker resolves left to right)
         Path src = dir.resolve(name + ".c");
