@@ -67,6 +67,11 @@ public final class CallFrameSection {
         return bytes;
     }
 
+    /** True for .debug_frame (CIE pointers are section offsets, addresses absolute), false for .eh_frame. */
+    boolean isDebugFrame() {
+        return debugFrame;
+    }
+
     long address() {
         return address;
     }
