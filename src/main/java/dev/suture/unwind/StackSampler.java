@@ -85,23 +85,34 @@ public final class StackSampler {
     /** Stops the process, unwinds every thread, resumes it. */
     public Snapshot sample() {
         return tracer.run(() -> {
-            registersNanos = copyNanos = unwindNanos = 0;
             long t0 = System.nanoTime();
             tracer.stopAll();
             long t1 = System.nanoTime();
-            var out = new ArrayList<ThreadStack>();
+            List<ThreadStack> out;
             long t2;
             try {
-                for (int tid : tracer.threads()) {
-                    out.add(sampleThread(tid));
-                }
+                out = captureHeld();
             } finally {
                 t2 = System.nanoTime();
                 tracer.resumeAll();
             }
             long t3 = System.nanoTime();
-            return new Snapshot(List.copyOf(out), t1 - t0, t2 - t1, t3 - t2, registersNanos, copyNanos, unwindNanos);
+            return new Snapshot(out, t1 - t0, t2 - t1, t3 - t2, registersNanos, copyNanos, unwindNanos);
         });
+    }
+
+    /**
+     * Reads, copies and unwinds every thread of a process the caller holds stopped (between
+     * {@link Tracer#stopAll()} and {@link Tracer#resumeAll()}, inside {@link Tracer#run}): for callers that do
+     * more in the same window, such as installing a patch once no thread runs the code it replaces.
+     */
+    public List<ThreadStack> captureHeld() {
+        registersNanos = copyNanos = unwindNanos = 0;
+        var out = new ArrayList<ThreadStack>();
+        for (int tid : tracer.threads()) {
+            out.add(sampleThread(tid));
+        }
+        return List.copyOf(out);
     }
 
     private ThreadStack sampleThread(int tid) {
