@@ -3,18 +3,70 @@ package dev.suture.proc;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
 
-/** The scheduler state letter of a thread as /proc shows it (R, S, D, T, t, Z, X), '?' when it is gone. */
+/** What /proc says about a thread: its scheduler state letter (R, S, D, T, t, Z, X; '?' when gone). */
 public final class ThreadState {
+    /** PF_EXITING in the flags field of /proc/PID/task/TID/stat: the thread is in do_exit(). */
+    private static final long PF_EXITING = 0x4;
+
     private ThreadState() {}
 
     public static char of(int pid, int tid) {
-        try {
-            String stat = Files.readString(Path.of("/proc/" + pid + "/task/" + tid + "/stat"));
-            int close = stat.lastIndexOf(')');
-            return close >= 0 && close + 2 < stat.length() ? stat.charAt(close + 2) : '?';
-        } catch (IOException | RuntimeException e) {
+        String stat = stat(pid, tid);
+        if (stat == null) {
             return '?';
+        }
+        int close = stat.lastIndexOf(')');
+        return close >= 0 && close + 2 < stat.length() ? stat.charAt(close + 2) : '?';
+    }
+
+    /** True when the thread is gone, a zombie, or already exiting. */
+    static boolean dying(int pid, int tid) {
+        String stat = stat(pid, tid);
+        if (stat == null) {
+            return true;
+        }
+        int close = stat.lastIndexOf(')');
+        String[] f = stat.substring(close + 2).split(" ");
+        char state = f[0].charAt(0);
+        long flags = f.length > 6 ? Long.parseUnsignedLong(f[6]) : 0;
+        return state == 'Z' || state == 'X' || (flags & PF_EXITING) != 0;
+    }
+
+    /** True when every thread of the process is dying or gone (after waiting up to {@code waitMillis} for it). */
+    static boolean processGone(int pid, long waitMillis) {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(waitMillis);
+        while (true) {
+            if (allDying(pid)) {
+                return true;
+            }
+            if (System.nanoTime() >= deadline) {
+                return false;
+            }
+            LockSupport.parkNanos(1_000_000);
+        }
+    }
+
+    private static boolean allDying(int pid) {
+        try (var tasks = Files.newDirectoryStream(Path.of("/proc/" + pid + "/task"))) {
+            for (Path p : tasks) {
+                if (!dying(pid, Integer.parseInt(p.getFileName().toString()))) {
+                    return false;
+                }
+            }
+            return true;
+        } catch (IOException | RuntimeException e) {
+            return true; // no /proc/PID any more
+        }
+    }
+
+    private static String stat(int pid, int tid) {
+        try {
+            return Files.readString(Path.of("/proc/" + pid + "/task/" + tid + "/stat"));
+        } catch (IOException | RuntimeException e) {
+            return null;
         }
     }
 }

@@ -48,9 +48,10 @@ public final class Tracer implements AutoCloseable {
     // Everything below is touched only on the tracer thread.
     private final Map<Integer, Tracee> tracees = new LinkedHashMap<>();
     private boolean held;
-    private boolean vanished;
+    private volatile boolean vanished;
     private int tracerTid;
     private int memFd = -1;
+    private final Injector injector = new Injector(this);
 
     /** What we know of one traced thread. */
     static final class Tracee {
@@ -60,8 +61,8 @@ public final class Tracer implements AutoCloseable {
         Stop stop = Stop.NONE;
         /** A signal that stopped the thread on its way in (signal-delivery-stop): passed on when it resumes. */
         int pendingSignal;
-        /** A signal swallowed while we ran code on this thread: sent again with tgkill when it resumes. */
-        int requeueSignal;
+        /** Signals (bit n-1 for signal n) swallowed while we ran code on this thread: sent again when it resumes. */
+        long requeueSignals;
         /** The last stop said the whole process is in group-stop (SIGSTOP and friends). */
         boolean groupStopped;
 
@@ -234,6 +235,47 @@ public final class Tracer implements AutoCloseable {
         }
     }
 
+    // ---- remote system calls ----
+
+    /**
+     * mmap(2) run inside the process by a borrowed held thread (the process is stopped for it if it runs); returns
+     * the address of the new mapping.
+     */
+    public long mmap(long address, long length, int prot, int flags) {
+        return call(() -> injector.mmap(address, length, prot, flags));
+    }
+
+    /**
+     * An anonymous private mapping of {@code length} bytes placed where a rel32 jump reaches it from every byte of
+     * [{@code from}, {@code to}) (e.g. a module's text), nearest first (MAP_FIXED_NOREPLACE).
+     */
+    public long mmapNear(long from, long to, long length, int prot) {
+        return call(() -> {
+            SutureException last = null;
+            for (int attempt = 0; attempt < 3; attempt++) {
+                long at = Maps.findFreeWithin(Maps.read(pid), from, to, length);
+                try {
+                    return injector.mmap(at, length, prot, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS
+                            | Mman.MAP_FIXED_NOREPLACE);
+                } catch (SysException e) {
+                    if (e.errno() != Errno.EEXIST) {
+                        throw e;
+                    }
+                    last = e; // the process mapped something there meanwhile: look again
+                }
+            }
+            throw last;
+        });
+    }
+
+    public void munmap(long address, long length) {
+        call(() -> injector.syscall("munmap", Injector.SYS_MUNMAP, address, length, 0, 0, 0, 0));
+    }
+
+    public void mprotect(long address, long length, int prot) {
+        call(() -> injector.syscall("mprotect", Injector.SYS_MPROTECT, address, length, prot, 0, 0, 0));
+    }
+
     // ---- the tracer thread ----
 
     private void loop() {
@@ -270,7 +312,26 @@ public final class Tracer implements AutoCloseable {
         }
     }
 
+    /**
+     * Runs {@code work} on the tracer thread. A failure that happens because the whole process is going (a thread
+     * vanished under us, /proc/PID/mem failing) becomes the one "process N vanished" failure.
+     */
     private <T> T call(Callable<T> work) {
+        try {
+            return callOnTracer(work);
+        } catch (SutureException e) {
+            if (e instanceof ProcessVanishedException && e.getMessage().startsWith("process " + pid + " vanished")) {
+                throw e;
+            }
+            if (vanished || ThreadState.processGone(pid, e instanceof ProcessVanishedException ? 200 : 0)) {
+                vanished = true;
+                throw ProcessVanishedException.process(pid, e instanceof SysException s ? s.call() : "an operation");
+            }
+            throw e;
+        }
+    }
+
+    private <T> T callOnTracer(Callable<T> work) {
         if (Thread.currentThread() == thread) {
             try {
                 return work.call();
@@ -600,9 +661,7 @@ public final class Tracer implements AutoCloseable {
             if (t.state != State.STOPPED) {
                 continue;
             }
-            if (t.requeueSignal != 0) {
-                requeue(t);
-            }
+            requeue(t);
             if (t.stop == Stop.GROUP) {
                 listen(t);
             } else {
@@ -613,13 +672,18 @@ public final class Tracer implements AutoCloseable {
         }
     }
 
+    /** Sends again, to the same thread, the signals it dequeued while it ran a system call for us. */
     private void requeue(Tracee t) {
-        try {
-            Syscalls.tgkill(pid, t.tid, t.requeueSignal);
-        } catch (ProcessVanishedException e) {
-            // gone: nothing to deliver to
+        for (int sig = 1; t.requeueSignals != 0 && sig <= 64; sig++) {
+            if ((t.requeueSignals & (1L << (sig - 1))) != 0) {
+                t.requeueSignals &= ~(1L << (sig - 1));
+                try {
+                    Syscalls.tgkill(pid, t.tid, sig);
+                } catch (ProcessVanishedException e) {
+                    // gone: nothing to deliver to
+                }
+            }
         }
-        t.requeueSignal = 0;
     }
 
     private void releaseAll() {
@@ -633,9 +697,7 @@ public final class Tracer implements AutoCloseable {
             }
         }
         for (var t : List.copyOf(tracees.values())) {
-            if (t.requeueSignal != 0) {
-                requeue(t);
-            }
+            requeue(t);
             int sig = t.stop == Stop.SIGNAL ? t.pendingSignal : 0;
             int errno = Syscalls.ptraceErrno(Ptrace.PTRACE_DETACH, t.tid, 0, sig);
             if (errno != 0) {
@@ -681,8 +743,46 @@ public final class Tracer implements AutoCloseable {
         return held;
     }
 
-    void markVanished() {
-        vanished = true;
+    /**
+     * After a tracee died under us: if the whole process is going (its leader is a zombie or gone), reaps what is
+     * left and returns the "process vanished" failure; otherwise drops just that thread and returns null.
+     */
+    ProcessVanishedException threadDied(Tracee t, String during) {
+        tracees.remove(t.tid);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);
+        while (System.nanoTime() < deadline) {
+            char leader = ThreadState.of(pid, pid);
+            if (leader == 'Z' || leader == 'X' || leader == '?' || t.tid == pid) {
+                reapAll();
+                vanished = true;
+                return ProcessVanishedException.process(pid, during);
+            }
+            if (tracees.values().stream().allMatch(o -> ThreadState.of(pid, o.tid) == 't')) {
+                return null; // the others are alive and held: only this thread ended
+            }
+            LockSupport.parkNanos(1_000_000);
+        }
+        return null;
+    }
+
+    /** Reaps the zombies of a dead process that we still owe a wait (bounded), so its parent can reap it. */
+    private void reapAll() {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);
+        while (!tracees.isEmpty() && System.nanoTime() < deadline) {
+            for (var t : List.copyOf(tracees.values())) {
+                try {
+                    var ws = Syscalls.waitpid(t.tid, Ptrace.WNOHANG | Ptrace.__WALL);
+                    if (ws != null && ws.gone()) {
+                        tracees.remove(t.tid);
+                    }
+                } catch (SysException e) {
+                    tracees.remove(t.tid);
+                }
+            }
+            if (!tracees.isEmpty()) {
+                LockSupport.parkNanos(200_000);
+            }
+        }
         tracees.clear();
     }
 
@@ -745,7 +845,4 @@ public final class Tracer implements AutoCloseable {
         }
     }
 
-    int pidValue() {
-        return pid;
-    }
 }
