@@ -27,7 +27,10 @@ public final class Main implements Runnable {
     /** Every registered subcommand; only commands that work belong here. */
     static Object[] subcommands() {
         return new Object[] {
+            new InspectCommand(),
             new StacksCommand(),
+            new DiffCommand(),
+            new BuildCommand(),
         };
     }
 

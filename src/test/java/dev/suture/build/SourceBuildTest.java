@@ -1,0 +1,146 @@
+package dev.suture.build;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.suture.SutureException.Kind;
+import dev.suture.testing.Gcc;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The scratch builds of {@code suture build}: copies, patch(1), the compiler wrapper, and each target's objects. */
+class SourceBuildTest {
+
+    @TempDir
+    Path dir;
+
+    private Path work() throws IOException {
+        return Files.createDirectories(dir.resolve("work"));
+    }
+
+    @Test
+    void multiFileProjectGivesEachTargetItsObjects() throws IOException {
+        Path src = BuildProjects.multi(dir);
+        Path diff = BuildProjects.file(dir, "multi-fix.diff");
+        var prepared = SourceBuild.prepare(BuildProjects.request(src, List.of(diff), "make prog tool libgreet.so",
+                "prog", "libgreet.so", "tool"), work());
+        Map<String, SourceBuild.TargetObjects> byTarget = prepared.targets().stream()
+                .collect(Collectors.toMap(t -> t.target().path(), Function.identity()));
+
+        var prog = byTarget.get("prog");
+        // main.o and util.o from the command line; add.o and mul.o pulled out of libmath.a; unused.o is in the
+        // archive but nothing references it, so it is not part of prog.
+        assertEquals(List.of("main.o", "util.o", "mul.o", "add.o"), names(prog.original()), prog.toString());
+        assertEquals(names(prog.original()), names(prog.patched()));
+        assertEquals(List.of("tree:main.o", "tree:mul.o"), prog.changed());
+
+        var lib = byTarget.get("libgreet.so");
+        assertEquals(List.of("pic/greet.o", "pic/fmt.o"), relative(prepared.workDir().resolve("original"), lib.original()));
+        assertEquals(List.of("tree:pic/fmt.o"), lib.changed());
+
+        var tool = byTarget.get("tool");
+        assertEquals(List.of("tool.o", "add.o"), names(tool.original()));
+        assertEquals(List.of(), tool.changed());
+
+        // The objects come from the scratch copies, compiled with one section per function.
+        assertTrue(prog.patched().getFirst().startsWith(prepared.workDir().resolve("patched").toRealPath()));
+        String sections = Gcc.run(dir, "readelf", "-SW", prog.patched().get(2).toString());
+        assertTrue(sections.contains(".text.mul"), sections);
+        // Source paths in the objects name --src, not the scratch copy.
+        String strings = Gcc.run(dir, "strings", "-a", prog.original().get(2).toString());
+        assertTrue(!strings.contains(prepared.workDir().toString()), strings);
+    }
+
+    @Test
+    void oneLineCommandKeepsTheObjectGccWouldDelete() throws IOException {
+        Path src = Files.createDirectories(dir.resolve("single"));
+        Files.writeString(src.resolve("prog.c"), """
+                #include <stdio.h>
+                int answer(void) { return 41; }
+                int main(void) { printf("%d\\n", answer()); return 0; }
+                """);
+        Path diff = Files.writeString(dir.resolve("fix.diff"), """
+                --- a/prog.c
+                +++ b/prog.c
+                @@ -1,3 +1,3 @@
+                 #include <stdio.h>
+                -int answer(void) { return 41; }
+                +int answer(void) { return 42; }
+                 int main(void) { printf("%d\\n", answer()); return 0; }
+                """);
+        var prepared = SourceBuild.prepare(BuildProjects.request(src, List.of(diff), "gcc -O2 -o prog prog.c",
+                "prog"), work());
+        var prog = prepared.targets().getFirst();
+        assertEquals(1, prog.original().size(), prog.toString());
+        assertEquals(1, prog.patched().size(), prog.toString());
+        assertEquals(List.of("compiled:prog:prog.c"), prog.changed());
+        String sections = Gcc.run(dir, "readelf", "-SW", prog.patched().getFirst().toString());
+        assertTrue(sections.contains(".text.answer"), sections);
+        // The linked programs behave as their sources say.
+        assertEquals("41\n", Gcc.run(dir, prog.originalOutput().toString()));
+        assertEquals("42\n", Gcc.run(dir, prog.patchedOutput().toString()));
+    }
+
+    @Test
+    void diffThatDoesNotApplyShowsWhatPatchSaid() throws IOException {
+        Path src = BuildProjects.multi(dir);
+        Path diff = Files.writeString(dir.resolve("stale.diff"), """
+                --- a/add.c
+                +++ b/add.c
+                @@ -1 +1 @@
+                -int add(long a, long b) { return a + b; }
+                +int add(long a, long b) { return b + a; }
+                """);
+        var e = assertThrows(SourceBuildException.class, () -> SourceBuild.prepare(
+                BuildProjects.request(src, List.of(diff), "make", "prog"), work()));
+        assertEquals(Kind.BAD_INPUT, e.kind());
+        assertTrue(e.getMessage().contains("does not apply"), e.getMessage());
+        assertTrue(e.getMessage().contains("Hunk #1 FAILED"), e.getMessage());
+        assertTrue(e.getMessage().contains("--strip"), e.getMessage());
+    }
+
+    @Test
+    void failedBuildShowsTheEndOfItsLog() throws IOException {
+        Path src = BuildProjects.multi(dir);
+        Path diff = Files.writeString(dir.resolve("broken.diff"), """
+                --- a/add.c
+                +++ b/add.c
+                @@ -1 +1 @@
+                -int add(int a, int b) { return a + b; }
+                +int add(int a, int b) { return a + undeclared_thing; }
+                """);
+        var e = assertThrows(SourceBuildException.class, () -> SourceBuild.prepare(
+                BuildProjects.request(src, List.of(diff), "make", "prog"), work()));
+        assertEquals(Kind.BAD_INPUT, e.kind());
+        assertTrue(e.getMessage().contains("the build of the patched tree"), e.getMessage());
+        assertTrue(e.getMessage().contains("undeclared_thing"), e.getMessage());
+        assertTrue(e.getMessage().contains("the diff breaks the build"), e.getMessage());
+        assertTrue(!e.getMessage().contains(dir.resolve("work").toString()), "scratch paths leak: " + e.getMessage());
+    }
+
+    @Test
+    void targetTheBuildDidNotLinkIsNamed() throws IOException {
+        Path src = BuildProjects.multi(dir);
+        Path diff = BuildProjects.file(dir, "multi-fix.diff");
+        var e = assertThrows(SourceBuildException.class, () -> SourceBuild.prepare(
+                BuildProjects.request(src, List.of(diff), "make tool", "prog"), work()));
+        assertTrue(e.getMessage().contains("did not produce it; it linked tool"), e.getMessage());
+    }
+
+    private static List<String> names(List<Path> paths) {
+        return paths.stream().map(p -> p.getFileName().toString()).toList();
+    }
+
+    private static List<String> relative(Path tree, List<Path> paths) throws IOException {
+        Path real = tree.toRealPath();
+        return paths.stream().map(p -> real.relativize(p).toString()).toList();
+    }
+}

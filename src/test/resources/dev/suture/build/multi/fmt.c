@@ -1,0 +1,3 @@
+const char *fmt_name(const char *name) {
+    return name ? name : "world";
+}
