@@ -32,9 +32,13 @@ final class StacksCommand implements Callable<Integer> {
     @Option(names = "--json", description = "one JSON document on stdout")
     boolean json;
 
+    @Option(names = "--no-debug-files",
+            description = "name functions from the binaries' own symbol tables only, not their separate debug files")
+    boolean noDebugFiles;
+
     @Override
     public Integer call() throws Exception {
-        ProcessStacks stacks = ProcessStacks.take(pid);
+        ProcessStacks stacks = ProcessStacks.take(pid, !noDebugFiles);
         PrintWriter out = spec.commandLine().getOut();
         if (json) {
             out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(toJson(stacks)));
@@ -46,8 +50,11 @@ final class StacksCommand implements Callable<Integer> {
     }
 
     private static void printText(ProcessStacks stacks, PrintWriter out) {
-        out.printf(Locale.ROOT, "process %d: %d threads, stopped for %.3f ms%n", stacks.pid(), stacks.threads().size(),
-                stacks.windowNanos() / 1e6);
+        var w = stacks.timing();
+        out.printf(Locale.ROOT, "process %d: %d threads, stopped for %.3f ms (stop %.3f, registers %.3f, stack copies"
+                        + " %.3f, unwinding %.3f, resume %.3f)%n", stacks.pid(), stacks.threads().size(),
+                w.windowNanos() / 1e6, w.stopNanos() / 1e6, w.registersNanos() / 1e6, w.copyNanos() / 1e6,
+                w.unwindNanos() / 1e6, w.resumeNanos() / 1e6);
         for (var t : stacks.threads()) {
             out.printf("%nthread %d \"%s\" (%c)%n", t.tid(), t.name(), t.state());
             if (t.error() != null) {

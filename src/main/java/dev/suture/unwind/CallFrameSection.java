@@ -67,6 +67,11 @@ public final class CallFrameSection {
         return bytes;
     }
 
+    /** True for .debug_frame (CIE pointers are section offsets, addresses absolute), false for .eh_frame. */
+    boolean isDebugFrame() {
+        return debugFrame;
+    }
+
     long address() {
         return address;
     }
@@ -83,6 +88,11 @@ public final class CallFrameSection {
     /** Number of FDEs in the index. */
     public int size() {
         return starts.length;
+    }
+
+    /** The link-time start of the {@code i}-th indexed FDE (ascending). */
+    public long start(int i) {
+        return starts[i];
     }
 
     /** Why part of the section was skipped when it was indexed (null if nothing was). */

@@ -27,6 +27,16 @@ public final class CodeMap {
         }
     }
 
+    /** Number of executable ranges. */
+    public int size() {
+        return starts.length;
+    }
+
+    /** The {@code i}-th executable range, by address. */
+    public Range range(int i) {
+        return new Range(starts[i], ends[i], modules[i]);
+    }
+
     /** The module whose executable range holds {@code pc}, or null. */
     public CodeModule moduleAt(long pc) {
         int lo = 0;

@@ -54,8 +54,9 @@ public final class CodeModules {
 
     /**
      * Function symbols in the order that decides among aliases at one address: .symtab before .dynsym (the debug
-     * file's .symtab first when given); within a table the name with fewer leading underscores (the public name,
-     * "nanosleep" rather than "__nanosleep"), then global, weak, local.
+     * file's .symtab first when given); within a table a plain name before a versioned alias ("name@GLIBC_2.2.5",
+     * as debug files list them), fewer leading underscores (the public name, "nanosleep" rather than
+     * "__nanosleep"), then global, weak, local.
      */
     static SymbolTable symbols(ElfFile elf, ElfFile debugFile) {
         var entries = new ArrayList<SymbolTable.Entry>();
@@ -72,7 +73,8 @@ public final class CodeModules {
                     functions.add(s);
                 }
             }
-            functions.sort(Comparator.comparingInt(CodeModules::underscores).thenComparingInt(CodeModules::bindRank));
+            functions.sort(Comparator.comparingInt((Symbol s) -> s.name().indexOf('@') >= 0 ? 1 : 0)
+                    .thenComparingInt(CodeModules::underscores).thenComparingInt(CodeModules::bindRank));
             for (Symbol s : functions) {
                 entries.add(new SymbolTable.Entry(s.name(), s.st_value(), s.st_size()));
             }

@@ -55,6 +55,21 @@ public final class FrameBuffer {
         return exact[i];
     }
 
+    /**
+     * The first frame executing in {@code [start, end)}: frame #0's pc, or a return address whose call instruction
+     * (pc-1) lies there. -1 if none. Callers proving code is not live must also require {@link #end()} not to be
+     * {@link StackEnd#ERROR} (frames past an error are unknown).
+     */
+    public int firstFrameIn(long start, long end) {
+        for (int i = 0; i < count; i++) {
+            long at = exact[i] ? pc[i] : pc[i] - 1;
+            if (Long.compareUnsigned(at, start) >= 0 && Long.compareUnsigned(at, end) < 0) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
     public StackEnd end() {
         return end;
     }

@@ -1,5 +1,6 @@
 package dev.suture.unwind;
 
+import dev.suture.elf.DebugFiles;
 import dev.suture.elf.ElfConstants;
 import dev.suture.elf.ElfFile;
 import dev.suture.elf.ProgramHeader;
@@ -22,7 +23,7 @@ public final class ProcessCode {
     /** One line of /proc/PID/maps. */
     record Mapping(long start, long end, String perms, long offset, String path) {}
 
-    private record FileKey(String path, long size, long mtime) {}
+    private record FileKey(String path, long size, long mtime, boolean debugFiles) {}
 
     /** CFI and symbols of a file, independent of where it is loaded. */
     private record Parsed(ElfFile elf, CallFrameSection ehFrame, CallFrameSection debugFrame, SymbolTable symbols) {}
@@ -61,11 +62,18 @@ public final class ProcessCode {
         return 0;
     }
 
-    /**
-     * Loads the code of process {@code pid}; {@code tracer} (attached to it, may be null) reads the vdso. Modules
-     * whose file cannot be read are left out: their frames fall back to frame pointers.
-     */
+    /** {@link #load(int, Tracer, boolean)} with separate debug files. */
     public static ProcessCode load(int pid, Tracer tracer) {
+        return load(pid, tracer, true);
+    }
+
+    /**
+     * Loads the code of process {@code pid}; {@code tracer} (attached to it, may be null) reads the vdso. With
+     * {@code debugFiles}, each module's separate debug file (by build-id or .gnu_debuglink, under /usr/lib/debug)
+     * adds its .symtab (names of local functions such as start_thread) and .debug_frame. Modules whose file cannot
+     * be read are left out: their frames fall back to frame pointers.
+     */
+    public static ProcessCode load(int pid, Tracer tracer, boolean debugFiles) {
         List<Mapping> maps = readMaps(pid);
         var ranges = new ArrayList<CodeMap.Range>();
         Map<String, CodeModule> modules = new LinkedHashMap<>();
@@ -75,7 +83,7 @@ public final class ProcessCode {
             }
             CodeModule module = modules.get(m.path());
             if (module == null && !modules.containsKey(m.path())) {
-                module = loadModule(pid, m, maps, tracer);
+                module = loadModule(pid, m, tracer, debugFiles);
                 modules.put(m.path(), module);
             }
             if (module != null) {
@@ -91,7 +99,7 @@ public final class ProcessCode {
         return new ProcessCode(new CodeMap(ranges), starts, ends);
     }
 
-    private static CodeModule loadModule(int pid, Mapping exec, List<Mapping> maps, Tracer tracer) {
+    private static CodeModule loadModule(int pid, Mapping exec, Tracer tracer, boolean debugFiles) {
         try {
             if (exec.path().equals("[vdso]")) {
                 if (tracer == null) {
@@ -99,7 +107,7 @@ public final class ProcessCode {
                 }
                 byte[] image = tracer.read(exec.start(), (int) (exec.end() - exec.start()));
                 var elf = ElfFile.parse("[vdso]", image);
-                return module("[vdso]", exec, parsed(elf), elf);
+                return module("[vdso]", exec, parsed(elf, null), elf);
             }
             if (!exec.path().startsWith("/")) {
                 return null;
@@ -110,17 +118,28 @@ public final class ProcessCode {
             if (!Files.isReadable(file)) {
                 file = Path.of(exec.path());
             }
-            var key = new FileKey(exec.path(), Files.size(file), Files.getLastModifiedTime(file).toMillis());
+            var key = new FileKey(exec.path(), Files.size(file), Files.getLastModifiedTime(file).toMillis(), debugFiles);
             Path opened = file;
-            Parsed p = CACHE.computeIfAbsent(key, k -> parsed(ElfFile.open(opened)));
+            Parsed p = CACHE.computeIfAbsent(key, k -> {
+                ElfFile elf = ElfFile.open(opened);
+                return parsed(elf, debugFiles ? debugFile(elf, Path.of(exec.path())) : null);
+            });
             return module(exec.path(), exec, p, p.elf());
         } catch (IOException | RuntimeException e) {
             return null;
         }
     }
 
-    private static Parsed parsed(ElfFile elf) {
-        CodeModule m = CodeModules.load(elf.name(), elf, 0, null);
+    private static ElfFile debugFile(ElfFile elf, Path path) {
+        try {
+            return DebugFiles.find(elf, path).map(ElfFile::open).orElse(null);
+        } catch (RuntimeException e) {
+            return null; // a broken debug file costs names, never the backtrace
+        }
+    }
+
+    private static Parsed parsed(ElfFile elf, ElfFile debug) {
+        CodeModule m = CodeModules.load(elf.name(), elf, 0, debug);
         return new Parsed(elf, m.ehFrame(), m.debugFrame(), m.symbols());
     }
 

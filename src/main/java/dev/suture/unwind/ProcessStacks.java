@@ -14,14 +14,24 @@ import java.util.Map;
  * Backtraces of every thread of a live process, taken in one short stop: attach, prepare, stop, copy and unwind,
  * resume, then symbolize and detach. The process runs on afterwards.
  */
-public record ProcessStacks(int pid, List<ThreadBacktrace> threads, long windowNanos) {
+public record ProcessStacks(int pid, List<ThreadBacktrace> threads, StackSampler.Snapshot timing) {
+
+    /** How long the process was stopped. */
+    public long windowNanos() {
+        return timing.windowNanos();
+    }
 
     /** One thread: id, name (/proc/PID/task/TID/comm), scheduler state before the stop, and its backtrace. */
     public record ThreadBacktrace(int tid, String name, char state, Backtrace backtrace, String error) {}
 
+    /** With separate debug files (see {@link ProcessCode#load(int, Tracer, boolean)}). */
     public static ProcessStacks take(int pid) {
+        return take(pid, true);
+    }
+
+    public static ProcessStacks take(int pid, boolean debugFiles) {
         try (Tracer tracer = Tracer.attach(pid)) {
-            ProcessCode code = ProcessCode.load(pid, tracer);
+            ProcessCode code = ProcessCode.load(pid, tracer, debugFiles);
             var sampler = new StackSampler(tracer, code);
             Map<Integer, Character> states = new HashMap<>();
             for (int tid : tracer.threads()) {
@@ -35,7 +45,7 @@ public record ProcessStacks(int pid, List<ThreadBacktrace> threads, long windowN
                 threads.add(new ThreadBacktrace(t.tid(), name(pid, t.tid()), state,
                         Backtrace.of(t.tid(), t.frames(), code.code()), t.error()));
             }
-            return new ProcessStacks(pid, List.copyOf(threads), snapshot.windowNanos());
+            return new ProcessStacks(pid, List.copyOf(threads), snapshot);
         }
     }
 

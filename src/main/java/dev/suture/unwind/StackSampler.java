@@ -54,28 +54,65 @@ public final class StackSampler {
             buffers.put(tid, new FrameBuffer(MAX_FRAMES));
         }
         tracer.warmUp();
+        warmUpUnwinder();
+    }
+
+    /**
+     * Runs the unwinder over real FDEs of the process's modules on a synthetic stack, a few thousand times, so its
+     * classes are loaded, the FDEs it will meet most are parsed and the JIT has compiled it before the first window.
+     */
+    private void warmUpUnwinder() {
+        CodeMap map = code.code();
+        byte[] fake = new byte[4096];
+        var fakeStack = new StackCopy(null).reset(0x10000, fake, fake.length);
+        var scratch = new FrameBuffer(8);
+        long[] regs = new long[Dwarf.REGISTER_COUNT];
+        for (int round = 0; round < 3000; round++) {
+            CodeMap.Range range = map.size() == 0 ? null : map.range(round % map.size());
+            CallFrameSection cfi = range == null ? null : range.module().ehFrame();
+            if (cfi == null || cfi.size() == 0) {
+                regs[Dwarf.RA] = 0x1000; // no module: exercises the frame-pointer path
+            } else {
+                int i = (int) ((round * 2654435761L >>> 8) % cfi.size());
+                regs[Dwarf.RA] = cfi.start(i) + range.module().loadBias() + 1;
+            }
+            regs[Dwarf.RSP] = 0x10000 + 8 * (round % 64);
+            regs[Dwarf.RBP] = 0x10000 + 2048;
+            unwinder.unwind(regs, fakeStack, scratch);
+        }
     }
 
     /** Stops the process, unwinds every thread, resumes it. */
     public Snapshot sample() {
         return tracer.run(() -> {
-            registersNanos = copyNanos = unwindNanos = 0;
             long t0 = System.nanoTime();
             tracer.stopAll();
             long t1 = System.nanoTime();
-            var out = new ArrayList<ThreadStack>();
+            List<ThreadStack> out;
             long t2;
             try {
-                for (int tid : tracer.threads()) {
-                    out.add(sampleThread(tid));
-                }
+                out = captureHeld();
             } finally {
                 t2 = System.nanoTime();
                 tracer.resumeAll();
             }
             long t3 = System.nanoTime();
-            return new Snapshot(List.copyOf(out), t1 - t0, t2 - t1, t3 - t2, registersNanos, copyNanos, unwindNanos);
+            return new Snapshot(out, t1 - t0, t2 - t1, t3 - t2, registersNanos, copyNanos, unwindNanos);
         });
+    }
+
+    /**
+     * Reads, copies and unwinds every thread of a process the caller holds stopped (between
+     * {@link Tracer#stopAll()} and {@link Tracer#resumeAll()}, inside {@link Tracer#run}): for callers that do
+     * more in the same window, such as installing a patch once no thread runs the code it replaces.
+     */
+    public List<ThreadStack> captureHeld() {
+        registersNanos = copyNanos = unwindNanos = 0;
+        var out = new ArrayList<ThreadStack>();
+        for (int tid : tracer.threads()) {
+            out.add(sampleThread(tid));
+        }
+        return List.copyOf(out);
     }
 
     private ThreadStack sampleThread(int tid) {

@@ -116,7 +116,7 @@ public final class UnwindContext {
             switch (op) {
                 case DW_CFA_nop -> {}
                 case DW_CFA_set_loc -> {
-                    long newLoc = isDebugFrame()
+                    long newLoc = section.isDebugFrame()
                             ? (cie.addressSize() == 4 ? cursor.u32() : cursor.u64())
                             : cursor.encoded(cie.fdeEncoding(), section.address(), section.bases());
                     if (Long.compareUnsigned(newLoc, loc) < 0) {
@@ -188,10 +188,6 @@ public final class UnwindContext {
                         + Integer.toHexString(cursor.position() - 1));
             }
         }
-    }
-
-    private boolean isDebugFrame() {
-        return section.name().endsWith(".debug_frame");
     }
 
     private void requireRegisterCfa(int op) {

@@ -98,6 +98,7 @@ public final class StopTheWorldBench {
             long[][] full = new long[2][cycles];
             long[][] fullSpan = new long[2][cycles];
             int frames = 0;
+            long copied = 0;
             long[][] parts = new long[3][cycles];
             for (int i = 0; i < cycles; i++) {
                 // interleave so both see the same machine load
@@ -120,8 +121,10 @@ public final class StopTheWorldBench {
                 parts[1][i] = snap.copyNanos();
                 parts[2][i] = snap.unwindNanos();
                 frames = 0;
+                copied = 0;
                 for (var t : snap.threads()) {
                     frames += t.frames().count();
+                    copied += t.stackBytes();
                 }
                 Thread.sleep(3);
             }
@@ -131,9 +134,9 @@ public final class StopTheWorldBench {
             long[] fullStall = stalls(gaps, fullSpan, cycles);
             print(threads + 1 + 1, "bare", bare[0], bare[1], bareStall);
             print(threads + 1 + 1, "full", full[0], full[1], fullStall);
-            System.out.printf(Locale.ROOT, "%-8s full/bare (medians): tool %.2fx, target %.2fx; %d frames unwound per cycle%n",
+            System.out.printf(Locale.ROOT, "%-8s full/bare (medians): tool %.2fx, target %.2fx; %d frames unwound, %d KiB of stack copied per cycle%n",
                     "", (double) median(full[0]) / median(bare[0]),
-                    (double) median(fullStall) / Math.max(1, median(bareStall)), frames);
+                    (double) median(fullStall) / Math.max(1, median(bareStall)), frames, copied / 1024);
             System.out.printf(Locale.ROOT, "%-8s full cycle's capture part (medians, us): registers %.0f, stack copies %.0f, unwinding %.0f%n",
                     "", median(parts[0]) / 1e3, median(parts[1]) / 1e3, median(parts[2]) / 1e3);
         }

@@ -34,9 +34,10 @@ import org.junit.jupiter.api.io.TempDir;
  *
  * <p>Normalization, and why:
  * <ul>
- * <li>gdb runs with no separate debug files ({@code debug-file-directory} empty, debuginfod off) and with
- *     {@code backtrace past-main}/{@code past-entry} on, so both tools see the same symbol tables and whole stacks
- *     (with libc's debug file gdb adds inline and tail-call frames, which no CFI unwinder can know).</li>
+ * <li>Both tools use no separate debug files (gdb: {@code debug-file-directory} empty, debuginfod off; suture:
+ *     {@code --no-debug-files}), so both see the same symbol tables: with libc's debug file gdb adds inline and
+ *     tail-call frames, which no CFI unwinder can know. gdb runs with {@code backtrace past-main}/{@code past-entry}
+ *     on, so it shows whole stacks as we do.</li>
  * <li>Where several symbols share an address (glibc: {@code nanosleep}, {@code __nanosleep}), the names match
  *     when both resolve to the same address in the module's .symtab/.dynsym.</li>
  * <li>gdb's {@code <signal handler called>} matches our frame marked as a signal trampoline.</li>
@@ -92,6 +93,71 @@ class StacksCommandTest {
                 assertTrue(text.contains(s), s + " in:\n" + text);
             }
         }
+    }
+
+    @Test
+    void namesLocalFunctionsFromTheSeparateDebugFile() throws Exception {
+        Path exe = StackTargets.build(dir, "debuglink", "-O2");
+        StackTargets.stripLibrary(dir);
+        try (var target = Target.start(exe)) {
+            target.awaitLine("ready", Duration.ofSeconds(20));
+            List<String> with = libraryThread(stacksJson(target.pidInt(), true));
+            List<String> without = libraryThread(stacksJson(target.pidInt(), false));
+            int at = with.indexOf("lib_hidden_sleep");
+            assertTrue(at > 0, with.toString());
+            assertEquals("lib_sleep_in_lib", with.get(at + 1), with.toString());
+            assertEquals("??", without.get(at), without.toString());
+            assertEquals(with.size(), without.size());
+        }
+    }
+
+    @Test
+    void unwindsThroughDebugFrameOfASeparateDebugFile() throws Exception {
+        // no .eh_frame for the library's code and no frame pointers: only .debug_frame in the debug file describes it
+        StackTargets.buildLibrary(dir, "-O2", "-fomit-frame-pointer", "-fno-asynchronous-unwind-tables",
+                "-fno-unwind-tables");
+        Path exe = StackTargets.build(dir, "debugframe", "-O2");
+        StackTargets.stripLibrary(dir);
+        try (var target = Target.start(exe)) {
+            target.awaitLine("ready", Duration.ofSeconds(20));
+            JsonNode thread = thread(stacksJson(target.pidInt(), true), "library");
+            List<String> names = libraryThread(stacksJson(target.pidInt(), true));
+            int at = names.indexOf("lib_hidden_sleep");
+            assertTrue(at > 0, names.toString());
+            assertEquals(List.of("lib_hidden_sleep", "lib_sleep_in_lib", "in_library"),
+                    names.subList(at, at + 3), names.toString());
+            assertEquals("outermost", thread.get("end").asText(), names.toString());
+            for (int i = at + 1; i <= at + 3; i++) {
+                assertEquals("cfi", thread.get("frames").get(i).get("method").asText(), names.toString());
+            }
+            // without the debug file the library has no CFI: frame pointers, which this code does not keep
+            JsonNode bare = thread(stacksJson(target.pidInt(), false), "library");
+            JsonNode next = bare.get("frames").get(at + 1);
+            assertTrue(next == null ? bare.get("end").asText().equals("error")
+                    : next.get("method").asText().equals("frame-pointer"), bare.toString());
+        }
+    }
+
+    private static JsonNode thread(JsonNode stacks, String name) {
+        for (JsonNode t : stacks.get("threads")) {
+            if (t.get("name").asText().equals(name)) {
+                return t;
+            }
+        }
+        throw new AssertionError("no thread named " + name + " in " + stacks);
+    }
+
+    private static List<String> libraryThread(JsonNode stacks) {
+        for (JsonNode t : stacks.get("threads")) {
+            if (t.get("name").asText().equals("library")) {
+                var names = new ArrayList<String>();
+                for (JsonNode f : t.get("frames")) {
+                    names.add(f.get("symbol") == null || f.get("symbol").isNull() ? "??" : f.get("symbol").asText());
+                }
+                return names;
+            }
+        }
+        throw new AssertionError("no thread named library in " + stacks);
     }
 
     @Test
@@ -166,12 +232,20 @@ class StacksCommandTest {
     }
 
     private static JsonNode stacksJson(int pid) throws IOException {
+        return stacksJson(pid, false);
+    }
+
+    private static JsonNode stacksJson(int pid, boolean debugFiles) throws IOException {
         var out = new StringWriter();
         var err = new StringWriter();
         var cl = Main.commandLine();
         cl.setOut(new PrintWriter(out));
         cl.setErr(new PrintWriter(err));
-        assertEquals(0, cl.execute("stacks", "-p", Integer.toString(pid), "--json"), err.toString());
+        var args = new ArrayList<>(List.of("stacks", "-p", Integer.toString(pid), "--json"));
+        if (!debugFiles) {
+            args.add("--no-debug-files");
+        }
+        assertEquals(0, cl.execute(args.toArray(String[]::new)), err.toString());
         return new ObjectMapper().readTree(out.toString());
     }
 

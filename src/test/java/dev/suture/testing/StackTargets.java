@@ -15,9 +15,13 @@ public final class StackTargets {
     public static final String LIBRARY = """
             #include <time.h>
             volatile int lib_sink;
-            __attribute__((noinline)) void lib_sleep_in_lib(void) {
+            __attribute__((noinline)) static void lib_hidden_sleep(void) {
                 struct timespec ts = {1000, 0};
                 nanosleep(&ts, 0);
+                lib_sink++;
+            }
+            __attribute__((noinline)) void lib_sleep_in_lib(void) {
+                lib_hidden_sleep();
                 lib_sink++;
             }
             """;
@@ -81,11 +85,28 @@ public final class StackTargets {
             }
             """;
 
+    /**
+     * Strips the library built in {@code dir} of its .symtab, keeping it in libstk.so.debug next to it, found
+     * through .gnu_debuglink (as distributions ship debug files).
+     */
+    public static void stripLibrary(Path dir) throws IOException {
+        Gcc.run(dir, "objcopy", "--only-keep-debug", "libstk.so", "libstk.so.debug");
+        Gcc.run(dir, "strip", "--strip-all", "libstk.so");
+        Gcc.run(dir, "objcopy", "--add-gnu-debuglink=libstk.so.debug", "libstk.so");
+    }
+
+    /** Builds libstk.so in {@code dir} with {@code flags} (and -fPIC -shared). */
+    public static Path buildLibrary(Path dir, String... flags) throws IOException {
+        var all = new java.util.ArrayList<>(java.util.List.of(flags));
+        all.addAll(java.util.List.of("-fPIC", "-shared"));
+        return Gcc.compile(dir, "libstk.so", LIBRARY, all.toArray(String[]::new));
+    }
+
     /** Builds the library once in {@code dir} (as libstk.so) and the program with {@code flags}; returns the program. */
     public static Path build(Path dir, String name, String... flags) throws IOException {
         Path lib = dir.resolve("libstk.so");
         if (!lib.toFile().exists()) {
-            Gcc.compile(dir, "libstk.so", LIBRARY, "-O2", "-fPIC", "-shared");
+            buildLibrary(dir, "-O2");
         }
         // the library must come after the source on the command line (the linker resolves left to right)
         Path src = dir.resolve(name + ".c");

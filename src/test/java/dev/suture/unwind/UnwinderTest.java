@@ -99,6 +99,11 @@ class UnwinderTest {
         assertEquals(sp + 48, out.sp(2));
         assertEquals(StackEnd.OUTERMOST, out.end());
         assertEquals(null, out.error());
+        assertEquals(0, out.firstFrameIn(BIAS + LEAF, BIAS + LEAF + 0x20));
+        assertEquals(1, out.firstFrameIn(BIAS + CALLER, BIAS + CALLER + 0x40));
+        assertEquals(2, out.firstFrameIn(BIAS + START, BIAS + START + 0x20));
+        assertEquals(-1, out.firstFrameIn(BIAS + CALLER + 0x10, BIAS + CALLER + 0x40),
+                "a return address is inside the function its call instruction (pc-1) is in");
     }
 
     @Test
