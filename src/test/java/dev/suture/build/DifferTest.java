@@ -379,6 +379,23 @@ class DifferTest {
     }
 
     @Test
+    void gccClonesAreCorrelatedAndReplacedThemselves() throws Exception {
+        String src = """
+                volatile int sink;
+                struct big { int a, b, c, d[16]; };
+                __attribute__((noinline)) static int scale(int x, int factor) { sink = x; return x * factor + 1; }
+                __attribute__((noinline)) static int field(struct big *p) { sink = p->b; return p->b * 2 + 1; }
+                int use1(int x) { struct big b = {0}; b.b = x; return scale(x, 3) + field(&b); }
+                int use2(int x) { struct big b = {0}; b.b = x + 1; return scale(x + 1, 3) + field(&b); }
+                int main(int argc, char **argv) { return use1(argc) + use2(argc); }
+                """;
+        var b = new TwoBuilds(dir).file("clone.c", src, "x * factor + 1", "x * factor + 2", "p->b * 2 + 1",
+                "p->b * 2 + 3");
+        PatchFile p = b.diff();
+        assertEquals(List.of("field.isra.0", "scale.constprop.0"), replacedNames(p));
+    }
+
+    @Test
     void noChangedFunctionIsRefused() throws Exception {
         var b = new TwoBuilds(dir).file("same.c", GREET);
         var e = assertThrows(DiffRefusedException.class, b::diff);
