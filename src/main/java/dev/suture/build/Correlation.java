@@ -21,6 +21,7 @@ import java.util.regex.Pattern;
 final class Correlation {
     private static final Pattern CLONE = Pattern.compile("^(.+?)\\.(cold|part|isra|constprop|lto_priv|localalias)\\b.*$");
     private static final Pattern STATIC_LOCAL = Pattern.compile("^(.+)\\.(\\d+)$");
+    private static final Pattern COLD = Pattern.compile(".*\\.cold(\\.\\d+)?$");
 
     private final Map<Integer, Symbol> patchedToOriginal = new HashMap<>();
 
@@ -31,13 +32,16 @@ final class Correlation {
 
     /** The function a clone or split part belongs to: {@code foo} for {@code foo.cold} or {@code foo.part.0}. */
     static String parentName(String name) {
+        if (name.indexOf('.') < 0) {
+            return name;
+        }
         var m = CLONE.matcher(name);
         return m.matches() ? m.group(1) : name;
     }
 
     /** Whether the function is the cold split of another (entered only by jumps from inside its parent). */
     static boolean isColdPart(String name) {
-        return name.endsWith(".cold") || name.matches(".*\\.cold\\.\\d+$");
+        return name.contains(".cold") && COLD.matcher(name).matches();
     }
 
     static Correlation of(ObjectFile original, ObjectFile patched) {

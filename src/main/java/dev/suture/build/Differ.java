@@ -110,7 +110,8 @@ public final class Differ {
     // ---- phase 1: open -------------------------------------------------------------------------------------
 
     static List<ObjectFile> openObjects(List<Path> paths) {
-        return paths.stream().map(ObjectFile::open).toList();
+        // Objects are independent: read them in parallel (the order of the result is the order given).
+        return paths.parallelStream().map(ObjectFile::open).toList();
     }
 
     /** LTO objects carry no machine code to compare; objects without per-function sections cannot be cut apart. */
@@ -162,9 +163,10 @@ public final class Differ {
                 throw new SutureException(SutureException.Kind.BAD_INPUT, "two patched objects correspond to "
                         + o + "; give the objects in the same directory layout for both builds");
             }
-            pairs.add(new Pair(o, p, Correlation.of(o, p)));
+            pairs.add(new Pair(o, p, null));
         }
-        return pairs;
+        return pairs.parallelStream().map(x -> new Pair(x.original(), x.patched(),
+                Correlation.of(x.original(), x.patched()))).toList();
     }
 
     private static Map<String, ObjectFile> byRelativePath(List<ObjectFile> objects) {
@@ -191,42 +193,62 @@ public final class Differ {
     static Changes compare(List<Pair> pairs) {
         var status = new LinkedHashMap<Sym, Status>();
         var refusals = new ArrayList<String>();
-        for (var pair : pairs) {
-            ObjectFile p = pair.patched();
-            for (Symbol s : Correlation.definitions(p)) {
-                Symbol o = pair.correlation().original(s);
-                var key = new Sym(p, s);
-                if (o == null) {
-                    status.put(key, Status.NEW);
-                    if (s.type() == STT_TLS) {
-                        refusals.add("changed TLS layout: new thread-local variable " + key.describe()
-                                + "; a live patch cannot grow the TLS block of running threads");
-                    }
-                    continue;
-                }
-                boolean same = s.st_size() == o.st_size()
-                        && sameContent(pair, o.st_shndx(), s.st_shndx(), 0);
-                status.put(key, same ? Status.SAME : Status.CHANGED);
-                if (!same && !s.isFunction()) {
-                    refusals.add(s.type() == STT_TLS
-                            ? "changed TLS layout: thread-local variable " + key.describe() + " changed its size or "
-                            + "initial value; running threads keep the old TLS block"
-                            : "changed initial value or size of existing data: " + key.describe()
-                            + (o.st_size() != s.st_size() ? " (" + o.st_size() + " -> " + s.st_size() + " bytes)" : "")
-                            + "; the running program already holds it, so keep the old definition and change it"
-                            + " from code");
-                }
-            }
+        // Each pair is compared on its own (in parallel); the results are merged in the order of the pairs.
+        for (var part : pairs.parallelStream().map(Differ::compare).toList()) {
+            status.putAll(part.status());
+            refusals.addAll(part.refusals());
         }
-        // A split part and its parent are one function: both go into the patch when either changed.
-        var byObjectAndName = new HashMap<String, Sym>();
-        status.keySet().forEach(k -> byObjectAndName.put(System.identityHashCode(k.object()) + ":" + k.name(), k));
-        for (var k : List.copyOf(status.keySet())) {
-            if (!k.symbol().isFunction() || !Correlation.isColdPart(k.name())) {
+        groupSplitParts(status);
+        var changed = status.entrySet().stream()
+                .filter(e -> e.getValue() == Status.CHANGED && e.getKey().symbol().isFunction())
+                .map(Map.Entry::getKey).toList();
+        return new Changes(status, changed, refusals);
+    }
+
+    /** The status of each function and variable of one patched object, and its refused data changes. */
+    private static Changes compare(Pair pair) {
+        var status = new LinkedHashMap<Sym, Status>();
+        var refusals = new ArrayList<String>();
+        ObjectFile p = pair.patched();
+        for (Symbol s : Correlation.definitions(p)) {
+            Symbol o = pair.correlation().original(s);
+            var key = new Sym(p, s);
+            if (o == null) {
+                status.put(key, Status.NEW);
+                if (s.type() == STT_TLS) {
+                    refusals.add("changed TLS layout: new thread-local variable " + key.describe()
+                            + "; a live patch cannot grow the TLS block of running threads");
+                }
                 continue;
             }
-            var parent = byObjectAndName.get(System.identityHashCode(k.object()) + ":"
-                    + Correlation.parentName(k.name()));
+            boolean same = s.st_size() == o.st_size()
+                    && sameContent(pair, o.st_shndx(), s.st_shndx(), 0);
+            status.put(key, same ? Status.SAME : Status.CHANGED);
+            if (!same && !s.isFunction()) {
+                refusals.add(s.type() == STT_TLS
+                        ? "changed TLS layout: thread-local variable " + key.describe() + " changed its size or "
+                        + "initial value; running threads keep the old TLS block"
+                        : "changed initial value or size of existing data: " + key.describe()
+                        + (o.st_size() != s.st_size() ? " (" + o.st_size() + " -> " + s.st_size() + " bytes)" : "")
+                        + "; the running program already holds it, so keep the old definition and change it"
+                        + " from code");
+            }
+        }
+        return new Changes(status, List.of(), refusals);
+    }
+
+    /** A split part and its parent are one function: both go into the patch when either changed. */
+    private static void groupSplitParts(Map<Sym, Status> status) {
+        var parts = status.keySet().stream()
+                .filter(k -> k.symbol().isFunction() && Correlation.isColdPart(k.name())).toList();
+        if (parts.isEmpty()) {
+            return;
+        }
+        var byObjectAndName = new HashMap<ObjectFile, Map<String, Sym>>();
+        status.keySet().forEach(k -> byObjectAndName.computeIfAbsent(k.object(), _ -> new HashMap<>())
+                .put(k.name(), k));
+        for (var k : parts) {
+            var parent = byObjectAndName.get(k.object()).get(Correlation.parentName(k.name()));
             if (parent != null && (status.get(parent) == Status.CHANGED || status.get(k) == Status.CHANGED)) {
                 status.put(parent, Status.CHANGED);
                 if (status.get(k) == Status.SAME) {
@@ -234,10 +256,6 @@ public final class Differ {
                 }
             }
         }
-        var changed = status.entrySet().stream()
-                .filter(e -> e.getValue() == Status.CHANGED && e.getKey().symbol().isFunction())
-                .map(Map.Entry::getKey).toList();
-        return new Changes(status, changed, refusals);
     }
 
     /** Whether two sections hold the same bytes outside relocated fields and equivalent relocations. */

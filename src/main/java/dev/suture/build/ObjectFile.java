@@ -42,18 +42,43 @@ final class ObjectFile {
         }
         owners.values().forEach(l -> l.sort(Comparator.comparingLong(Symbol::st_value)));
         this.sourceFile = file != null ? file : path.getFileName().toString();
-        for (var rs : elf.relocationSections()) {
-            if (rs.target() == null) {
-                continue;
-            }
-            if (!rs.isRela()) {
-                throw new SutureException(SutureException.Kind.BAD_INPUT, path + ": section " + rs.section().name()
+        var sections = elf.sections();
+        var symbols = elf.symbols();
+        for (Section rs : sections) {
+            if (rs.sh_type() == SHT_REL) {
+                throw new SutureException(SutureException.Kind.BAD_INPUT, path + ": section " + rs.name()
                         + " is SHT_REL; x86-64 objects use SHT_RELA");
             }
-            var list = new ArrayList<>(rs.relocations());
-            list.sort(Comparator.comparingLong(Relocation::r_offset));
-            relocations.computeIfAbsent(rs.target().index(), _ -> new ArrayList<>()).addAll(list);
+            if (rs.sh_type() != SHT_RELA || rs.sh_info() <= 0 || rs.sh_info() >= sections.size()
+                    || !sections.get(rs.sh_info()).isAlloc()) {
+                continue; // debug info relocations are most of an object built with -g, and the diff needs none
+            }
+            relocations.computeIfAbsent(rs.sh_info(), _ -> new ArrayList<>()).addAll(decodeRela(rs, symbols));
         }
+        relocations.values().forEach(l -> l.sort(Comparator.comparingLong(Relocation::r_offset)));
+    }
+
+    /** The entries of one SHT_RELA section of this object (its symbols are the object's .symtab). */
+    private List<Relocation> decodeRela(Section rs, List<Symbol> symbols) {
+        if (rs.sh_entsize() != 24) {
+            throw new SutureException(SutureException.Kind.BAD_INPUT, path + ": " + rs.name() + " has sh_entsize "
+                    + rs.sh_entsize() + ", expected 24");
+        }
+        var b = elf.contents(rs);
+        int count = b.remaining() / 24;
+        var out = new ArrayList<Relocation>(count);
+        for (int i = 0; i < count; i++) {
+            int at = i * 24;
+            long info = b.getLong(at + 8);
+            int symIndex = (int) (info >>> 32);
+            if (symIndex < 0 || symIndex >= symbols.size()) {
+                throw new SutureException(SutureException.Kind.BAD_INPUT, path + ": " + rs.name() + " entry " + i
+                        + " names symbol " + Integer.toUnsignedString(symIndex) + ", beyond the symbol table");
+            }
+            out.add(new Relocation(b.getLong(at), (int) info, symIndex == 0 ? null : symbols.get(symIndex),
+                    b.getLong(at + 16), symIndex));
+        }
+        return out;
     }
 
     static ObjectFile open(Path path) {

@@ -338,6 +338,64 @@ class DifferTest {
     }
 
     @Test
+    void functionShorterThanAJumpIsRefused() throws Exception {
+        String src = """
+                __attribute__((noinline)) int inc(int x) { return x + 1; }
+                int main(int argc, char **argv) { return inc(argc); }
+                """;
+        var b = new TwoBuilds(dir).file("short.c", src, "x + 1", "x + 2");
+        var e = assertThrows(DiffRefusedException.class, b::diff);
+        assertTrue(e.getMessage().contains("inc") && e.getMessage().contains("too short"), e.getMessage());
+    }
+
+    @Test
+    void ambiguousStaticIsAnErrorListingTheCandidates() throws Exception {
+        // Two util.c in two directories, each with an identical static helper: STT_FILE blocks cannot tell them
+        // apart, and neither can their bytes.
+        String util = """
+                volatile int sink;
+                __attribute__((noinline)) static int helper(int x) { sink = x; return x + 1; }
+                __attribute__((noinline)) int use_%s(int x) { sink = 2; return helper(x) * 2; }
+                """;
+        String main = "int use_x(int); int use_y(int);\nint main(int c, char **v) { return use_x(c) + use_y(c); }\n";
+        var b = new TwoBuilds(dir)
+                .file("x/util.c", util.formatted("x").replace("volatile int sink;", "extern volatile int sink;"),
+                        "sink = 2; return helper(x) * 2;", "sink = 3; return helper(x) * 2;")
+                .file("y/util.c", util.formatted("y"))
+                .file("main.c", main);
+        var e = assertThrows(DiffRefusedException.class, b::diff);
+        assertTrue(e.getMessage().contains("helper") && e.getMessage().contains("ambiguous"), e.getMessage());
+        assertEquals(2, e.getMessage().split(" at 0x", -1).length - 1, e.getMessage());
+    }
+
+    @Test
+    void pieTargetIsLoadBiasRelative() throws Exception {
+        var b = new TwoBuilds(dir).file("greet.c", GREET, "hello %s", "goodbye %s").link("pie");
+        PatchFile p = b.diff();
+        assertEquals(List.of("greet"), replacedNames(p));
+        assertEquals(ElfConstants.ET_DYN, p.info().targetType());
+        assertTrue(p.info().hasLoadBias());
+        assertEquals(b.nm("greet"), p.replaced().getFirst().targetAddress());
+    }
+
+    @Test
+    void gccClonesAreCorrelatedAndReplacedThemselves() throws Exception {
+        String src = """
+                volatile int sink;
+                struct big { int a, b, c, d[16]; };
+                __attribute__((noinline)) static int scale(int x, int factor) { sink = x; return x * factor + 1; }
+                __attribute__((noinline)) static int field(struct big *p) { sink = p->b; return p->b * 2 + 1; }
+                int use1(int x) { struct big b = {0}; b.b = x; return scale(x, 3) + field(&b); }
+                int use2(int x) { struct big b = {0}; b.b = x + 1; return scale(x + 1, 3) + field(&b); }
+                int main(int argc, char **argv) { return use1(argc) + use2(argc); }
+                """;
+        var b = new TwoBuilds(dir).file("clone.c", src, "x * factor + 1", "x * factor + 2", "p->b * 2 + 1",
+                "p->b * 2 + 3");
+        PatchFile p = b.diff();
+        assertEquals(List.of("field.isra.0", "scale.constprop.0"), replacedNames(p));
+    }
+
+    @Test
     void noChangedFunctionIsRefused() throws Exception {
         var b = new TwoBuilds(dir).file("same.c", GREET);
         var e = assertThrows(DiffRefusedException.class, b::diff);

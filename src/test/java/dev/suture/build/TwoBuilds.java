@@ -85,6 +85,7 @@ final class TwoBuilds {
         var out = new ArrayList<Path>();
         for (var e : files.entrySet()) {
             Path src = d.resolve(e.getKey());
+            Files.createDirectories(src.getParent());
             Files.writeString(src, e.getValue()[which]);
             Path obj = d.resolve(e.getKey().replaceAll("\\.[a-z+]+$", ".o"));
             var cmd = new ArrayList<>(List.of(compiler, "-c", "-ffunction-sections", "-fdata-sections"));
@@ -93,7 +94,7 @@ final class TwoBuilds {
                 cmd.add("-fPIC");
             }
             cmd.addAll(List.of("-o", obj.toString(), src.getFileName().toString()));
-            Gcc.run(d, cmd);
+            Gcc.run(src.getParent(), cmd);
             out.add(obj);
         }
         return out;
