@@ -365,18 +365,36 @@ public final class Differ {
             if (bytes.isEmpty()) {
                 return false;
             }
-            byte[] mine = Arrays.copyOfRange(masked(o, orig.st_shndx()), (int) orig.st_value(),
+            byte[] mine = Arrays.copyOfRange(o.bytes(orig.st_shndx()), (int) orig.st_value(),
                     (int) (orig.st_value() + orig.st_size()));
             byte[] theirs = bytes.get().clone();
             for (var r : o.relocations(orig.st_shndx())) {
                 long at = r.r_offset() - orig.st_value();
-                for (int i = 0; i < PatchRelocation.width(r.type()); i++) {
-                    if (at + i >= 0 && at + i < theirs.length) {
-                        theirs[(int) (at + i)] = 0;
+                long[] range = linkerRewrites(r.type());
+                for (long i = at + range[0]; i < at + range[1]; i++) {
+                    if (i >= 0 && i < theirs.length) {
+                        theirs[(int) i] = 0;
+                        mine[(int) i] = 0;
                     }
                 }
             }
             return Arrays.equals(mine, theirs);
+        }
+
+        /**
+         * The bytes around a relocated field the linker may rewrite, relative to the field: the field itself, and
+         * for the relaxable sequences (GOT loads, TLS models) the instruction bytes the linker turns into a cheaper
+         * form when it links an executable.
+         */
+        static long[] linkerRewrites(int type) {
+            return switch (type) {
+                case R_X86_64_GOTTPOFF, R_X86_64_GOTPCRELX, R_X86_64_REX_GOTPCRELX, R_X86_64_GOTPC32_TLSDESC ->
+                        new long[] {-3, 4};
+                case R_X86_64_TLSGD -> new long[] {-4, 12};
+                case R_X86_64_TLSLD -> new long[] {-3, 9};
+                case R_X86_64_TLSDESC_CALL -> new long[] {0, 2};
+                default -> new long[] {0, PatchRelocation.width(type)};
+            };
         }
 
         // ---- phase 6: verify what cannot be patched ------------------------------------------------------

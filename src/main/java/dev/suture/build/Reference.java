@@ -82,6 +82,19 @@ sealed interface Reference {
         if (owner != null) {
             return new ToSymbol(object, owner, base - owner.st_value());
         }
+        if (!section.isExecutable() && !section.isWritable() && !section.isNobits()
+                && object.relocations(shndx).isEmpty()) {
+            // Plain read-only data without symbols (strings in .rodata at -O0): compare what is referenced, the
+            // string up to its NUL but at least 8 bytes, so a change elsewhere in the section does not count.
+            byte[] bytes = object.bytes(shndx);
+            int start = (int) Math.clamp(base + pcBias(r.type()), 0, bytes.length);
+            int end = start;
+            while (end < bytes.length && bytes[end] != 0) {
+                end++;
+            }
+            end = Math.min(bytes.length, Math.max(end + 1, start + 8));
+            return new ToLiteral(object, shndx, Arrays.copyOfRange(bytes, start, end), base - start);
+        }
         return new ToSection(object, shndx, base);
     }
 

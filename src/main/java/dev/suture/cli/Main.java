@@ -27,8 +27,10 @@ public final class Main implements Runnable {
     /** Every registered subcommand; only commands that work belong here. */
     static Object[] subcommands() {
         return new Object[] {
-                new DiffCommand(),
-                new BuildCommand(),
+            new InspectCommand(),
+            new StacksCommand(),
+            new DiffCommand(),
+            new BuildCommand(),
         };
     }
 

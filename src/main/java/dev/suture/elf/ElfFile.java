@@ -29,15 +29,60 @@ public final class ElfFile implements AutoCloseable {
     private final int size;
     private final ElfHeader header;
 
-    private final Lazy<List<ProgramHeader>> programHeaders = new Lazy<>(this::readProgramHeaders);
-    private final Lazy<List<Section>> sections = new Lazy<>(this::readSections);
-    private final Lazy<Map<String, Section>> sectionsByName = new Lazy<>(this::indexSections);
-    private final Lazy<List<Symbol>> symbols = new Lazy<>(() -> readSymbolTable(SHT_SYMTAB));
-    private final Lazy<List<Symbol>> dynamicSymbols = new Lazy<>(() -> readSymbolTable(SHT_DYNSYM));
-    private final Lazy<List<RelocationSection>> relocationSections = new Lazy<>(this::readRelocationSections);
-    private final Lazy<List<DynamicEntry>> dynamic = new Lazy<>(this::readDynamic);
-    private final Lazy<List<Note>> notes = new Lazy<>(this::readNotes);
-    private final Lazy<SymbolVersions> versions = new Lazy<>(() -> SymbolVersions.read(this));
+    private final Lazy<List<ProgramHeader>> programHeaders = new Lazy<>() {
+        @Override
+        List<ProgramHeader> compute() {
+            return readProgramHeaders();
+        }
+    };
+    private final Lazy<List<Section>> sections = new Lazy<>() {
+        @Override
+        List<Section> compute() {
+            return readSections();
+        }
+    };
+    private final Lazy<Map<String, Section>> sectionsByName = new Lazy<>() {
+        @Override
+        Map<String, Section> compute() {
+            return indexSections();
+        }
+    };
+    private final Lazy<List<Symbol>> symbols = new Lazy<>() {
+        @Override
+        List<Symbol> compute() {
+            return readSymbolTable(SHT_SYMTAB);
+        }
+    };
+    private final Lazy<List<Symbol>> dynamicSymbols = new Lazy<>() {
+        @Override
+        List<Symbol> compute() {
+            return readSymbolTable(SHT_DYNSYM);
+        }
+    };
+    private final Lazy<List<RelocationSection>> relocationSections = new Lazy<>() {
+        @Override
+        List<RelocationSection> compute() {
+            return readRelocationSections();
+        }
+    };
+    private final Lazy<List<DynamicEntry>> dynamic = new Lazy<>() {
+        @Override
+        List<DynamicEntry> compute() {
+            return readDynamic();
+        }
+    };
+    private final Lazy<List<Note>> notes = new Lazy<>() {
+        @Override
+        List<Note> compute() {
+            return readNotes();
+        }
+    };
+    private final Lazy<SymbolVersions> versions = new Lazy<>() {
+        @Override
+        SymbolVersions compute() {
+            return SymbolVersions.read(ElfFile.this);
+        }
+    };
 
     private ElfFile(String name, ByteBuffer data) {
         this.name = name;
@@ -64,9 +109,11 @@ public final class ElfFile implements AutoCloseable {
             var mapped = ch.map(FileChannel.MapMode.READ_ONLY, 0, length);
             return new ElfFile(name, mapped);
         } catch (NoSuchFileException e) {
-            throw new ElfFormatException(name, "no such file");
+            throw ElfFormatException.unreadable(name, "no such file");
+        } catch (java.nio.file.AccessDeniedException e) {
+            throw ElfFormatException.unreadable(name, "permission denied");
         } catch (IOException e) {
-            throw new ElfFormatException(name, "cannot read it: " + e.getMessage());
+            throw ElfFormatException.unreadable(name, Files.isDirectory(path) ? "it is a directory" : String.valueOf(e.getMessage()));
         }
     }
 
@@ -581,9 +628,16 @@ public final class ElfFile implements AutoCloseable {
     private List<RelocationSection> readRelocationSections() {
         var out = new ArrayList<RelocationSection>();
         Map<Integer, List<Symbol>> tables = new HashMap<>();
+        // Overlapping tables could otherwise multiply the work: all sections together get what the file can hold.
+        long budget = size / REL_SIZE + 1;
         for (var s : sections()) {
             if (s.sh_type() == SHT_RELR) {
-                out.add(new RelocationSection(s, null, readRelr(s)));
+                var relr = readRelr(s);
+                budget -= relr.size() / 4;
+                if (budget < 0) {
+                    throw error("the relocation sections overlap: together they hold more entries than the file has room for");
+                }
+                out.add(new RelocationSection(s, null, relr));
                 continue;
             }
             boolean rela = s.sh_type() == SHT_RELA;
@@ -596,6 +650,10 @@ public final class ElfFile implements AutoCloseable {
             }
             int base = checkRange(s.sh_offset(), s.sh_size(), describe(s));
             int count = (int) (s.sh_size() / entsize);
+            budget -= count;
+            if (budget < 0) {
+                throw error("the relocation sections overlap: together they hold more entries than the file has room for");
+            }
             List<Symbol> syms = List.of();
             if (s.sh_link() != 0) {
                 int link = s.sh_link();
@@ -662,6 +720,9 @@ public final class ElfFile implements AutoCloseable {
                 if (i == 0) {
                     throw error(describe(s) + ": the first entry is a bitmap, which must follow an address");
                 }
+                if (out.size() > size / 8 + 64) {
+                    throw error(describe(s) + ": expands to more relocations than the file has words");
+                }
                 for (int bit = 0; bit < 63; bit++) {
                     if ((e >>> (bit + 1) & 1) != 0) {
                         out.add(new Relocation(where + bit * 8L, R_X86_64_RELATIVE, null, 0, 0));
@@ -699,7 +760,12 @@ public final class ElfFile implements AutoCloseable {
         return Collections.unmodifiableList(out);
     }
 
-    private final Lazy<StringTable> dynamicStrings = new Lazy<>(this::readDynamicStrings);
+    private final Lazy<StringTable> dynamicStrings = new Lazy<>() {
+        @Override
+        StringTable compute() {
+            return readDynamicStrings();
+        }
+    };
 
     private StringTable readDynamicStrings() {
         var sec = sectionOfType(SHT_DYNAMIC);

@@ -1,25 +1,22 @@
 package dev.suture.elf;
 
-import java.util.function.Supplier;
-
-/** A value computed on first use and then kept; safe to share between threads. */
-final class Lazy<T> {
-    private Supplier<T> supplier;
+/**
+ * A value computed on first use and then kept; safe to share between threads. Subclasses say how to compute it
+ * (anonymous classes rather than lambdas: a command's cold start should not pay for lambda bootstrapping).
+ */
+abstract class Lazy<T> {
     private volatile T value;
 
-    Lazy(Supplier<T> supplier) {
-        this.supplier = supplier;
-    }
+    abstract T compute();
 
-    T get() {
+    final T get() {
         T v = value;
         if (v == null) {
             synchronized (this) {
                 v = value;
                 if (v == null) {
-                    v = supplier.get();
+                    v = compute();
                     value = v;
-                    supplier = null;
                 }
             }
         }

@@ -104,6 +104,7 @@ final class SymbolVersions {
         var strings = elf.linkedStrings(sec);
         String where = elf.describe(sec);
         long max = Math.min(Integer.toUnsignedLong(sec.sh_info()), b.capacity() / 20 + 1);
+        long budget = b.capacity() / 8 + 1; // auxiliary entries the section can hold without overlapping
         long off = 0;
         for (long k = 0; k < max; k++) {
             need(elf, b, off, 20, where, "version definition " + k);
@@ -116,7 +117,10 @@ final class SymbolVersions {
             String name = null;
             var parents = new ArrayList<String>();
             long a = off + aux;
-            for (int j = 0; j < cnt && j <= b.capacity() / 8; j++) {
+            for (int j = 0; j < cnt; j++) {
+                if (--budget < 0) {
+                    throw elf.error(where + ": the version definitions' auxiliary entries overlap");
+                }
                 need(elf, b, a, 8, where, "auxiliary entry " + j + " of version definition " + k);
                 String n = strings.at(Integer.toUnsignedLong(b.getInt((int) a)), where);
                 if (j == 0) {
@@ -143,6 +147,7 @@ final class SymbolVersions {
         var strings = elf.linkedStrings(sec);
         String where = elf.describe(sec);
         long max = Math.min(Integer.toUnsignedLong(sec.sh_info()), b.capacity() / 16 + 1);
+        long budget = b.capacity() / 16 + 1;
         long off = 0;
         for (long k = 0; k < max; k++) {
             need(elf, b, off, 16, where, "version requirement " + k);
@@ -152,7 +157,10 @@ final class SymbolVersions {
             long aux = Integer.toUnsignedLong(b.getInt(o + 8));
             long next = Integer.toUnsignedLong(b.getInt(o + 12));
             long a = off + aux;
-            for (int j = 0; j < cnt && j <= b.capacity() / 16; j++) {
+            for (int j = 0; j < cnt; j++) {
+                if (--budget < 0) {
+                    throw elf.error(where + ": the version requirements' auxiliary entries overlap");
+                }
                 need(elf, b, a, 16, where, "auxiliary entry " + j + " of version requirement " + k);
                 int ao = (int) a;
                 int flags = Short.toUnsignedInt(b.getShort(ao + 4));

@@ -1,0 +1,131 @@
+package dev.suture.unwind;
+
+import dev.suture.proc.Registers;
+import dev.suture.proc.Tracer;
+import dev.suture.SutureException;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The stop-the-world part of taking backtraces: stop every thread, read its registers, copy its stack with one
+ * bulk read (from rsp to the end of its stack mapping, at most {@link #STACK_CAP}), unwind in memory, resume.
+ * Everything that can be prepared (CFI parsing, maps, buffers, native calls) is prepared before; symbolizing
+ * is for afterwards, when the target runs again ({@link Backtrace#of}).
+ */
+public final class StackSampler {
+    public static final int STACK_CAP = 1 << 20;
+    /** Read this much from rsp when its mapping is not known (a thread newer than the maps we read). */
+    private static final int UNKNOWN_MAPPING_READ = 64 << 10;
+    private static final int MAX_FRAMES = 256;
+
+    private final Tracer tracer;
+    private final ProcessCode code;
+    private final Unwinder unwinder;
+    private final byte[] stack = new byte[STACK_CAP];
+    private final StackCopy copy;
+    private final long[] dwarf = new long[Dwarf.REGISTER_COUNT];
+    private final Map<Integer, FrameBuffer> buffers = new HashMap<>();
+    private long registersNanos;
+    private long copyNanos;
+    private long unwindNanos;
+
+    /** The result for one thread; its frames stay valid until the next {@link #sample()}. */
+    public record ThreadStack(int tid, Registers registers, FrameBuffer frames, int stackBytes, String error) {}
+
+    /**
+     * Every thread's stack and how long the target was held (nanoseconds, measured around the ptrace calls); the
+     * capture part splits into reading registers, copying stacks and unwinding.
+     */
+    public record Snapshot(List<ThreadStack> threads, long stopNanos, long captureNanos, long resumeNanos,
+                           long registersNanos, long copyNanos, long unwindNanos) {
+        public long windowNanos() {
+            return stopNanos + captureNanos + resumeNanos;
+        }
+    }
+
+    public StackSampler(Tracer tracer, ProcessCode code) {
+        this.tracer = tracer;
+        this.code = code;
+        this.unwinder = new Unwinder(code.code());
+        this.copy = new StackCopy(new LiveMemory(tracer));
+        for (int tid : tracer.threads()) {
+            buffers.put(tid, new FrameBuffer(MAX_FRAMES));
+        }
+        tracer.warmUp();
+    }
+
+    /** Stops the process, unwinds every thread, resumes it. */
+    public Snapshot sample() {
+        return tracer.run(() -> {
+            registersNanos = copyNanos = unwindNanos = 0;
+            long t0 = System.nanoTime();
+            tracer.stopAll();
+            long t1 = System.nanoTime();
+            var out = new ArrayList<ThreadStack>();
+            long t2;
+            try {
+                for (int tid : tracer.threads()) {
+                    out.add(sampleThread(tid));
+                }
+            } finally {
+                t2 = System.nanoTime();
+                tracer.resumeAll();
+            }
+            long t3 = System.nanoTime();
+            return new Snapshot(List.copyOf(out), t1 - t0, t2 - t1, t3 - t2, registersNanos, copyNanos, unwindNanos);
+        });
+    }
+
+    private ThreadStack sampleThread(int tid) {
+        FrameBuffer frames = buffers.computeIfAbsent(tid, t -> new FrameBuffer(MAX_FRAMES));
+        Registers regs;
+        long t0 = System.nanoTime();
+        try {
+            regs = tracer.registers(tid);
+        } catch (SutureException e) {
+            frames.clear();
+            return new ThreadStack(tid, null, frames, 0, "registers unreadable: " + e.getMessage());
+        }
+        for (int r = 0; r < Dwarf.REGISTER_COUNT; r++) {
+            dwarf[r] = regs.dwarf(r);
+        }
+        long t1 = System.nanoTime();
+        long rsp = regs.rsp();
+        long end = code.mappingEnd(rsp);
+        long want = end == 0 ? UNKNOWN_MAPPING_READ : Math.min(end - rsp, STACK_CAP);
+        int got = tracer.read(rsp, stack, 0, (int) want);
+        copy.reset(rsp, stack, got);
+        long t2 = System.nanoTime();
+        unwinder.unwind(dwarf, copy, frames);
+        long t3 = System.nanoTime();
+        registersNanos += t1 - t0;
+        copyNanos += t2 - t1;
+        unwindNanos += t3 - t2;
+        return new ThreadStack(tid, regs, frames, got, got == 0 ? "stack at 0x" + Long.toHexString(rsp)
+                + " unreadable" : null);
+    }
+
+    /** Reads outside the stack copy from the stopped process itself, one small read each. */
+    private static final class LiveMemory implements Memory {
+        private final Tracer tracer;
+        private final byte[] word = new byte[8];
+
+        LiveMemory(Tracer tracer) {
+            this.tracer = tracer;
+        }
+
+        @Override
+        public long read(long address, int size) {
+            if (tracer.read(address, word, 0, size) != size) {
+                throw new UnwindException("address 0x" + Long.toHexString(address) + " is not readable");
+            }
+            long v = 0;
+            for (int i = size - 1; i >= 0; i--) {
+                v = v << 8 | (word[i] & 0xffL);
+            }
+            return v;
+        }
+    }
+}

@@ -1,0 +1,132 @@
+package dev.suture.patch;
+
+import static dev.suture.elf.ElfConstants.*;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.suture.SutureException;
+import dev.suture.testing.Gcc;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Writing, reading and validating patch files (docs/patch-format.md). */
+class PatchFileTest {
+    @TempDir
+    Path dir;
+
+    private static final String HASH = "ab".repeat(32);
+
+    /** A small patch: one replaced function calling printf, reading a target global, with a new variable. */
+    static PatchFile sample() {
+        var b = new PatchBuilder("fix-1", "0123abcd", "server", ET_EXEC);
+        // push %rbp; mov counter(%rip),%eax; call printf; pop %rbp; ret
+        byte[] code = {0x55, (byte) 0x8b, 0x05, 0, 0, 0, 0, (byte) 0xe8, 0, 0, 0, 0, 0x5d, (byte) 0xc3};
+        int text = b.addSection(".text.say", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, 16, 0, code, code.length);
+        int bss = b.addSection(".bss.seen", SHT_NOBITS, SHF_ALLOC | SHF_WRITE, 4, 0, new byte[0], 4);
+        var say = b.defined("say", STT_FUNC, text, 0, code.length);
+        var seen = b.defined("seen", STT_OBJECT, bss, 0, 4);
+        b.relocate(text, 3, R_X86_64_PC32, b.targetRelative("counter", STT_OBJECT, 0x404028, 4), -4);
+        b.relocate(text, 8, R_X86_64_PLT32, b.external("printf", "GLIBC_2.2.5", STT_FUNC, false), -4);
+        b.replaced("say", 0x401136, 40, HASH, say, false);
+        b.added(NewSymbol.Kind.DATA, seen);
+        return b.build();
+    }
+
+    @Test
+    void roundTripKeepsEverything() throws Exception {
+        var p = sample();
+        Path file = dir.resolve("p.suture");
+        p.write(file);
+        var r = PatchFile.read(file);
+        assertEquals("fix-1", r.id());
+        assertEquals("0123abcd", r.targetBuildId());
+        assertEquals("server", r.targetName());
+        assertEquals(1, r.formatVersion());
+        assertEquals(1, r.replaced().size());
+        var rep = r.replaced().getFirst();
+        assertEquals("say", rep.symbol());
+        assertEquals(0x401136, rep.targetAddress());
+        assertEquals(40, rep.size());
+        assertEquals(HASH, rep.sha256());
+        assertEquals("say", rep.patchSymbol().name());
+        assertEquals(List.of("seen"), r.added().stream().map(a -> a.symbol().name()).toList());
+        assertEquals(List.of("printf@GLIBC_2.2.5"), r.externals().stream().map(PatchSymbol.External::fileName).toList());
+        var counter = r.targetRelative().getFirst();
+        assertEquals(0x404028, counter.value());
+        var text = r.sections().stream().filter(s -> s.name().equals(".text.say")).findFirst().orElseThrow();
+        assertArrayEquals(p.sections().getFirst().bytes(), text.bytes());
+        assertEquals(2, text.relocations().size());
+        assertEquals(counter, text.relocations().getFirst().symbol());
+        var bss = r.sections().stream().filter(s -> s.name().equals(".bss.seen")).findFirst().orElseThrow();
+        assertTrue(bss.isNobits());
+        assertEquals(4, bss.size());
+        assertEquals(p.symbols(), r.symbols());
+        assertEquals(java.util.Map.of("R_X86_64_PC32", 1, "R_X86_64_PLT32", 1), r.relocationCounts());
+    }
+
+    @Test
+    void readelfAndObjdumpReadItWithoutComplaint() throws Exception {
+        Path file = dir.resolve("p.suture");
+        sample().write(file);
+        String all = Gcc.run(dir, "readelf", "-a", "-W", file.toString())
+                + Gcc.run(dir, "objdump", "-dr", file.toString());
+        assertTrue(all.contains("R_X86_64_PLT32") && all.contains("printf@GLIBC_2.2.5"), all);
+        assertTrue(!all.toLowerCase().contains("warning"), all);
+    }
+
+    @Test
+    void tooShortReplacedFunctionIsInvalid() {
+        var b = new PatchBuilder("x", "00ff", "t", ET_EXEC);
+        int text = b.addSection(".text.f", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, 1, 0, new byte[] {(byte) 0xc3}, 1);
+        b.replaced("f", 0x1000, 3, HASH, b.defined("f", STT_FUNC, text, 0, 1), false);
+        var e = assertThrows(PatchFormatException.class, b::build);
+        assertTrue(e.getMessage().contains("shorter than a jmp"), e.getMessage());
+    }
+
+    @Test
+    void malformedFilesAreRefusedWithAMessage() throws Exception {
+        byte[] good = sample().toBytes();
+        // Truncated anywhere: an error naming the file, never an exception trace.
+        for (int cut : new int[] {0, 10, 64, good.length / 2, good.length - 1}) {
+            Path f = dir.resolve("cut" + cut);
+            Files.write(f, Arrays.copyOf(good, cut));
+            var e = assertThrows(SutureException.class, () -> PatchFile.read(f));
+            assertEquals(SutureException.Kind.BAD_INPUT, e.kind());
+        }
+        // A different metadata version and an unknown record.
+        assertInvalid(replaceInfo(good, "suture-patch 1", "suture-patch 9"), "format version");
+        assertInvalid(replaceInfo(good, "target-type ET_EXEC", "target-typo ET_EXEC"), "unknown record");
+        assertInvalid(replaceInfo(good, "0x401136", "0x40113z"), "hex");
+        // Not a patch at all: an object without .suture.info.
+        Path obj = dir.resolve("x.o");
+        Files.writeString(dir.resolve("x.c"), "int x(void) { return 1; }\n");
+        Gcc.run(dir, "gcc", "-c", "-o", obj.toString(), "x.c");
+        var e = assertThrows(PatchFormatException.class, () -> PatchFile.read(obj));
+        assertTrue(e.getMessage().contains(".suture.info"), e.getMessage());
+    }
+
+    private void assertInvalid(byte[] bytes, String expected) {
+        var e = assertThrows(PatchFormatException.class, () -> PatchFile.parse("bad.suture", bytes));
+        assertTrue(e.getMessage().contains(expected), e.getMessage());
+    }
+
+    /** The file with one piece of .suture.info replaced by another of the same length. */
+    private static byte[] replaceInfo(byte[] file, String from, String to) {
+        assertEquals(from.length(), to.length());
+        String s = new String(file, StandardCharsets.ISO_8859_1);
+        int at = s.indexOf(from);
+        assertTrue(at > 0, from);
+        byte[] out = file.clone();
+        System.arraycopy(to.getBytes(StandardCharsets.ISO_8859_1), 0, out, at, to.length());
+        return out;
+    }
+}

@@ -1,0 +1,37 @@
+package dev.suture.unwind;
+
+import java.util.HashMap;
+import java.util.Map;
+
+/** A sparse 64-bit word memory for unwinder tests; reads of unset words fail like unmapped memory. */
+final class FakeMemory implements Memory {
+    final Map<Long, Long> words = new HashMap<>();
+
+    FakeMemory put(long address, long value) {
+        words.put(address, value);
+        return this;
+    }
+
+    @Override
+    public long read(long address, int size) {
+        Long v = words.get(address);
+        if (v == null || size != 8) {
+            throw new UnwindException("unmapped 0x" + Long.toHexString(address));
+        }
+        return v;
+    }
+
+    /** The same words as a contiguous stack copy of {@code [base, base + length)}. */
+    StackCopy copy(long base, int length) {
+        byte[] bytes = new byte[length];
+        words.forEach((a, v) -> {
+            long o = a - base;
+            if (o >= 0 && o + 8 <= length) {
+                for (int i = 0; i < 8; i++) {
+                    bytes[(int) o + i] = (byte) (v >>> (8 * i));
+                }
+            }
+        });
+        return new StackCopy(null).reset(base, bytes, length);
+    }
+}
