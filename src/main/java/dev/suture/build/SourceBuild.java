@@ -91,6 +91,11 @@ public final class SourceBuild {
         try {
             Prepared prepared = prepare(request, work);
             return diff(request, prepared);
+        } catch (SourceBuildException e) {
+            if (request.keepWork()) {
+                throw new SourceBuildException(e.kind(), e.getMessage() + "\n(scratch directory kept: " + work + ")", e);
+            }
+            throw e;
         } finally {
             if (!request.keepWork()) {
                 delete(work);
@@ -388,6 +393,11 @@ public final class SourceBuild {
                     + tree.name() + " tree did not produce it; it linked " + describe(record.linkedOutputs()));
         }
         var link = record.linkOf(output).or(() -> sameContent(output, record));
+        Path libtool = output.resolveSibling(".libs").resolve(output.getFileName());
+        if (link.isEmpty() && record.linkOf(libtool).isPresent()) {
+            throw new SourceBuildException(Kind.BAD_INPUT, "--target " + target.path() + " is libtool's wrapper"
+                    + " script; the program it runs is " + tree.root().relativize(libtool) + ": name that instead");
+        }
         if (link.isEmpty()) {
             throw new SourceBuildException(Kind.BAD_INPUT, "--target " + target.path() + " exists in the "
                     + tree.name() + " tree but was not linked through the compiler wrapper during the build; it"

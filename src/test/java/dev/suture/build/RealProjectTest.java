@@ -29,14 +29,22 @@ class RealProjectTest {
     void zlibDeflateBoundFix() throws IOException {
         Path src = zlibSource();
         Path diff = BuildProjects.file(dir, "zlib-deflatebound.diff");
+        // The deployed build: the project's own configure and make in another copy, without the wrapper.
+        Path deployed = dir.resolve("deployed");
+        var copy = Command.run(List.of("cp", "-a", src.toString(), deployed.toString()), dir, null,
+                dir.resolve("cp.log"), Duration.ofMinutes(2));
+        assertTrue(copy.ok(), copy.tail(20));
+        var built = Command.run(List.of("/bin/sh", "-c", "./configure && make"), deployed, null,
+                dir.resolve("deployed.log"), Duration.ofMinutes(20));
+        assertTrue(built.ok(), built.tail(30));
+
         Path work = Files.createDirectories(dir.resolve("work"));
         var request = new SourceBuild.Request(src, List.of(diff), 1, "./configure && make",
-                List.of(SourceBuild.Target.parse("libz.so.1.2.13"), SourceBuild.Target.parse("minigzip"),
+                List.of(SourceBuild.Target.parse("libz.so.1.2.13=" + deployed.resolve("libz.so.1.2.13")),
+                        SourceBuild.Target.parse("minigzip=" + deployed.resolve("minigzip")),
                         SourceBuild.Target.parse("example")),
                 dir.resolve("out"), false, false, false, Duration.ofMinutes(20));
         var prepared = SourceBuild.prepare(request, work);
-        System.out.printf("zlib: copies and patch %d ms, both builds %d ms%n",
-                prepared.copyTime().toMillis(), prepared.buildTime().toMillis());
 
         var so = prepared.targets().get(0);
         assertEquals(List.of("tree:deflate.lo"), so.changed(), so.toString());
@@ -45,6 +53,15 @@ class RealProjectTest {
         assertEquals(List.of("tree:deflate.o"), minigzip.changed(), minigzip.toString());
         var example = prepared.targets().get(2);
         assertEquals(List.of("tree:deflate.o"), example.changed(), example.toString());
+
+        var result = SourceBuild.diff(request, prepared);
+        System.out.printf("zlib: copies and patch %d ms, both builds %d ms, diff of 3 targets %d ms%n",
+                result.copyTime().toMillis(), result.buildTime().toMillis(), result.diffTime().toMillis());
+        for (var t : result.targets()) {
+            assertEquals(List.of("deflateBound"), t.diff().replaced(), t.toString());
+            assertEquals(List.of(), t.diff().added(), t.toString());
+            assertTrue(Files.isRegularFile(t.diff().patchFile()), t.toString());
+        }
     }
 
     /** The unpacked zlib source, fetched once per checkout. */

@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.suture.SutureException.Kind;
 import dev.suture.testing.Gcc;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -87,43 +86,6 @@ class SourceBuildTest {
         // The linked programs behave as their sources say.
         assertEquals("41\n", Gcc.run(dir, prog.originalOutput().toString()));
         assertEquals("42\n", Gcc.run(dir, prog.patchedOutput().toString()));
-    }
-
-    @Test
-    void diffThatDoesNotApplyShowsWhatPatchSaid() throws IOException {
-        Path src = BuildProjects.multi(dir);
-        Path diff = Files.writeString(dir.resolve("stale.diff"), """
-                --- a/add.c
-                +++ b/add.c
-                @@ -1 +1 @@
-                -int add(long a, long b) { return a + b; }
-                +int add(long a, long b) { return b + a; }
-                """);
-        var e = assertThrows(SourceBuildException.class, () -> SourceBuild.prepare(
-                BuildProjects.request(src, List.of(diff), "make", "prog"), work()));
-        assertEquals(Kind.BAD_INPUT, e.kind());
-        assertTrue(e.getMessage().contains("does not apply"), e.getMessage());
-        assertTrue(e.getMessage().contains("Hunk #1 FAILED"), e.getMessage());
-        assertTrue(e.getMessage().contains("--strip"), e.getMessage());
-    }
-
-    @Test
-    void failedBuildShowsTheEndOfItsLog() throws IOException {
-        Path src = BuildProjects.multi(dir);
-        Path diff = Files.writeString(dir.resolve("broken.diff"), """
-                --- a/add.c
-                +++ b/add.c
-                @@ -1 +1 @@
-                -int add(int a, int b) { return a + b; }
-                +int add(int a, int b) { return a + undeclared_thing; }
-                """);
-        var e = assertThrows(SourceBuildException.class, () -> SourceBuild.prepare(
-                BuildProjects.request(src, List.of(diff), "make", "prog"), work()));
-        assertEquals(Kind.BAD_INPUT, e.kind());
-        assertTrue(e.getMessage().contains("the build of the patched tree"), e.getMessage());
-        assertTrue(e.getMessage().contains("undeclared_thing"), e.getMessage());
-        assertTrue(e.getMessage().contains("the diff breaks the build"), e.getMessage());
-        assertTrue(!e.getMessage().contains(dir.resolve("work").toString()), "scratch paths leak: " + e.getMessage());
     }
 
     @Test

@@ -165,17 +165,32 @@ class BuildCommandTest {
         assertTrue(run.err().contains("the build of the patched tree (make) failed"), run.err());
         assertTrue(run.err().contains("mul.c:"), run.err());
         assertTrue(run.err().contains("make: ***"), run.err());
+        assertTrue(run.err().contains("The original tree built; the diff breaks the build."), run.err());
+        // The scratch copies are named as the source tree they copy, and nothing of them is left behind.
+        assertTrue(run.err().contains(src + "/mul.c") || run.err().contains("mul.c:"), run.err());
+        assertFalse(run.err().contains("suture-build-"), run.err());
     }
 
     @Test
     void nothingChangedIsExitThree() throws IOException {
         Path src = multi("src");
-        // unused.c is in libmath.a, but no target takes it out of the archive.
+        // unused.c is in libmath.a, but no target takes it out of the archive; the blank line moves main.c's
+        // line numbers (main.o differs in its debug information) but changes no function.
+        Path blankLine = Files.writeString(dir.resolve("blank.diff"), """
+                --- a/main.c
+                +++ b/main.c
+                @@ -1,2 +1,3 @@
+                +
+                 #include <stdio.h>
+                 #include <unistd.h>
+                """);
         var run = suture("build", "--src", src.toString(), "--diff", diff("multi-unused.diff").toString(),
-                "--target", "prog", "--target", "tool", "-o", dir.resolve("out").toString());
+                "--diff", blankLine.toString(), "--target", "prog", "--target", "tool",
+                "-o", dir.resolve("out").toString());
         assertEquals(ExitCodes.DOES_NOT_FIT, run.code(), run.err());
         assertTrue(run.err().contains("change no function in any target"), run.err());
-        assertTrue(run.err().contains("prog: no object differs"), run.err());
+        assertTrue(run.err().contains("prog: objects differ but no function changed"), run.err());
+        assertTrue(run.err().contains("tool: no object differs"), run.err());
         assertFalse(Files.exists(dir.resolve("out")) && dir.resolve("out").toFile().list().length > 0);
     }
 
