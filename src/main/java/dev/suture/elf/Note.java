@@ -1,0 +1,55 @@
+package dev.suture.elf;
+
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+
+/** One ELF note: owner name, type and descriptor bytes. */
+public record Note(String name, int type, byte[] desc) {
+
+    /** A GNU property from an {@code NT_GNU_PROPERTY_TYPE_0} note: {@code pr_type} and its data. */
+    public record GnuProperty(int pr_type, byte[] data) {
+        /** The data as a 32-bit little-endian number (most x86 properties are bit masks), or 0 if shorter. */
+        public long u32() {
+            return data.length < 4 ? 0 : (data[0] & 0xffL) | (data[1] & 0xffL) << 8 | (data[2] & 0xffL) << 16
+                    | (data[3] & 0xffL) << 24;
+        }
+    }
+
+    public boolean isGnu() {
+        return "GNU".equals(name);
+    }
+
+    public boolean isBuildId() {
+        return isGnu() && type == ElfConstants.NT_GNU_BUILD_ID;
+    }
+
+    /** The descriptor in lowercase hex. */
+    public String descHex() {
+        return HexFormat.of().formatHex(desc);
+    }
+
+    /** The properties of a GNU property note (8-byte aligned entries); empty for other notes or malformed data. */
+    public List<GnuProperty> gnuProperties() {
+        var out = new ArrayList<GnuProperty>();
+        if (!isGnu() || type != ElfConstants.NT_GNU_PROPERTY_TYPE_0) {
+            return out;
+        }
+        int p = 0;
+        while (p + 8 <= desc.length) {
+            int prType = le32(p);
+            int size = le32(p + 4);
+            if (size < 0 || size > desc.length - p - 8) {
+                break;
+            }
+            byte[] data = java.util.Arrays.copyOfRange(desc, p + 8, p + 8 + size);
+            out.add(new GnuProperty(prType, data));
+            p += 8 + ((size + 7) & ~7);
+        }
+        return out;
+    }
+
+    private int le32(int p) {
+        return (desc[p] & 0xff) | (desc[p + 1] & 0xff) << 8 | (desc[p + 2] & 0xff) << 16 | (desc[p + 3] & 0xff) << 24;
+    }
+}
