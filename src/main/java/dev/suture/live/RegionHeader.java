@@ -37,8 +37,6 @@ public record RegionHeader(
     public static final int FORMAT_VERSION = 1;
     static final int FIXED_SIZE = 0x80;
     static final int FUNCTION_SIZE = 0x30;
-    /** Bytes of each saved/installed entry field; the jump uses the first five. */
-    static final int ENTRY_BYTES = 8;
     /** A header larger than this is treated as corrupt rather than read. */
     static final int MAX_HEADER_SIZE = 1 << 20;
 
@@ -75,8 +73,8 @@ public record RegionHeader(
      * One replaced function: its entry in the target, the replacement in this region, the region whose jump this
      * patch overwrote (0 if the entry held the original code), and the bytes before and after.
      */
-    public record Function(String name, long oldAddress, int oldSize, long newAddress, long previousRegion,
-                           byte[] savedBytes, byte[] installedBytes) {
+    public record Function(String name, long oldAddress, int oldSize, long newAddress, int newSize,
+                           long previousRegion, byte[] savedBytes, byte[] installedBytes) {
         public Function {
             if (savedBytes.length != 5 || installedBytes.length != 5) {
                 throw new IllegalArgumentException("saved and installed entries are 5 bytes");
@@ -86,7 +84,8 @@ public record RegionHeader(
         @Override
         public boolean equals(Object o) {
             return o instanceof Function f && name.equals(f.name) && oldAddress == f.oldAddress
-                    && oldSize == f.oldSize && newAddress == f.newAddress && previousRegion == f.previousRegion
+                    && oldSize == f.oldSize && newAddress == f.newAddress && newSize == f.newSize
+                    && previousRegion == f.previousRegion
                     && Arrays.equals(savedBytes, f.savedBytes) && Arrays.equals(installedBytes, f.installedBytes);
         }
 
@@ -176,9 +175,10 @@ public record RegionHeader(
             b.putLong(at + 0x08, f.newAddress());
             b.putLong(at + 0x10, f.previousRegion());
             b.putInt(at + 0x18, f.oldSize());
-            b.putInt(at + 0x1c, names[i]);
-            b.put(at + 0x20, f.savedBytes());
-            b.put(at + 0x28, f.installedBytes());
+            b.putInt(at + 0x1c, f.newSize());
+            b.putInt(at + 0x20, names[i]);
+            b.put(at + 0x24, f.savedBytes());
+            b.put(at + 0x29, f.installedBytes());
         }
         b.put(stringsOffset, table);
         return b.array();
@@ -238,9 +238,9 @@ public record RegionHeader(
         var functions = new ArrayList<Function>(count);
         for (int i = 0; i < count; i++) {
             int at = functionsOffset + i * FUNCTION_SIZE;
-            functions.add(new Function(strings.at(b.getInt(at + 0x1c)), b.getLong(at), b.getInt(at + 0x18),
-                    b.getLong(at + 0x08), b.getLong(at + 0x10),
-                    Arrays.copyOfRange(bytes, at + 0x20, at + 0x25), Arrays.copyOfRange(bytes, at + 0x28, at + 0x2d)));
+            functions.add(new Function(strings.at(b.getInt(at + 0x20)), b.getLong(at), b.getInt(at + 0x18),
+                    b.getLong(at + 0x08), b.getInt(at + 0x1c), b.getLong(at + 0x10),
+                    Arrays.copyOfRange(bytes, at + 0x24, at + 0x29), Arrays.copyOfRange(bytes, at + 0x29, at + 0x2e)));
         }
         return new RegionHeader(version, state, headerSize, regionSize, b.getLong(0x18), b.getLong(0x20),
                 b.getLong(0x28), b.getInt(0x30), layout, strings.at(b.getInt(0x60)), strings.at(b.getInt(0x64)),

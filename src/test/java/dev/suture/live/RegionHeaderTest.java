@@ -15,10 +15,10 @@ import org.junit.jupiter.api.Test;
 class RegionHeaderTest {
 
     static RegionHeader sample() {
-        var f1 = new RegionHeader.Function("thread3_say", 0x401269, 0x5b, 0xa0b4b5, 0,
+        var f1 = new RegionHeader.Function("thread3_say", 0x401269, 0x5b, 0xa0b4b5, 0x5e, 0,
                 new byte[] {(byte) 0xf3, 0x0f, 0x1e, (byte) 0xfa, 0x55},
                 new byte[] {(byte) 0xe9, 0x47, (byte) 0xa2, 0x60, 0x00});
-        var f2 = new RegionHeader.Function("helper", 0x401300, 0x20, 0xa0b600, 0x7f0000001000L,
+        var f2 = new RegionHeader.Function("helper", 0x401300, 0x20, 0xa0b600, 0x24, 0x7f0000001000L,
                 new byte[] {(byte) 0xe9, 1, 2, 3, 4}, new byte[] {(byte) 0xe9, 5, 6, 7, 8});
         int size = RegionHeader.sizeFor("fix-42", "ab".repeat(20), "/usr/bin/demo", "demo",
                 List.of("thread3_say", "helper"));
@@ -54,7 +54,8 @@ class RegionHeaderTest {
         assertEquals(0x80, b.getInt(0x70));
         assertEquals(0x401269, b.getLong(0x80));
         assertEquals(0xa0b4b5, b.getLong(0x88));
-        assertEquals((byte) 0xe9, bytes[0x80 + 0x28]);
+        assertEquals((byte) 0xe9, bytes[0x80 + 0x29]);
+        assertEquals(0x5e, b.getInt(0x80 + 0x1c));
         int strings = b.getInt(0x58);
         assertEquals("fix-42", new String(bytes, strings + b.getInt(0x60), 6));
     }
