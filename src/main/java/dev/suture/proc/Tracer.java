@@ -1,0 +1,742 @@
+package dev.suture.proc;
+
+import dev.suture.SutureException;
+import dev.suture.sys.Errno;
+import dev.suture.sys.NotPermittedException;
+import dev.suture.sys.ProcessVanishedException;
+import dev.suture.sys.Ptrace;
+import dev.suture.sys.SysException;
+import dev.suture.sys.Syscalls;
+import dev.suture.sys.WaitStatus;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.FutureTask;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.Supplier;
+
+/**
+ * Holds every thread of one process under ptrace. All ptrace calls run on one dedicated platform thread (Linux
+ * ties a tracee to the thread that attached); public methods hand their work to it and wait. While the process
+ * runs, that thread also services what the tracees report (new threads, signals to pass on, group-stops, exits),
+ * reaping only the thread ids it owns, never other children of the JVM.
+ *
+ * <p>Attaching uses PTRACE_SEIZE, so if suture dies at any instant the process runs on. Signals that arrive while
+ * a thread is held are delivered when it is resumed or released, exactly once. A process that was stopped
+ * (SIGSTOP) stays stopped after {@link #close()}.
+ */
+public final class Tracer implements AutoCloseable {
+    private static final int OPTIONS = Ptrace.PTRACE_O_TRACECLONE | Ptrace.PTRACE_O_TRACESYSGOOD;
+    private static final long STOP_TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(5);
+    private static final long IDLE_POLL_NANOS = TimeUnit.MILLISECONDS.toNanos(1);
+
+    private final int pid;
+    private final Thread thread;
+    private final LinkedBlockingQueue<Runnable> tasks = new LinkedBlockingQueue<>();
+    private volatile boolean shutdown;
+
+    // Everything below is touched only on the tracer thread.
+    private final Map<Integer, Tracee> tracees = new LinkedHashMap<>();
+    private boolean held;
+    private boolean vanished;
+    private int tracerTid;
+    private int memFd = -1;
+
+    /** What we know of one traced thread. */
+    static final class Tracee {
+        final int tid;
+        State state = State.RUNNING;
+        /** How the current stop was entered; decides how it may be resumed and whether it can be borrowed. */
+        Stop stop = Stop.NONE;
+        /** A signal that stopped the thread on its way in (signal-delivery-stop): passed on when it resumes. */
+        int pendingSignal;
+        /** A signal swallowed while we ran code on this thread: sent again with tgkill when it resumes. */
+        int requeueSignal;
+        /** The last stop said the whole process is in group-stop (SIGSTOP and friends). */
+        boolean groupStopped;
+
+        Tracee(int tid) {
+            this.tid = tid;
+        }
+    }
+
+    enum State { RUNNING, STOPPED, LISTENING }
+
+    enum Stop { NONE, INTERRUPT, GROUP, SIGNAL, CLONE, SYSCALL, OTHER }
+
+    private Tracer(int pid) {
+        this.pid = pid;
+        this.thread = Thread.ofPlatform().daemon().name("suture-tracer-" + pid).unstarted(this::loop);
+    }
+
+    /**
+     * Seizes every thread of process {@code pid} (rescanning /proc/PID/task until no new thread appears; threads
+     * created later are traced automatically). The process keeps running.
+     *
+     * @throws ProcessVanishedException if the process is gone or goes while we attach
+     * @throws NotPermittedException if the kernel refuses, naming the likely reason (another tracer...)
+     */
+    public static Tracer attach(int pid) {
+        if (pid <= 0) {
+            throw new SutureException(SutureException.Kind.BAD_INPUT, "not a process id: " + pid);
+        }
+        if (!Files.isDirectory(Path.of("/proc/" + pid))) {
+            throw ProcessVanishedException.process(pid, "attach");
+        }
+        var tracer = new Tracer(pid);
+        tracer.thread.start();
+        try {
+            tracer.call(() -> {
+                tracer.seizeAll();
+                return null;
+            });
+        } catch (RuntimeException e) {
+            tracer.shutdown = true;
+            tracer.thread.interrupt();
+            throw e;
+        }
+        return tracer;
+    }
+
+    public int pid() {
+        return pid;
+    }
+
+    /** The ids of the threads we trace now (sorted). */
+    public List<Integer> threads() {
+        return call(() -> tracees.keySet().stream().sorted().toList());
+    }
+
+    /** True between {@link #stopAll()} and {@link #resumeAll()}. */
+    public boolean isHeld() {
+        return call(() -> held);
+    }
+
+    /**
+     * Stops every thread: PTRACE_INTERRUPT to each, then waits for each to report its stop. Threads created
+     * meanwhile are stopped too; threads that exit are dropped. Returns when every thread we trace is stopped.
+     *
+     * @throws ProcessVanishedException if the process exits
+     */
+    public void stopAll() {
+        call(() -> {
+            stopAllHere();
+            return null;
+        });
+    }
+
+    /** Lets every thread run again, passing on the signals that arrived while they were held. */
+    public void resumeAll() {
+        call(() -> {
+            resumeAllHere();
+            return null;
+        });
+    }
+
+    /** The registers of a held thread. */
+    public Registers registers(int tid) {
+        return call(() -> {
+            long[] w = new long[Registers.WORDS];
+            Syscalls.getRegisters(heldThread(tid).tid, w);
+            return Registers.of(w);
+        });
+    }
+
+    /** Sets the registers of a held thread. */
+    public void setRegisters(int tid, Registers registers) {
+        call(() -> {
+            Syscalls.setRegisters(heldThread(tid).tid, registers.words());
+            return null;
+        });
+    }
+
+    /**
+     * Reads {@code length} bytes at {@code address} with one process_vm_readv (runs on the calling thread; the
+     * process need not be stopped).
+     *
+     * @throws SysException (EFAULT) if any of the range is not mapped
+     */
+    public byte[] read(long address, int length) {
+        byte[] out = new byte[length];
+        int n = read(address, out, 0, length);
+        if (n != length) {
+            throw new SysException("process_vm_readv", Errno.EFAULT, "process " + pid + ": only " + n + " of "
+                    + length + " bytes at 0x" + Long.toHexString(address) + " are readable");
+        }
+        return out;
+    }
+
+    /** Reads up to {@code length} bytes at {@code address} into {@code dst}; returns how many were readable. */
+    public int read(long address, byte[] dst, int offset, int length) {
+        try {
+            return Syscalls.readMemory(pid, address, dst, offset, length);
+        } catch (ProcessVanishedException e) {
+            throw ProcessVanishedException.process(pid, "memory read");
+        } catch (SysException e) {
+            if (e.errno() == Errno.EFAULT) {
+                return 0;
+            }
+            throw e;
+        }
+    }
+
+    /**
+     * Writes {@code bytes} at {@code address} through /proc/PID/mem, which writes even read-only text (a private
+     * copy of the page, as a debugger's breakpoint does); falls back to PTRACE_POKEDATA on a held thread.
+     */
+    public void write(long address, byte[] bytes) {
+        call(() -> {
+            writeHere(address, bytes);
+            return null;
+        });
+    }
+
+    /** Links and exercises every native call on the tracer thread, ahead of a time-critical window. */
+    public void warmUp() {
+        call(() -> {
+            Syscalls.warmUp();
+            return null;
+        });
+    }
+
+    /**
+     * Runs {@code work} on the tracer thread, so a sequence of calls (stop, read registers, write, resume) pays
+     * one hand-off between threads instead of one per call. Tracer methods called inside run directly.
+     */
+    public <T> T run(Supplier<T> work) {
+        return call(work::get);
+    }
+
+    /** Releases every thread (PTRACE_DETACH), passing on held signals; a group-stopped process stays stopped. */
+    @Override
+    public void close() {
+        if (shutdown) {
+            return;
+        }
+        try {
+            call(() -> {
+                releaseAll();
+                return null;
+            });
+        } finally {
+            shutdown = true;
+            thread.interrupt();
+        }
+    }
+
+    // ---- the tracer thread ----
+
+    private void loop() {
+        tracerTid = Syscalls.gettid();
+        while (!shutdown) {
+            Runnable task;
+            try {
+                task = tasks.poll(IDLE_POLL_NANOS, TimeUnit.NANOSECONDS);
+            } catch (InterruptedException e) {
+                continue; // shutdown is checked above
+            }
+            if (task != null) {
+                task.run();
+            } else if (!held && !vanished && !tracees.isEmpty()) {
+                try {
+                    serviceEvents();
+                } catch (RuntimeException e) {
+                    // A vanished process or thread is recorded in our state; callers see it on their next call.
+                }
+            }
+        }
+        // Whatever is left (an abandoned tracer): detach what we can so the process runs on untraced.
+        if (!vanished && !tracees.isEmpty()) {
+            try {
+                releaseAll();
+            } catch (RuntimeException ignored) {
+                // best effort
+            }
+        }
+    }
+
+    private <T> T call(Callable<T> work) {
+        if (Thread.currentThread() == thread) {
+            try {
+                return work.call();
+            } catch (RuntimeException e) {
+                throw e;
+            } catch (Exception e) {
+                throw new SutureException(SutureException.Kind.INTERNAL, e.toString(), e);
+            }
+        }
+        if (shutdown) {
+            throw new SutureException(SutureException.Kind.INTERNAL, "the tracer of process " + pid
+                    + " is closed");
+        }
+        var task = new FutureTask<>(work);
+        tasks.add(task);
+        try {
+            return task.get();
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException r) {
+                r.addSuppressed(new Exception("called from here"));
+                throw r;
+            }
+            if (e.getCause() instanceof Error err) {
+                throw err;
+            }
+            throw new SutureException(SutureException.Kind.INTERNAL, String.valueOf(e.getCause()), e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new SutureException(SutureException.Kind.INTERNAL, "interrupted while waiting for the tracer");
+        }
+    }
+
+    boolean onTracerThread() {
+        return Thread.currentThread() == thread;
+    }
+
+    // ---- attach ----
+
+    private void seizeAll() {
+        int quietRounds = 0;
+        while (quietRounds < 2) {
+            serviceEvents();
+            boolean found = false;
+            for (int tid : listTasks()) {
+                if (tracees.containsKey(tid)) {
+                    continue;
+                }
+                int errno = Syscalls.ptraceErrno(Ptrace.PTRACE_SEIZE, tid, 0, OPTIONS);
+                if (errno == 0) {
+                    tracees.put(tid, new Tracee(tid));
+                    found = true;
+                } else if (errno == Errno.ESRCH) {
+                    continue; // the thread ended between the listing and now
+                } else if (errno == Errno.EPERM && (tracerOf(tid) == tracerTid || isZombie(tid))) {
+                    if (tracerOf(tid) == tracerTid) {
+                        // Traced already: created by a thread we hold (auto-attached); its clone event is pending.
+                        tracees.put(tid, new Tracee(tid));
+                        found = true;
+                    }
+                } else {
+                    var e = errno == Errno.EPERM
+                            ? NotPermittedException.forPtrace("ptrace(PTRACE_SEIZE)", errno, pid, tid)
+                            : SysException.of("ptrace(PTRACE_SEIZE)", errno, "thread " + tid + " of process " + pid);
+                    abandon();
+                    throw e;
+                }
+            }
+            quietRounds = found ? 0 : quietRounds + 1;
+        }
+        if (tracees.isEmpty()) {
+            vanished = true;
+            throw ProcessVanishedException.process(pid, "attach");
+        }
+        try {
+            memFd = Syscalls.open("/proc/" + pid + "/mem", Syscalls.O_RDWR);
+        } catch (SysException e) {
+            memFd = -1; // writes fall back to PTRACE_POKEDATA
+        }
+    }
+
+    /** Thread ids in /proc/PID/task; the process having gone is {@link ProcessVanishedException}. */
+    private List<Integer> listTasks() {
+        var tids = new ArrayList<Integer>();
+        try (var dir = Files.newDirectoryStream(Path.of("/proc/" + pid + "/task"))) {
+            for (Path p : dir) {
+                tids.add(Integer.parseInt(p.getFileName().toString()));
+            }
+        } catch (NoSuchFileException e) {
+            vanished = true;
+            abandon();
+            throw ProcessVanishedException.process(pid, "attach");
+        } catch (IOException e) {
+            throw new SysException("opendir", Errno.EIO, "cannot list /proc/" + pid + "/task: " + e.getMessage());
+        }
+        return tids;
+    }
+
+    private int tracerOf(int tid) {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/task/" + tid + "/status"))) {
+                if (line.startsWith("TracerPid:")) {
+                    return Integer.parseInt(line.substring(10).strip());
+                }
+            }
+        } catch (IOException | NumberFormatException e) {
+            // gone
+        }
+        return 0;
+    }
+
+    private boolean isZombie(int tid) {
+        char state = ThreadState.of(pid, tid);
+        return state == 'Z' || state == 'X' || state == '?';
+    }
+
+    /** After a failed attach: release whatever we seized. */
+    private void abandon() {
+        try {
+            releaseAll();
+        } catch (RuntimeException ignored) {
+            // the process may be going away; nothing more to release
+        }
+    }
+
+    // ---- events while running ----
+
+    /** Reaps and answers the stops of running threads: clone events, signals to pass on, group-stops, exits. */
+    private void serviceEvents() {
+        int who = Syscalls.peekWaitable();
+        if (who == 0) {
+            return;
+        }
+        for (var t : List.copyOf(tracees.values())) {
+            WaitStatus ws;
+            try {
+                ws = Syscalls.waitpid(t.tid, Ptrace.WNOHANG | Ptrace.__WALL);
+            } catch (ProcessVanishedException e) {
+                drop(t);
+                continue;
+            }
+            if (ws != null) {
+                answerWhileRunning(t, ws);
+            }
+        }
+        if (tracees.isEmpty()) {
+            vanished = true;
+        }
+    }
+
+    private void answerWhileRunning(Tracee t, WaitStatus ws) {
+        if (ws.gone()) {
+            drop(t);
+            return;
+        }
+        if (!ws.stopped()) {
+            return;
+        }
+        int sig = ws.stopSignal();
+        switch (ws.event()) {
+            case Ptrace.PTRACE_EVENT_CLONE -> {
+                adoptClone(t);
+                cont(t, 0);
+            }
+            case Ptrace.PTRACE_EVENT_STOP -> {
+                if (Ptrace.isStopSignal(sig)) {
+                    // The process is in group-stop: let it stay stopped, but keep it ours.
+                    t.groupStopped = true;
+                    t.stop = Stop.GROUP;
+                    listen(t);
+                } else {
+                    // The first stop of a new thread, a late interrupt, or the end of a group-stop (SIGCONT).
+                    t.groupStopped = false;
+                    cont(t, 0);
+                }
+            }
+            case 0 -> cont(t, ws.syscallStop() ? 0 : sig); // a signal on its way to the thread: pass it on
+            default -> cont(t, 0);
+        }
+    }
+
+    private Tracee adoptClone(Tracee parent) {
+        int child = (int) Syscalls.eventMessage(parent.tid);
+        return tracees.computeIfAbsent(child, Tracee::new);
+    }
+
+    private void cont(Tracee t, int sig) {
+        int errno = Syscalls.ptraceErrno(Ptrace.PTRACE_CONT, t.tid, 0, sig);
+        t.state = State.RUNNING;
+        t.stop = Stop.NONE;
+        if (errno != 0 && errno != Errno.ESRCH) {
+            throw SysException.of("ptrace(PTRACE_CONT)", errno, "thread " + t.tid);
+        }
+        // ESRCH: killed while stopped; its exit is reaped later
+    }
+
+    private void listen(Tracee t) {
+        int errno = Syscalls.ptraceErrno(Ptrace.PTRACE_LISTEN, t.tid, 0, 0);
+        t.state = State.LISTENING;
+        if (errno != 0 && errno != Errno.ESRCH) {
+            throw SysException.of("ptrace(PTRACE_LISTEN)", errno, "thread " + t.tid);
+        }
+    }
+
+    private void drop(Tracee t) {
+        tracees.remove(t.tid);
+        if (t.tid == pid) {
+            // The leader is reported only once every other thread is gone (or on exec): the process has exited.
+            vanished = true;
+        }
+    }
+
+    // ---- stop and resume ----
+
+    void stopAllHere() {
+        if (vanished) {
+            throw ProcessVanishedException.process(pid, "stop");
+        }
+        if (held) {
+            return;
+        }
+        serviceEvents(); // answer what is already queued, so the interrupts meet running threads
+        var pending = new ArrayList<Tracee>();
+        for (var t : tracees.values()) {
+            if (t.state != State.STOPPED) {
+                int errno = Syscalls.ptraceErrno(Ptrace.PTRACE_INTERRUPT, t.tid, 0, 0);
+                if (errno != 0 && errno != Errno.ESRCH) {
+                    throw SysException.of("ptrace(PTRACE_INTERRUPT)", errno, "thread " + t.tid);
+                }
+                pending.add(t);
+            }
+        }
+        awaitStops(pending, "stop");
+        held = true;
+    }
+
+    /** Waits until every thread in {@code pending} reports a stop (adding the threads they create meanwhile). */
+    private void awaitStops(List<Tracee> pending, String during) {
+        long deadline = System.nanoTime() + STOP_TIMEOUT_NANOS;
+        int idle = 0;
+        while (!pending.isEmpty()) {
+            boolean progress = false;
+            for (int i = 0; i < pending.size(); i++) {
+                var t = pending.get(i);
+                WaitStatus ws;
+                try {
+                    ws = Syscalls.waitpid(t.tid, Ptrace.WNOHANG | Ptrace.__WALL);
+                } catch (ProcessVanishedException e) {
+                    ws = new WaitStatus(t.tid, 0); // ECHILD: reaped or released already; treat as exited
+                }
+                if (ws == null) {
+                    continue;
+                }
+                progress = true;
+                if (recordStop(t, ws, pending)) {
+                    pending.remove(i--);
+                }
+            }
+            if (vanished || tracees.isEmpty()) {
+                vanished = true;
+                throw ProcessVanishedException.process(pid, during);
+            }
+            if (progress) {
+                idle = 0;
+            } else if (++idle > 64) {
+                if (System.nanoTime() > deadline) {
+                    var t = pending.getFirst();
+                    throw new SysException("waitpid", Errno.EAGAIN, "thread " + t.tid + " of process " + pid
+                            + " did not stop within 5 s (state " + ThreadState.of(pid, t.tid)
+                            + "); it may be in uninterruptible sleep: retry later");
+                }
+                LockSupport.parkNanos(Math.min(1_000_000, 1000L * (idle - 64)));
+            } else {
+                Thread.onSpinWait();
+            }
+        }
+    }
+
+    /**
+     * Records the stop {@code ws} of {@code t} during stop-all; returns true when {@code t} is now stopped or gone
+     * (done waiting for it). A clone event adds the new thread to {@code pending}: it starts with a stop of its own.
+     */
+    private boolean recordStop(Tracee t, WaitStatus ws, List<Tracee> pending) {
+        if (ws.gone()) {
+            drop(t);
+            return true;
+        }
+        if (!ws.stopped()) {
+            return false;
+        }
+        t.state = State.STOPPED;
+        int sig = ws.stopSignal();
+        switch (ws.event()) {
+            case Ptrace.PTRACE_EVENT_STOP -> {
+                t.groupStopped = Ptrace.isStopSignal(sig);
+                t.stop = t.groupStopped ? Stop.GROUP : Stop.INTERRUPT;
+            }
+            case Ptrace.PTRACE_EVENT_CLONE -> {
+                t.stop = Stop.CLONE;
+                var child = adoptClone(t);
+                if (child.state != State.STOPPED && !pending.contains(child)) {
+                    pending.add(child);
+                }
+            }
+            case 0 -> {
+                if (ws.syscallStop()) {
+                    t.stop = Stop.SYSCALL;
+                } else {
+                    // A signal was on its way in: hold it and deliver it on resume.
+                    t.stop = Stop.SIGNAL;
+                    t.pendingSignal = sig;
+                }
+            }
+            default -> t.stop = Stop.OTHER;
+        }
+        return true;
+    }
+
+    void resumeAllHere() {
+        if (!held) {
+            return;
+        }
+        held = false;
+        for (var t : List.copyOf(tracees.values())) {
+            if (t.state != State.STOPPED) {
+                continue;
+            }
+            if (t.requeueSignal != 0) {
+                requeue(t);
+            }
+            if (t.stop == Stop.GROUP) {
+                listen(t);
+            } else {
+                int sig = t.pendingSignal;
+                t.pendingSignal = 0;
+                cont(t, sig);
+            }
+        }
+    }
+
+    private void requeue(Tracee t) {
+        try {
+            Syscalls.tgkill(pid, t.tid, t.requeueSignal);
+        } catch (ProcessVanishedException e) {
+            // gone: nothing to deliver to
+        }
+        t.requeueSignal = 0;
+    }
+
+    private void releaseAll() {
+        if (!vanished && !tracees.isEmpty()) {
+            try {
+                if (!held) {
+                    stopAllHere();
+                }
+            } catch (ProcessVanishedException e) {
+                // fall through: detach what is left
+            }
+        }
+        for (var t : List.copyOf(tracees.values())) {
+            if (t.requeueSignal != 0) {
+                requeue(t);
+            }
+            int sig = t.stop == Stop.SIGNAL ? t.pendingSignal : 0;
+            int errno = Syscalls.ptraceErrno(Ptrace.PTRACE_DETACH, t.tid, 0, sig);
+            if (errno != 0) {
+                // Dead or dying: reap it if it is already a zombie we owe a wait.
+                try {
+                    Syscalls.waitpid(t.tid, Ptrace.WNOHANG | Ptrace.__WALL);
+                } catch (SysException ignored) {
+                    // not ours any more
+                }
+            }
+            tracees.remove(t.tid);
+        }
+        held = false;
+        if (memFd >= 0) {
+            Syscalls.close(memFd);
+            memFd = -1;
+        }
+    }
+
+    // ---- helpers for the injector and memory ----
+
+    Tracee heldThread(int tid) {
+        if (vanished) {
+            throw ProcessVanishedException.process(pid, "thread access");
+        }
+        var t = tracees.get(tid);
+        if (t == null) {
+            throw new SutureException(SutureException.Kind.INTERNAL, "thread " + tid + " of process " + pid
+                    + " is not traced (it may have exited)");
+        }
+        if (!held || t.state != State.STOPPED) {
+            throw new SutureException(SutureException.Kind.INTERNAL, "thread " + tid + " of process " + pid
+                    + " is not stopped: call stopAll() first");
+        }
+        return t;
+    }
+
+    Map<Integer, Tracee> tracees() {
+        return tracees;
+    }
+
+    boolean held() {
+        return held;
+    }
+
+    void markVanished() {
+        vanished = true;
+        tracees.clear();
+    }
+
+    private void writeHere(long address, byte[] bytes) {
+        if (vanished) {
+            throw ProcessVanishedException.process(pid, "memory write");
+        }
+        if (memFd >= 0) {
+            try {
+                int done = 0;
+                while (done < bytes.length) {
+                    int n = Syscalls.pwrite(memFd, slice(bytes, done), 0, bytes.length - done, address + done);
+                    if (n <= 0) {
+                        break;
+                    }
+                    done += n;
+                }
+                if (done == bytes.length) {
+                    return;
+                }
+            } catch (SysException e) {
+                if (!Files.isDirectory(Path.of("/proc/" + pid))) {
+                    throw ProcessVanishedException.process(pid, "memory write");
+                }
+                // fall back to POKEDATA below
+            }
+        }
+        pokeBytes(address, bytes);
+    }
+
+    private static byte[] slice(byte[] bytes, int from) {
+        return from == 0 ? bytes : java.util.Arrays.copyOfRange(bytes, from, bytes.length);
+    }
+
+    /** Writes through PTRACE_PEEKDATA/POKEDATA on a held thread, a word at a time. */
+    private void pokeBytes(long address, byte[] bytes) {
+        boolean wasHeld = held;
+        if (!wasHeld) {
+            stopAllHere();
+        }
+        try {
+            int tid = tracees.keySet().iterator().next();
+            long start = address & ~7L;
+            long end = (address + bytes.length + 7) & ~7L;
+            for (long word = start; word < end; word += 8) {
+                long value = Syscalls.peekData(tid, word);
+                for (int b = 0; b < 8; b++) {
+                    long at = word + b;
+                    if (at >= address && at < address + bytes.length) {
+                        long shift = 8L * b;
+                        value = (value & ~(0xffL << shift)) | ((bytes[(int) (at - address)] & 0xffL) << shift);
+                    }
+                }
+                Syscalls.pokeData(tid, word, value);
+            }
+        } finally {
+            if (!wasHeld) {
+                resumeAllHere();
+            }
+        }
+    }
+
+    int pidValue() {
+        return pid;
+    }
+}

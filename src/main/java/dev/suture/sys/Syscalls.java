@@ -1,0 +1,465 @@
+package dev.suture.sys;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout.PathElement;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.VarHandle;
+
+/**
+ * The kernel calls suture makes, as Java methods: each is a downcall into libc through the FFM linker, with errno
+ * captured and turned into a {@link SysException} (or its typed subclasses). Handles are linked on first use, one
+ * holder class per function; {@link #warmUp()} links and exercises all of them so that a time-critical window
+ * (the stop-the-world of a patch) pays no linking, class loading or first-call cost.
+ *
+ * <p>Every method may be called from any thread, but ptrace calls only succeed on the thread that attached.
+ */
+public final class Syscalls {
+    private static final Linker LINKER = Linker.nativeLinker();
+    private static final StructLayout CAPTURE = Linker.Option.captureStateLayout();
+    private static final VarHandle ERRNO = CAPTURE.varHandle(PathElement.groupElement("errno"));
+    private static final int REGS_BYTES = 27 * 8;
+    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+
+    private Syscalls() {}
+
+    /** Native memory each calling thread reuses, so steady-state calls allocate nothing native. */
+    private static final class Scratch {
+        final Arena arena = Arena.ofAuto();
+        final MemorySegment errno = arena.allocate(CAPTURE);
+        final MemorySegment word = arena.allocate(8, 8);
+        final MemorySegment regs = arena.allocate(REGS_BYTES, 8);
+        final MemorySegment iov = arena.allocate(32, 8);
+        MemorySegment buffer = arena.allocate(64 * 1024, 16);
+
+        MemorySegment buffer(long size) {
+            if (buffer.byteSize() < size) {
+                buffer = arena.allocate(Math.max(size, buffer.byteSize() * 2), 16);
+            }
+            return buffer;
+        }
+
+        int errno() {
+            return (int) ERRNO.get(errno, 0L);
+        }
+    }
+
+    private static MethodHandle link(String name, FunctionDescriptor fd, Linker.Option... extra) {
+        var options = new Linker.Option[extra.length + 1];
+        options[0] = Linker.Option.captureCallState("errno");
+        System.arraycopy(extra, 0, options, 1, extra.length);
+        MemorySegment symbol = LINKER.defaultLookup().find(name)
+                .orElseThrow(() -> new SysException(name, 0, "libc has no function " + name));
+        return LINKER.downcallHandle(symbol, fd, options);
+    }
+
+    // One holder per function: the JVM initialises (links) each on first use only.
+    private static final class Ptraces {
+        static final MethodHandle H = link("ptrace", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_LONG,
+                JAVA_LONG), Linker.Option.firstVariadicArg(1));
+    }
+
+    private static final class Waitpid {
+        static final MethodHandle H = link("waitpid", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT));
+    }
+
+    private static final class Waitid {
+        static final MethodHandle H = link("waitid", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS,
+                JAVA_INT));
+    }
+
+    private static final class VmReadv {
+        static final MethodHandle H = link("process_vm_readv", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS,
+                JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG));
+    }
+
+    private static final class VmWritev {
+        static final MethodHandle H = link("process_vm_writev", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS,
+                JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG));
+    }
+
+    private static final class Tgkill {
+        static final MethodHandle H = link("tgkill", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
+    }
+
+    private static final class Kill {
+        static final MethodHandle H = link("kill", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    }
+
+    private static final class Gettid {
+        static final MethodHandle H = link("gettid", FunctionDescriptor.of(JAVA_INT));
+    }
+
+    private static final class Open {
+        static final MethodHandle H = link("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT),
+                Linker.Option.firstVariadicArg(2));
+    }
+
+    private static final class Close {
+        static final MethodHandle H = link("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    }
+
+    private static final class Pread {
+        static final MethodHandle H = link("pread64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG,
+                JAVA_LONG));
+    }
+
+    private static final class Pwrite {
+        static final MethodHandle H = link("pwrite64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG,
+                JAVA_LONG));
+    }
+
+    private static RuntimeException rethrow(Throwable t) {
+        if (t instanceof RuntimeException r) {
+            return r;
+        }
+        if (t instanceof Error e) {
+            throw e;
+        }
+        return new SysException("downcall", 0, "native call failed: " + t);
+    }
+
+    // ---- ptrace ----
+
+    private static long rawPtrace(Scratch s, int request, int tid, long addr, long data) {
+        try {
+            return (long) Ptraces.H.invokeExact(s.errno, request, tid, addr, data);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** A ptrace request whose result is only success or failure (SEIZE, INTERRUPT, CONT, DETACH, LISTEN...). */
+    public static void ptrace(int request, int tid, long addr, long data) {
+        Scratch s = SCRATCH.get();
+        if (rawPtrace(s, request, tid, addr, data) == -1) {
+            throw SysException.of("ptrace(" + requestName(request) + ")", s.errno(), "thread " + tid);
+        }
+    }
+
+    /** Like {@link #ptrace} but returns errno (0 on success) instead of throwing, for the paths that expect races. */
+    public static int ptraceErrno(int request, int tid, long addr, long data) {
+        Scratch s = SCRATCH.get();
+        return rawPtrace(s, request, tid, addr, data) == -1 ? s.errno() : 0;
+    }
+
+    /** PTRACE_GETEVENTMSG: the new thread's id after a clone event, the exit status after an exit event. */
+    public static long eventMessage(int tid) {
+        Scratch s = SCRATCH.get();
+        if (rawPtrace(s, Ptrace.PTRACE_GETEVENTMSG, tid, 0, s.word.address()) == -1) {
+            throw SysException.of("ptrace(PTRACE_GETEVENTMSG)", s.errno(), "thread " + tid);
+        }
+        return s.word.get(JAVA_LONG, 0);
+    }
+
+    /** PTRACE_PEEKDATA: one word of the tracee's memory (the thread must be stopped). */
+    public static long peekData(int tid, long address) {
+        Scratch s = SCRATCH.get();
+        long value = rawPtrace(s, Ptrace.PTRACE_PEEKDATA, tid, address, 0);
+        if (value == -1 && s.errno() != 0) {
+            throw SysException.of("ptrace(PTRACE_PEEKDATA)", s.errno(), "thread " + tid + " at 0x"
+                    + Long.toHexString(address));
+        }
+        return value;
+    }
+
+    /** PTRACE_POKEDATA: writes one word (even into read-only pages; the thread must be stopped). */
+    public static void pokeData(int tid, long address, long word) {
+        Scratch s = SCRATCH.get();
+        if (rawPtrace(s, Ptrace.PTRACE_POKEDATA, tid, address, word) == -1) {
+            throw SysException.of("ptrace(PTRACE_POKEDATA)", s.errno(), "thread " + tid + " at 0x"
+                    + Long.toHexString(address));
+        }
+    }
+
+    /** PTRACE_GETREGS into {@code out}: the 27 words of user_regs_struct in the kernel's order. */
+    public static void getRegisters(int tid, long[] out) {
+        Scratch s = SCRATCH.get();
+        if (rawPtrace(s, Ptrace.PTRACE_GETREGS, tid, 0, s.regs.address()) == -1) {
+            throw SysException.of("ptrace(PTRACE_GETREGS)", s.errno(), "thread " + tid);
+        }
+        MemorySegment.copy(s.regs, JAVA_LONG, 0, out, 0, 27);
+    }
+
+    /** PTRACE_SETREGS from the 27 words of user_regs_struct. */
+    public static void setRegisters(int tid, long[] in) {
+        Scratch s = SCRATCH.get();
+        MemorySegment.copy(in, 0, s.regs, JAVA_LONG, 0, 27);
+        if (rawPtrace(s, Ptrace.PTRACE_SETREGS, tid, 0, s.regs.address()) == -1) {
+            throw SysException.of("ptrace(PTRACE_SETREGS)", s.errno(), "thread " + tid);
+        }
+    }
+
+    static String requestName(int request) {
+        return switch (request) {
+            case Ptrace.PTRACE_PEEKDATA -> "PTRACE_PEEKDATA";
+            case Ptrace.PTRACE_POKEDATA -> "PTRACE_POKEDATA";
+            case Ptrace.PTRACE_CONT -> "PTRACE_CONT";
+            case Ptrace.PTRACE_GETREGS -> "PTRACE_GETREGS";
+            case Ptrace.PTRACE_SETREGS -> "PTRACE_SETREGS";
+            case Ptrace.PTRACE_DETACH -> "PTRACE_DETACH";
+            case Ptrace.PTRACE_SYSCALL -> "PTRACE_SYSCALL";
+            case Ptrace.PTRACE_SETOPTIONS -> "PTRACE_SETOPTIONS";
+            case Ptrace.PTRACE_SEIZE -> "PTRACE_SEIZE";
+            case Ptrace.PTRACE_INTERRUPT -> "PTRACE_INTERRUPT";
+            case Ptrace.PTRACE_LISTEN -> "PTRACE_LISTEN";
+            default -> "request " + request;
+        };
+    }
+
+    // ---- waitpid ----
+
+    /**
+     * waitpid(tid, &amp;status, options) for one thread we trace; {@code null} when WNOHANG found nothing. ECHILD
+     * (not ours any more, or already reaped) is a {@link ProcessVanishedException}; EINTR is retried.
+     */
+    public static WaitStatus waitpid(int tid, int options) {
+        Scratch s = SCRATCH.get();
+        while (true) {
+            int r;
+            try {
+                r = (int) Waitpid.H.invokeExact(s.errno, tid, s.word, options);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            if (r > 0) {
+                return new WaitStatus(r, s.word.get(JAVA_INT, 0));
+            }
+            if (r == 0) {
+                return null;
+            }
+            int errno = s.errno();
+            if (errno != Errno.EINTR) {
+                throw SysException.of("waitpid", errno, "thread " + tid);
+            }
+        }
+    }
+
+    /**
+     * The id of some child or tracee of this process with an event to report, without reaping it
+     * (waitid(P_ALL, WNOWAIT|WNOHANG)); 0 when there is none. One call, whatever the number of tracees, so an idle
+     * tracer can poll cheaply and then reap only its own threads with {@link #waitpid}.
+     */
+    public static int peekWaitable() {
+        Scratch s = SCRATCH.get();
+        MemorySegment info = s.buffer(128);
+        info.asSlice(0, 128).fill((byte) 0);
+        int r;
+        try {
+            r = (int) Waitid.H.invokeExact(s.errno, 0 /* P_ALL */, 0, info,
+                    4 /* WEXITED */ | 2 /* WSTOPPED */ | Ptrace.WNOHANG | 0x01000000 /* WNOWAIT */ | Ptrace.__WALL);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (r != 0) {
+            return 0; // ECHILD: no children at all
+        }
+        return info.get(JAVA_INT, 16); // siginfo_t.si_pid
+    }
+
+    // ---- memory ----
+
+    /**
+     * process_vm_readv of one range into {@code dst}: one system call. Returns the bytes read, fewer than
+     * {@code length} when the range runs into unmapped memory.
+     */
+    public static int readMemory(int pid, long address, byte[] dst, int offset, int length) {
+        Scratch s = SCRATCH.get();
+        MemorySegment buf = s.buffer(length);
+        s.iov.set(JAVA_LONG, 0, buf.address());
+        s.iov.set(JAVA_LONG, 8, length);
+        s.iov.set(JAVA_LONG, 16, address);
+        s.iov.set(JAVA_LONG, 24, length);
+        long n;
+        try {
+            n = (long) VmReadv.H.invokeExact(s.errno, pid, s.iov, 1L, s.iov.asSlice(16), 1L, 0L);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (n < 0) {
+            throw SysException.of("process_vm_readv", s.errno(), "process " + pid + " at 0x"
+                    + Long.toHexString(address) + " (" + length + " bytes)");
+        }
+        MemorySegment.copy(buf, ValueLayout.JAVA_BYTE, 0, dst, offset, (int) n);
+        return (int) n;
+    }
+
+    /** process_vm_writev of one range (writable mappings only); returns the bytes written. */
+    public static int writeMemory(int pid, long address, byte[] src, int offset, int length) {
+        Scratch s = SCRATCH.get();
+        MemorySegment buf = s.buffer(length);
+        MemorySegment.copy(src, offset, buf, ValueLayout.JAVA_BYTE, 0, length);
+        s.iov.set(JAVA_LONG, 0, buf.address());
+        s.iov.set(JAVA_LONG, 8, length);
+        s.iov.set(JAVA_LONG, 16, address);
+        s.iov.set(JAVA_LONG, 24, length);
+        long n;
+        try {
+            n = (long) VmWritev.H.invokeExact(s.errno, pid, s.iov, 1L, s.iov.asSlice(16), 1L, 0L);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (n < 0) {
+            throw SysException.of("process_vm_writev", s.errno(), "process " + pid + " at 0x"
+                    + Long.toHexString(address) + " (" + length + " bytes)");
+        }
+        return (int) n;
+    }
+
+    // ---- files (for /proc/PID/mem) ----
+
+    public static final int O_RDONLY = 0;
+    public static final int O_RDWR = 2;
+    public static final int O_CLOEXEC = 0x80000;
+
+    /** open(2); {@code what} names the file in errors. */
+    public static int open(String path, int flags) {
+        Scratch s = SCRATCH.get();
+        try (var arena = Arena.ofConfined()) {
+            int fd = (int) Open.H.invokeExact(s.errno, arena.allocateFrom(path), flags | O_CLOEXEC, 0);
+            if (fd < 0) {
+                int errno = s.errno();
+                if (errno == Errno.EACCES) {
+                    throw new NotPermittedException("open", errno, "cannot open " + path + ": "
+                            + Errno.describe(errno));
+                }
+                throw SysException.of("open", errno, path);
+            }
+            return fd;
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void close(int fd) {
+        Scratch s = SCRATCH.get();
+        try {
+            int ignored = (int) Close.H.invokeExact(s.errno, fd);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** pread(2) at {@code position}; returns the bytes read. */
+    public static int pread(int fd, byte[] dst, int offset, int length, long position) {
+        Scratch s = SCRATCH.get();
+        MemorySegment buf = s.buffer(length);
+        long n;
+        try {
+            n = (long) Pread.H.invokeExact(s.errno, fd, buf, (long) length, position);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (n < 0) {
+            throw SysException.of("pread", s.errno(), "fd " + fd + " at 0x" + Long.toHexString(position));
+        }
+        MemorySegment.copy(buf, ValueLayout.JAVA_BYTE, 0, dst, offset, (int) n);
+        return (int) n;
+    }
+
+    /** pwrite(2) at {@code position}; returns the bytes written. */
+    public static int pwrite(int fd, byte[] src, int offset, int length, long position) {
+        Scratch s = SCRATCH.get();
+        MemorySegment buf = s.buffer(length);
+        MemorySegment.copy(src, offset, buf, ValueLayout.JAVA_BYTE, 0, length);
+        long n;
+        try {
+            n = (long) Pwrite.H.invokeExact(s.errno, fd, buf, (long) length, position);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (n < 0) {
+            throw SysException.of("pwrite", s.errno(), "fd " + fd + " at 0x" + Long.toHexString(position));
+        }
+        return (int) n;
+    }
+
+    // ---- signals and ids ----
+
+    /** tgkill(2): a signal to one thread of a process. */
+    public static void tgkill(int pid, int tid, int sig) {
+        Scratch s = SCRATCH.get();
+        int r;
+        try {
+            r = (int) Tgkill.H.invokeExact(s.errno, pid, tid, sig);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (r != 0) {
+            throw SysException.of("tgkill", s.errno(), "thread " + tid + " of process " + pid);
+        }
+    }
+
+    /** kill(2). */
+    public static void kill(int pid, int sig) {
+        Scratch s = SCRATCH.get();
+        int r;
+        try {
+            r = (int) Kill.H.invokeExact(s.errno, pid, sig);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (r != 0) {
+            throw SysException.of("kill", s.errno(), "process " + pid);
+        }
+    }
+
+    /** The calling thread's kernel id (what /proc/PID/status calls a TracerPid). */
+    public static int gettid() {
+        Scratch s = SCRATCH.get();
+        try {
+            return (int) Gettid.H.invokeExact(s.errno);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Links every handle and calls each once (on harmless arguments) from the calling thread, so that the first
+     * real call inside a time-critical window costs what every later one does. Call it on the tracer thread.
+     */
+    public static void warmUp() {
+        int self = (int) ProcessHandle.current().pid();
+        int tid = gettid();
+        byte[] probe = new byte[16];
+        for (int round = 0; round < 3; round++) {
+            // Requests on a thread we do not trace fail with ESRCH without side effects.
+            ptraceErrno(Ptrace.PTRACE_INTERRUPT, tid, 0, 0);
+            try {
+                getRegisters(tid, new long[27]);
+            } catch (SysException expected) {
+                // not our tracee: the call still went all the way through the handle
+            }
+            try {
+                waitpid(Integer.MAX_VALUE, Ptrace.WNOHANG | Ptrace.__WALL);
+            } catch (SysException expected) {
+                // ECHILD: no such child
+            }
+            Scratch s = SCRATCH.get();
+            peekWaitable();
+            MemorySegment own = s.buffer(16);
+            readMemory(self, own.address(), probe, 0, 16);
+            writeMemory(self, own.address(), probe, 0, 16);
+            tgkill(self, tid, 0);
+            kill(self, 0);
+        }
+        int fd = open("/proc/self/mem", O_RDWR);
+        try {
+            MemorySegment own = SCRATCH.get().buffer(16);
+            int ignoredRead = pread(fd, probe, 0, 16, own.address());
+            int ignoredWritten = pwrite(fd, probe, 0, 16, own.address());
+        } finally {
+            close(fd);
+        }
+    }
+}

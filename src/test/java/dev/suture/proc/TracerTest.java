@@ -1,0 +1,205 @@
+package dev.suture.proc;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.suture.sys.NotPermittedException;
+import dev.suture.testing.Gcc;
+import dev.suture.testing.Procs;
+import dev.suture.testing.Target;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class TracerTest {
+    @TempDir
+    Path dir;
+
+    /** N worker threads counting in a shared array; main prints "tick" lines and the array's address. */
+    static final String WORKERS = """
+            #include <pthread.h>
+            #include <stdio.h>
+            #include <stdlib.h>
+            #include <unistd.h>
+            volatile long counter[64];
+            volatile long marker = 0x1122334455667788;
+            static void *work(void *arg) {
+                long i = (long) arg;
+                for (;;) { counter[i]++; usleep(500); }
+                return 0;
+            }
+            int main(int argc, char **argv) {
+                int n = argc > 1 ? atoi(argv[1]) : 4;
+                for (long i = 0; i < n; i++) { pthread_t t; pthread_create(&t, 0, work, (void *) i); }
+                printf("ready %p %p\\n", (void *) counter, (void *) &marker);
+                fflush(stdout);
+                for (long tick = 0; ; tick++) {
+                    printf("tick %ld marker %lx\\n", tick, marker);
+                    fflush(stdout);
+                    usleep(2000);
+                }
+            }
+            """;
+
+    @AfterEach
+    void nothingLeftTraced() {
+        assertEquals(java.util.List.of(), Procs.tracedByThisJvm(), "threads left traced by this JVM");
+    }
+
+    static long hex(String word) {
+        return Long.parseUnsignedLong(word.replace("0x", ""), 16);
+    }
+
+    @Test
+    void attachStopReadWriteResumeDetach() throws Exception {
+        Path exe = Gcc.compile(dir, "workers", WORKERS, "-O1", "-pthread");
+        try (var target = Target.start(exe, "6")) {
+            String[] ready = target.awaitLine("ready", Duration.ofSeconds(10)).split(" ");
+            long counter = hex(ready[1]);
+            long marker = hex(ready[2]);
+            int pid = target.pidInt();
+            try (var tracer = Tracer.attach(pid)) {
+                assertEquals(Procs.tids(pid), tracer.threads());
+                assertEquals(7, tracer.threads().size());
+                tracer.warmUp();
+                tracer.stopAll();
+                assertEquals("", Procs.notInState(pid, 't'), "threads not in tracing stop");
+                assertEquals(Procs.tids(pid), tracer.threads());
+                byte[] before = tracer.read(counter, 6 * 8);
+                Thread.sleep(20);
+                assertArrayEquals(before, tracer.read(counter, 6 * 8), "counters moved while every thread was held");
+                for (int tid : tracer.threads()) {
+                    var regs = tracer.registers(tid);
+                    assertNotEquals(0L, regs.rip(), "rip of " + tid);
+                    assertNotEquals(0L, regs.fs_base(), "fs_base of " + tid);
+                    tracer.setRegisters(tid, regs);
+                    assertEquals(regs, tracer.registers(tid));
+                }
+                byte[] value = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(0xfeedfaceL).array();
+                tracer.write(marker, value);
+                assertArrayEquals(value, tracer.read(marker, 8));
+                tracer.resumeAll();
+                target.awaitLine("marker feedface", Duration.ofSeconds(10));
+                byte[] later = waitForChange(tracer, counter, before);
+                assertTrue(later != null, "workers did not run after resumeAll");
+            }
+            assertEquals("", tracedThreads(pid), "threads still traced after close");
+            int lines = target.lines().size();
+            target.awaitLine(l -> l.startsWith("tick"), Duration.ofSeconds(10), lines);
+        }
+    }
+
+    @Test
+    void writesReadOnlyText() throws Exception {
+        Path exe = Gcc.compile(dir, "text", """
+                #include <stdio.h>
+                #include <unistd.h>
+                int answer(void) { return 41; }
+                int main(void) {
+                    printf("ready %p\\n", (void *) answer); fflush(stdout);
+                    for (;;) { printf("answer %d\\n", answer()); fflush(stdout); usleep(2000); }
+                }
+                """, "-O0");
+        try (var target = Target.start(exe)) {
+            long answer = hex(target.awaitLine("ready", Duration.ofSeconds(10)).split(" ")[1]);
+            try (var tracer = Tracer.attach(target.pidInt())) {
+                tracer.stopAll();
+                // mov $42, %eax; ret
+                tracer.write(answer, new byte[] {(byte) 0xb8, 42, 0, 0, 0, (byte) 0xc3});
+                tracer.resumeAll();
+                target.awaitLine("answer 42", Duration.ofSeconds(10));
+            }
+        }
+    }
+
+    @Test
+    void stoppedProcessStaysStoppedAfterClose() throws Exception {
+        Path exe = Gcc.compile(dir, "workers", WORKERS, "-O1", "-pthread");
+        try (var target = Target.start(exe, "3")) {
+            target.awaitLine("tick 1", Duration.ofSeconds(10));
+            int pid = target.pidInt();
+            target.signal("STOP");
+            awaitStates(pid, 'T');
+            try (var tracer = Tracer.attach(pid)) {
+                Thread.sleep(20);
+                tracer.stopAll();
+                assertEquals("", Procs.notInState(pid, 't'));
+                tracer.resumeAll();
+                Thread.sleep(20);
+                assertEquals("", Procs.notInState(pid, 't'), "group-stopped threads held by PTRACE_LISTEN");
+            }
+            awaitStates(pid, 'T');
+            assertEquals("", tracedThreads(pid));
+            int lines = target.lines().size();
+            Thread.sleep(50);
+            assertEquals(lines, target.lines().size(), "a stopped process printed");
+            target.signal("CONT");
+            target.awaitLine(l -> l.startsWith("tick"), Duration.ofSeconds(10), lines);
+        }
+    }
+
+    @Test
+    void anotherTracerIsNamed() throws Exception {
+        Path exe = Gcc.compile(dir, "workers", WORKERS, "-O1", "-pthread");
+        try (var target = Target.start(exe, "2")) {
+            target.awaitLine("ready", Duration.ofSeconds(10));
+            int pid = target.pidInt();
+            var strace = new ProcessBuilder("strace", "-f", "-p", Integer.toString(pid), "-o", "/dev/null")
+                    .redirectErrorStream(true).redirectOutput(dir.resolve("strace.log").toFile()).start();
+            try {
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+                while (Procs.tracerOf(pid, pid) == 0) {
+                    assertTrue(System.nanoTime() < deadline, "strace did not attach");
+                    Thread.sleep(10);
+                }
+                var e = assertThrows(NotPermittedException.class, () -> Tracer.attach(pid));
+                assertTrue(e.getMessage().contains("strace"), e.getMessage());
+                assertTrue(e.getMessage().contains("already traced by pid " + strace.pid()), e.getMessage());
+            } finally {
+                strace.destroy();
+                if (!strace.waitFor(5, TimeUnit.SECONDS)) {
+                    strace.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
+                }
+            }
+        }
+    }
+
+    static String tracedThreads(long pid) {
+        var sb = new StringBuilder();
+        for (int tid : Procs.tids(pid)) {
+            if (Procs.tracerOf(pid, tid) != 0) {
+                sb.append(tid).append(' ');
+            }
+        }
+        return sb.toString();
+    }
+
+    static void awaitStates(long pid, char state) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (!Procs.notInState(pid, state).isEmpty()) {
+            assertTrue(System.nanoTime() < deadline, "threads not in state " + state + ": "
+                    + Procs.notInState(pid, state));
+            Thread.sleep(5);
+        }
+    }
+
+    private static byte[] waitForChange(Tracer tracer, long address, byte[] before) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (System.nanoTime() < deadline) {
+            byte[] now = tracer.read(address, before.length);
+            if (!java.util.Arrays.equals(now, before)) {
+                return now;
+            }
+            Thread.sleep(2);
+        }
+        return null;
+    }
+}
