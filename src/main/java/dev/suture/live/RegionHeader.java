@@ -37,6 +37,9 @@ public record RegionHeader(
     public static final int FORMAT_VERSION = 1;
     static final int FIXED_SIZE = 0x80;
     static final int FUNCTION_SIZE = 0x30;
+    /** A jump-table entry: a jump (absolute thunk or {@code jmp *slot(%rip)}) padded with int3. */
+    static final int JUMP_ENTRY_SIZE = 16;
+    static final int GOT_ENTRY_SIZE = 8;
     /** A header larger than this is treated as corrupt rather than read. */
     static final int MAX_HEADER_SIZE = 1 << 20;
 
@@ -250,8 +253,8 @@ public record RegionHeader(
     private static void checkLayout(Layout l, long regionSize, String where) {
         boolean ok = regionSize > 0 && regionSize < (1L << 40)
                 && within(l.textOffset(), l.textSize(), regionSize)
-                && within(l.jumpTableOffset(), (long) l.jumpTableCount() * 16, regionSize)
-                && within(l.gotOffset(), (long) l.gotCount() * 8, regionSize)
+                && within(l.jumpTableOffset(), (long) l.jumpTableCount() * JUMP_ENTRY_SIZE, regionSize)
+                && within(l.gotOffset(), (long) l.gotCount() * GOT_ENTRY_SIZE, regionSize)
                 && within(l.dataOffset(), l.dataSize(), regionSize);
         if (!ok) {
             throw new RegionFormatException(where + ": region layout does not fit its " + regionSize + " bytes");
