@@ -24,6 +24,8 @@ class PlacementTest {
         var low = List.of(m(0x100000, 0x400000, "/other"), m(0x400000, 0x405000, "/demo"),
                 m(0x1000000, 0x1021000, "[heap]"));
         assertEquals(0x1021000 + Placement.HEAP_ROOM,
+                Placement.find(low, 0x400000, 0x405000, 0x2000, 0x8000_0000L, Placement.brkZone(low, null), "t"));
+        assertEquals(0x405000 + (32L << 20) + Placement.HEAP_ROOM,
                 Placement.find(low, 0x400000, 0x405000, 0x2000, 0x8000_0000L, Placement.brkZone(low, "/demo"), "t"));
         // before the program has a heap, the break may start anywhere up to 32 MiB above the executable
         var noHeap = List.of(m(0x100000, 0x400000, "/other"), m(0x400000, 0x405000, "/demo"));
