@@ -23,7 +23,8 @@ class PlacementTest {
         // without it, above the heap's room to grow
         var low = List.of(m(0x100000, 0x400000, "/other"), m(0x400000, 0x405000, "/demo"),
                 m(0x1000000, 0x1021000, "[heap]"));
-        assertEquals(0x1021000 + Placement.HEAP_ROOM,
+        // below the heap's start is free (the heap grows up)
+        assertEquals(0x405000 + Placement.GAP,
                 Placement.find(low, 0x400000, 0x405000, 0x2000, 0x8000_0000L, Placement.brkZone(low, null), "t"));
         assertEquals(0x405000 + (32L << 20) + Placement.HEAP_ROOM,
                 Placement.find(low, 0x400000, 0x405000, 0x2000, 0x8000_0000L, Placement.brkZone(low, "/demo"), "t"));
