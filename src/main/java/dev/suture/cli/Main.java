@@ -10,12 +10,15 @@ import picocli.CommandLine.Command;
 @Command(name = "suture",
         mixinStandardHelpOptions = true,
         versionProvider = Main.Version.class,
+        usageHelpWidth = 100,
         description = {
-                "Live-patches functions of running Linux x86-64 processes: builds a patch from a source diff,",
-                "applies it through ptrace after proving no thread runs the replaced code, and reverts it on demand."},
+                "Live-patches functions of running Linux x86-64 processes: builds a patch from a source diff, "
+                        + "applies it through ptrace after proving no thread runs the replaced code, "
+                        + "and reverts it on demand."},
         footer = {"",
-                "Exit codes: 0 done, 1 internal error, 2 bad usage or input, 3 patch does not fit the target,",
-                "4 unsafe (replaced function busy past the timeout), 5 not permitted, 6 the process vanished."})
+                "Exit codes: 0 done, 1 internal error, 2 bad usage or input, 3 patch does not fit the target, "
+                        + "4 unsafe (a replaced function stayed busy past the timeout), 5 not permitted, "
+                        + "6 the process vanished."})
 public final class Main implements Runnable {
 
     @CommandLine.Spec
@@ -24,6 +27,8 @@ public final class Main implements Runnable {
     /** Every registered subcommand; only commands that work belong here. */
     static Object[] subcommands() {
         return new Object[] {
+            new InspectCommand(),
+            new DiffCommand(),
         };
     }
 

@@ -64,9 +64,11 @@ public final class ElfFile implements AutoCloseable {
             var mapped = ch.map(FileChannel.MapMode.READ_ONLY, 0, length);
             return new ElfFile(name, mapped);
         } catch (NoSuchFileException e) {
-            throw new ElfFormatException(name, "no such file");
+            throw ElfFormatException.unreadable(name, "no such file");
+        } catch (java.nio.file.AccessDeniedException e) {
+            throw ElfFormatException.unreadable(name, "permission denied");
         } catch (IOException e) {
-            throw new ElfFormatException(name, "cannot read it: " + e.getMessage());
+            throw ElfFormatException.unreadable(name, Files.isDirectory(path) ? "it is a directory" : String.valueOf(e.getMessage()));
         }
     }
 
@@ -552,7 +554,7 @@ public final class ElfFile implements AutoCloseable {
                 shndx = xindex.getInt(i * 4);
             }
             String symName = i == 0 && u32(o) == 0 ? "" : strings.at(u32(o), describe(table) + " symbol " + i);
-            String version = null;
+            SymbolVersions.Version version = null;
             boolean hidden = false;
             if (vers != SymbolVersions.NONE && i > 0) {
                 if (!vers.covers(i)) {
@@ -561,10 +563,11 @@ public final class ElfFile implements AutoCloseable {
                 }
                 int vs = vers.versym(i);
                 hidden = (vs & VERSYM_HIDDEN) != 0;
-                version = vers.name(vs & VERSYM_VERSION, shndx != SHN_UNDEF);
+                version = vers.lookup(vs & VERSYM_VERSION, shndx != SHN_UNDEF, symName);
             }
             out.add(new Symbol(i, symName, data.getLong(o + 8), data.getLong(o + 16), info & 0xf, info >>> 4,
-                    other & 0x3, shndx, version, hidden));
+                    other & 0x3, shndx, version == null ? null : version.name(), version != null && hidden,
+                    version != null && version.needed()));
         }
         return Collections.unmodifiableList(out);
     }
@@ -581,6 +584,10 @@ public final class ElfFile implements AutoCloseable {
         var out = new ArrayList<RelocationSection>();
         Map<Integer, List<Symbol>> tables = new HashMap<>();
         for (var s : sections()) {
+            if (s.sh_type() == SHT_RELR) {
+                out.add(new RelocationSection(s, null, readRelr(s)));
+                continue;
+            }
             boolean rela = s.sh_type() == SHT_RELA;
             if (!rela && s.sh_type() != SHT_REL) {
                 continue;
@@ -634,6 +641,38 @@ public final class ElfFile implements AutoCloseable {
             out.add(new RelocationSection(s, target, relocs));
         }
         return Collections.unmodifiableList(out);
+    }
+
+    /**
+     * Expands a SHT_RELR section (packed relative relocations) into R_X86_64_RELATIVE entries with their addend in
+     * place: an even entry is an address, an odd one a bitmap of the 63 words that follow the previous ones.
+     */
+    private List<Relocation> readRelr(Section s) {
+        if (s.sh_entsize() != 8) {
+            throw error(describe(s) + ": sh_entsize is " + s.sh_entsize() + ", expected 8");
+        }
+        int base = checkRange(s.sh_offset(), s.sh_size(), describe(s));
+        int count = (int) (s.sh_size() / 8);
+        var out = new ArrayList<Relocation>();
+        long where = 0;
+        for (int i = 0; i < count; i++) {
+            long e = data.getLong(base + i * 8);
+            if ((e & 1) == 0) {
+                out.add(new Relocation(e, R_X86_64_RELATIVE, null, 0, 0));
+                where = e + 8;
+            } else {
+                if (i == 0) {
+                    throw error(describe(s) + ": the first entry is a bitmap, which must follow an address");
+                }
+                for (int bit = 0; bit < 63; bit++) {
+                    if ((e >>> (bit + 1) & 1) != 0) {
+                        out.add(new Relocation(where + bit * 8L, R_X86_64_RELATIVE, null, 0, 0));
+                    }
+                }
+                where += 63 * 8;
+            }
+        }
+        return out;
     }
 
     private List<DynamicEntry> readDynamic() {

@@ -7,8 +7,17 @@ public final class ElfFormatException extends SutureException {
     private final String file;
 
     public ElfFormatException(String file, String problem) {
-        super(Kind.BAD_INPUT, file + ": not a valid ELF file: " + problem);
+        this(file, problem, true);
+    }
+
+    private ElfFormatException(String file, String message, boolean malformed) {
+        super(Kind.BAD_INPUT, malformed ? file + ": not a valid ELF file: " + message : message);
         this.file = file;
+    }
+
+    /** The file could not be read at all (missing, unreadable, a directory). */
+    public static ElfFormatException unreadable(String file, String reason) {
+        return new ElfFormatException(file, file + ": cannot read it: " + reason, false);
     }
 
     /** The file (or in-memory image name) the problem was found in. */

@@ -2,11 +2,18 @@ package dev.suture.elf;
 
 /**
  * One symbol table entry. {@code version} is the symbol version from {@code .gnu.version} (dynamic symbols only;
- * null when the symbol has none, i.e. local or base-global), and {@code versionHidden} says whether it is a
- * non-default version ({@code name@VER} rather than {@code name@@VER}).
+ * null when the symbol has none, i.e. local or base-global), {@code versionHidden} is the hidden bit (a non-default
+ * version, {@code name@VER} rather than {@code name@@VER}), and {@code versionNeeded} says the version is one this
+ * file requires from another ({@code .gnu.version_r}) rather than one it defines ({@code .gnu.version_d}).
  */
 public record Symbol(int index, String name, long st_value, long st_size, int type, int bind, int visibility,
-                     int st_shndx, String version, boolean versionHidden) {
+                     int st_shndx, String version, boolean versionHidden, boolean versionNeeded) {
+
+    /** A symbol whose version, if any, is one the file defines. */
+    public Symbol(int index, String name, long st_value, long st_size, int type, int bind, int visibility,
+                  int st_shndx, String version, boolean versionHidden) {
+        this(index, name, st_value, st_size, type, bind, visibility, st_shndx, version, versionHidden, false);
+    }
 
     public boolean isUndefined() {
         return st_shndx == ElfConstants.SHN_UNDEF;
@@ -53,12 +60,15 @@ public record Symbol(int index, String name, long st_value, long st_size, int ty
         return st_shndx != ElfConstants.SHN_UNDEF && (st_shndx < ElfConstants.SHN_LORESERVE || st_shndx > 0xffff);
     }
 
-    /** The name with its version as readelf shows it: {@code name@@VER} (default), {@code name@VER}, or name. */
+    /**
+     * The name with its version as readelf shows it: {@code name@@VER} for the default version a file defines,
+     * {@code name@VER} for a hidden one or a version required from another file, else the plain name.
+     */
     public String versionedName() {
         if (version == null) {
             return name;
         }
-        return name + (versionHidden || isUndefined() ? "@" : "@@") + version;
+        return name + (versionHidden || versionNeeded ? "@" : "@@") + version;
     }
 
     public String typeName() {

@@ -77,22 +77,26 @@ final class SymbolVersions {
         return versymSection;
     }
 
-    /** The version name for a .gnu.version index (hidden bit removed), looked up as readelf does; null if none. */
-    String name(int index, boolean definedSymbol) {
+    /** A symbol's version and where it comes from. */
+    record Version(String name, boolean needed) {}
+
+    /**
+     * The version for a .gnu.version index (hidden bit removed), looked up as readelf does: a defined symbol in the
+     * definitions first, then the requirements. The symbol that marks a version definition (named like the
+     * version itself) has none. Null for local and base-global symbols.
+     */
+    Version lookup(int index, boolean definedSymbol, String symbolName) {
         if (index == VER_NDX_LOCAL || index == VER_NDX_GLOBAL) {
             return null;
         }
         if (definedSymbol) {
             String d = defined.get(index);
             if (d != null) {
-                return d;
+                return d.equals(symbolName) ? null : new Version(d, false);
             }
         }
         String n = needed.get(index);
-        if (n != null) {
-            return n;
-        }
-        return definedSymbol ? null : defined.get(index);
+        return n == null ? null : new Version(n, true);
     }
 
     private static void readDefinitions(ElfFile elf, Section sec, List<Definition> out) {

@@ -1,0 +1,120 @@
+package dev.suture.build;
+
+import static dev.suture.elf.ElfConstants.*;
+
+import dev.suture.SutureException;
+import dev.suture.elf.ElfFile;
+import dev.suture.elf.Relocation;
+import dev.suture.elf.Section;
+import dev.suture.elf.Symbol;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * One relocatable object of a build, indexed for the diff: the symbols that own each section (with
+ * -ffunction-sections -fdata-sections, one function or variable per section), and each section's relocations.
+ */
+final class ObjectFile {
+    final Path path;
+    final ElfFile elf;
+    /** The source file name of the first STT_FILE symbol (as in the linked binary's symbol table). */
+    final String sourceFile;
+    private final Map<Integer, List<Symbol>> owners = new HashMap<>();
+    private final Map<Integer, List<Relocation>> relocations = new HashMap<>();
+    private final Map<Integer, byte[]> bytes = new HashMap<>();
+
+    private ObjectFile(Path path, ElfFile elf) {
+        this.path = path;
+        this.elf = elf;
+        String file = null;
+        for (Symbol s : elf.symbols()) {
+            if (s.type() == STT_FILE && file == null) {
+                file = s.name();
+            }
+            if (s.inSection() && (s.isFunction() || s.isObject() || s.type() == STT_TLS)) {
+                owners.computeIfAbsent(s.st_shndx(), _ -> new ArrayList<>()).add(s);
+            }
+        }
+        owners.values().forEach(l -> l.sort(Comparator.comparingLong(Symbol::st_value)));
+        this.sourceFile = file != null ? file : path.getFileName().toString();
+        for (var rs : elf.relocationSections()) {
+            if (rs.target() == null) {
+                continue;
+            }
+            if (!rs.isRela()) {
+                throw new SutureException(SutureException.Kind.BAD_INPUT, path + ": section " + rs.section().name()
+                        + " is SHT_REL; x86-64 objects use SHT_RELA");
+            }
+            var list = new ArrayList<>(rs.relocations());
+            list.sort(Comparator.comparingLong(Relocation::r_offset));
+            relocations.computeIfAbsent(rs.target().index(), _ -> new ArrayList<>()).addAll(list);
+        }
+    }
+
+    static ObjectFile open(Path path) {
+        var elf = ElfFile.open(path);
+        if (elf.header().e_type() != ET_REL || elf.header().e_machine() != EM_X86_64) {
+            throw new SutureException(SutureException.Kind.BAD_INPUT, path
+                    + ": not an x86-64 relocatable object (give the .o files of the build, not a linked file)");
+        }
+        return new ObjectFile(path, elf);
+    }
+
+    String name() {
+        return path.toString();
+    }
+
+    Section section(int index) {
+        return elf.section(index);
+    }
+
+    List<Section> sections() {
+        return elf.sections();
+    }
+
+    List<Symbol> symbols() {
+        return elf.symbols();
+    }
+
+    Symbol symbol(int index) {
+        return elf.symbols().get(index);
+    }
+
+    byte[] bytes(int section) {
+        return bytes.computeIfAbsent(section, i -> {
+            var s = elf.section(i);
+            return s.isNobits() ? new byte[0] : elf.bytes(s);
+        });
+    }
+
+    List<Relocation> relocations(int section) {
+        return relocations.getOrDefault(section, List.of());
+    }
+
+    /** The functions and variables defined in a section, by address. */
+    List<Symbol> owners(int section) {
+        return owners.getOrDefault(section, List.of());
+    }
+
+    /** The function or variable of {@code section} that covers {@code offset} (the last one starting at or before). */
+    Symbol owner(int section, long offset) {
+        var list = owners(section);
+        Symbol best = null;
+        for (Symbol s : list) {
+            if (s.st_value() <= offset) {
+                best = s;
+            }
+        }
+        return best != null ? best : (list.isEmpty() ? null : list.getFirst());
+    }
+
+    @Override
+    public String toString() {
+        return path.toString();
+    }
+}

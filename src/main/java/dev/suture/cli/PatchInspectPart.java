@@ -1,0 +1,106 @@
+package dev.suture.cli;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.suture.elf.ElfConstants;
+import dev.suture.elf.ElfFile;
+import dev.suture.patch.NewSymbol;
+import dev.suture.patch.PatchFile;
+import dev.suture.patch.PatchSymbol;
+
+import java.io.PrintWriter;
+import java.util.List;
+
+/**
+ * The patch part of {@code suture inspect}: id, target, replaced functions with address, size and hash, new
+ * functions and data, undefined external symbols and relocation counts, read through {@link PatchFile} (so an
+ * invalid patch is reported as such).
+ */
+final class PatchInspectPart implements InspectPart {
+
+    @Override
+    public boolean appliesTo(ElfFile elf) {
+        return elf.header().e_type() == ElfConstants.ET_REL && elf.section(PatchFile.INFO_SECTION).isPresent();
+    }
+
+    private static PatchFile patch(ElfFile elf) {
+        return PatchFile.parse(elf.name(), elf.bytesAt(0, elf.size()));
+    }
+
+    @Override
+    public void text(ElfFile elf, PrintWriter out) {
+        var p = patch(elf);
+        out.println("patch " + p.id() + " (format " + p.formatVersion() + ")");
+        out.println("target " + p.targetName() + "  build-id " + p.targetBuildId() + "  ("
+                + p.info().targetTypeName() + ")");
+        out.println("replaced functions:");
+        if (p.replaced().isEmpty()) {
+            out.println("  (none)");
+        } else {
+            var t = new TextTable("symbol", ">address", ">size", "sha256 of original bytes", "replacement");
+            for (var r : p.replaced()) {
+                t.row(r.symbol(), InspectCommand.hex(r.targetAddress()), r.size(), r.sha256(),
+                        r.patchSymbol().name() + " [" + sectionName(p, r.patchSymbol()) + "]"
+                                + (r.part() ? " (split part: no jump)" : ""));
+            }
+            t.print(out, "  ");
+        }
+        out.println("new functions: " + names(p, NewSymbol.Kind.FUNCTION));
+        out.println("new data: " + names(p, NewSymbol.Kind.DATA));
+        var ext = p.externals().stream().map(PatchSymbol.External::fileName).toList();
+        out.println("undefined external symbols: " + (ext.isEmpty() ? "(none)" : String.join(" ", ext)));
+        var targetSyms = p.targetRelative().stream()
+                .map(t -> t.name() + "@" + InspectCommand.hex(t.value())).toList();
+        out.println("target symbols used: " + (targetSyms.isEmpty() ? "(none)" : String.join(" ", targetSyms)));
+        var counts = p.relocationCounts();
+        out.println("relocations: " + (counts.isEmpty() ? "(none)" : String.join(", ",
+                counts.entrySet().stream().map(e -> e.getKey() + " " + e.getValue()).toList())));
+        out.println();
+    }
+
+    private static String sectionName(PatchFile p, PatchSymbol.Defined d) {
+        return p.section(d.section()).map(s -> s.name()).orElse("?");
+    }
+
+    private static String names(PatchFile p, NewSymbol.Kind kind) {
+        List<String> n = p.added().stream().filter(a -> a.kind() == kind).map(a -> a.symbol().name()).toList();
+        return n.isEmpty() ? "(none)" : String.join(" ", n);
+    }
+
+    @Override
+    public void json(ElfFile elf, ObjectNode document) {
+        var p = patch(elf);
+        var node = document.putObject("patch");
+        node.put("formatVersion", p.formatVersion());
+        node.put("id", p.id());
+        node.put("targetBuildId", p.targetBuildId());
+        node.put("targetName", p.targetName());
+        node.put("targetType", p.info().targetTypeName());
+        var rep = node.putArray("replaced");
+        for (var r : p.replaced()) {
+            var o = rep.addObject();
+            o.put("symbol", r.symbol());
+            o.put("address", InspectCommand.hex(r.targetAddress()));
+            o.put("size", r.size());
+            o.put("sha256", r.sha256());
+            o.put("patchSymbol", r.patchSymbol().name());
+            o.put("patchSymbolIndex", r.patchSymbol().index());
+            o.put("part", r.part());
+        }
+        var fun = node.putArray("newFunctions");
+        var dat = node.putArray("newData");
+        for (var a : p.added()) {
+            (a.kind() == NewSymbol.Kind.FUNCTION ? fun : dat).add(a.symbol().name());
+        }
+        var ext = node.putArray("externals");
+        p.externals().forEach(e -> ext.add(e.fileName()));
+        var tgt = node.putArray("targetSymbols");
+        for (var t : p.targetRelative()) {
+            var o = tgt.addObject();
+            o.put("name", t.name());
+            o.put("value", InspectCommand.hex(t.value()));
+            o.put("tls", t.type() == ElfConstants.STT_TLS);
+        }
+        var counts = node.putObject("relocations");
+        p.relocationCounts().forEach(counts::put);
+    }
+}
