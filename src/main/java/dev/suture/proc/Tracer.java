@@ -38,6 +38,7 @@ public final class Tracer implements AutoCloseable {
     private static final int OPTIONS = Ptrace.PTRACE_O_TRACECLONE | Ptrace.PTRACE_O_TRACESYSGOOD;
     private static final long STOP_TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(5);
     private static final long IDLE_POLL_NANOS = TimeUnit.MILLISECONDS.toNanos(1);
+    private static final long MIN_POLL_NANOS = TimeUnit.MICROSECONDS.toNanos(20);
 
     private final int pid;
     private final Thread thread;
@@ -50,6 +51,7 @@ public final class Tracer implements AutoCloseable {
     private boolean vanished;
     private int tracerTid;
     private int memFd = -1;
+    private final Injector injector = new Injector(this);
 
     /** What we know of one traced thread. */
     static final class Tracee {
@@ -59,8 +61,8 @@ public final class Tracer implements AutoCloseable {
         Stop stop = Stop.NONE;
         /** A signal that stopped the thread on its way in (signal-delivery-stop): passed on when it resumes. */
         int pendingSignal;
-        /** A signal swallowed while we ran code on this thread: sent again with tgkill when it resumes. */
-        int requeueSignal;
+        /** Signals (bit n-1 for signal n) swallowed while we ran code on this thread: sent again when it resumes. */
+        long requeueSignals;
         /** The last stop said the whole process is in group-stop (SIGSTOP and friends). */
         boolean groupStopped;
 
@@ -233,25 +235,71 @@ public final class Tracer implements AutoCloseable {
         }
     }
 
+    // ---- remote system calls ----
+
+    /**
+     * mmap(2) run inside the process by a borrowed held thread (the process is stopped for it if it runs); returns
+     * the address of the new mapping.
+     */
+    public long mmap(long address, long length, int prot, int flags) {
+        return call(() -> injector.mmap(address, length, prot, flags));
+    }
+
+    /**
+     * An anonymous private mapping of {@code length} bytes placed where a rel32 jump reaches it from every byte of
+     * [{@code from}, {@code to}) (e.g. a module's text), nearest first (MAP_FIXED_NOREPLACE).
+     */
+    public long mmapNear(long from, long to, long length, int prot) {
+        return call(() -> {
+            SutureException last = null;
+            for (int attempt = 0; attempt < 3; attempt++) {
+                long at = Maps.findFreeWithin(Maps.read(pid), from, to, length);
+                try {
+                    return injector.mmap(at, length, prot, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS
+                            | Mman.MAP_FIXED_NOREPLACE);
+                } catch (SysException e) {
+                    if (e.errno() != Errno.EEXIST) {
+                        throw e;
+                    }
+                    last = e; // the process mapped something there meanwhile: look again
+                }
+            }
+            throw last;
+        });
+    }
+
+    public void munmap(long address, long length) {
+        call(() -> injector.syscall("munmap", Injector.SYS_MUNMAP, address, length, 0, 0, 0, 0));
+    }
+
+    public void mprotect(long address, long length, int prot) {
+        call(() -> injector.syscall("mprotect", Injector.SYS_MPROTECT, address, length, prot, 0, 0, 0));
+    }
+
     // ---- the tracer thread ----
 
     private void loop() {
         tracerTid = Syscalls.gettid();
+        long idle = MIN_POLL_NANOS;
         while (!shutdown) {
             Runnable task;
             try {
-                task = tasks.poll(IDLE_POLL_NANOS, TimeUnit.NANOSECONDS);
+                task = tasks.poll(idle, TimeUnit.NANOSECONDS);
             } catch (InterruptedException e) {
                 continue; // shutdown is checked above
             }
             if (task != null) {
                 task.run();
             } else if (!held && !vanished && !tracees.isEmpty()) {
+                // Tracees wait in their stops until we answer: poll often right after an event (clones and
+                // signals come in bursts), back off to IDLE_POLL_NANOS when the process is quiet.
+                boolean answered = false;
                 try {
-                    serviceEvents();
+                    answered = serviceEvents();
                 } catch (RuntimeException e) {
                     // A vanished process or thread is recorded in our state; callers see it on their next call.
                 }
+                idle = answered ? MIN_POLL_NANOS : Math.min(IDLE_POLL_NANOS, idle * 2);
             }
         }
         // Whatever is left (an abandoned tracer): detach what we can so the process runs on untraced.
@@ -392,11 +440,12 @@ public final class Tracer implements AutoCloseable {
     // ---- events while running ----
 
     /** Reaps and answers the stops of running threads: clone events, signals to pass on, group-stops, exits. */
-    private void serviceEvents() {
+    private boolean serviceEvents() {
         int who = Syscalls.peekWaitable();
         if (who == 0) {
-            return;
+            return false;
         }
+        boolean answered = false;
         for (var t : List.copyOf(tracees.values())) {
             WaitStatus ws;
             try {
@@ -406,12 +455,14 @@ public final class Tracer implements AutoCloseable {
                 continue;
             }
             if (ws != null) {
+                answered = true;
                 answerWhileRunning(t, ws);
             }
         }
         if (tracees.isEmpty()) {
             vanished = true;
         }
+        return answered;
     }
 
     private void answerWhileRunning(Tracee t, WaitStatus ws) {
@@ -591,9 +642,7 @@ public final class Tracer implements AutoCloseable {
             if (t.state != State.STOPPED) {
                 continue;
             }
-            if (t.requeueSignal != 0) {
-                requeue(t);
-            }
+            requeue(t);
             if (t.stop == Stop.GROUP) {
                 listen(t);
             } else {
@@ -604,13 +653,18 @@ public final class Tracer implements AutoCloseable {
         }
     }
 
+    /** Sends again, to the same thread, the signals it dequeued while it ran a system call for us. */
     private void requeue(Tracee t) {
-        try {
-            Syscalls.tgkill(pid, t.tid, t.requeueSignal);
-        } catch (ProcessVanishedException e) {
-            // gone: nothing to deliver to
+        for (int sig = 1; t.requeueSignals != 0 && sig <= 64; sig++) {
+            if ((t.requeueSignals & (1L << (sig - 1))) != 0) {
+                t.requeueSignals &= ~(1L << (sig - 1));
+                try {
+                    Syscalls.tgkill(pid, t.tid, sig);
+                } catch (ProcessVanishedException e) {
+                    // gone: nothing to deliver to
+                }
+            }
         }
-        t.requeueSignal = 0;
     }
 
     private void releaseAll() {
@@ -624,9 +678,7 @@ public final class Tracer implements AutoCloseable {
             }
         }
         for (var t : List.copyOf(tracees.values())) {
-            if (t.requeueSignal != 0) {
-                requeue(t);
-            }
+            requeue(t);
             int sig = t.stop == Stop.SIGNAL ? t.pendingSignal : 0;
             int errno = Syscalls.ptraceErrno(Ptrace.PTRACE_DETACH, t.tid, 0, sig);
             if (errno != 0) {
@@ -672,8 +724,46 @@ public final class Tracer implements AutoCloseable {
         return held;
     }
 
-    void markVanished() {
-        vanished = true;
+    /**
+     * After a tracee died under us: if the whole process is going (its leader is a zombie or gone), reaps what is
+     * left and returns the "process vanished" failure; otherwise drops just that thread and returns null.
+     */
+    ProcessVanishedException threadDied(Tracee t, String during) {
+        tracees.remove(t.tid);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);
+        while (System.nanoTime() < deadline) {
+            char leader = ThreadState.of(pid, pid);
+            if (leader == 'Z' || leader == 'X' || leader == '?' || t.tid == pid) {
+                reapAll();
+                vanished = true;
+                return ProcessVanishedException.process(pid, during);
+            }
+            if (tracees.values().stream().allMatch(o -> ThreadState.of(pid, o.tid) == 't')) {
+                return null; // the others are alive and held: only this thread ended
+            }
+            LockSupport.parkNanos(1_000_000);
+        }
+        return null;
+    }
+
+    /** Reaps the zombies of a dead process that we still owe a wait (bounded), so its parent can reap it. */
+    private void reapAll() {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);
+        while (!tracees.isEmpty() && System.nanoTime() < deadline) {
+            for (var t : List.copyOf(tracees.values())) {
+                try {
+                    var ws = Syscalls.waitpid(t.tid, Ptrace.WNOHANG | Ptrace.__WALL);
+                    if (ws != null && ws.gone()) {
+                        tracees.remove(t.tid);
+                    }
+                } catch (SysException e) {
+                    tracees.remove(t.tid);
+                }
+            }
+            if (!tracees.isEmpty()) {
+                LockSupport.parkNanos(200_000);
+            }
+        }
         tracees.clear();
     }
 
@@ -736,7 +826,4 @@ public final class Tracer implements AutoCloseable {
         }
     }
 
-    int pidValue() {
-        return pid;
-    }
 }

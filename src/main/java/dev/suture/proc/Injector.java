@@ -1,0 +1,245 @@
+package dev.suture.proc;
+
+import dev.suture.SutureException;
+import dev.suture.sys.Errno;
+import dev.suture.sys.ProcessVanishedException;
+import dev.suture.sys.Ptrace;
+import dev.suture.sys.SysException;
+import dev.suture.sys.Syscalls;
+import dev.suture.sys.WaitStatus;
+import java.util.Arrays;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * Runs a system call inside the traced process by borrowing one of its held threads (DESIGN principle 3). The
+ * stub {@code syscall; jmp .} goes into bytes that are never executed ({@link StubSite}), its completion is
+ * observed at the syscall-exit stop (PTRACE_SYSCALL), never by a trap the thread could die of, and the thread
+ * leaves with every register as it was, so its own interrupted system call restarts as if nothing happened.
+ *
+ * <p>Runs on the tracer thread only.
+ */
+final class Injector {
+    static final int SYS_MMAP = 9;
+    static final int SYS_MPROTECT = 10;
+    static final int SYS_MUNMAP = 11;
+    /** {@code syscall; jmp .}: should the tool die mid-call, the thread spins harmlessly instead of trapping. */
+    private static final byte[] STUB = {0x0f, 0x05, (byte) 0xeb, (byte) 0xfe};
+    private static final long TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(5);
+
+    private final Tracer tracer;
+    private StubSite site;
+
+    Injector(Tracer tracer) {
+        this.tracer = tracer;
+    }
+
+    long mmap(long address, long length, int prot, int flags) {
+        long result = syscall("mmap", SYS_MMAP, address, length, prot, flags, -1, 0);
+        if ((flags & Mman.MAP_FIXED_NOREPLACE) != 0 && result != address) {
+            // a kernel older than 4.17 takes MAP_FIXED_NOREPLACE as a hint: give the range back
+            syscall("munmap", SYS_MUNMAP, result, length, 0, 0, 0, 0);
+            throw new SutureException(SutureException.Kind.DOES_NOT_FIT, "process " + tracer.pid()
+                    + ": mmap placed the range at 0x" + Long.toHexString(result) + ", not at the free range 0x"
+                    + Long.toHexString(address) + " (kernel without MAP_FIXED_NOREPLACE?)");
+        }
+        return result;
+    }
+
+    /**
+     * Runs system call {@code nr} with up to six arguments in a held thread and returns its result; a result in
+     * [-4095, -1] is an errno and raised as {@link SysException}. If the process runs, it is stopped for the call
+     * and resumed after.
+     */
+    long syscall(String name, int nr, long a0, long a1, long a2, long a3, long a4, long a5) {
+        boolean wasHeld = tracer.held();
+        if (!wasHeld) {
+            tracer.stopAllHere();
+        }
+        try {
+            long result = inject(nr, a0, a1, a2, a3, a4, a5);
+            if (result < 0 && result >= -4095) {
+                int errno = (int) -result;
+                throw new SysException(name, errno, "process " + tracer.pid() + ": " + name + "(0x"
+                        + Long.toHexString(a0) + ", 0x" + Long.toHexString(a1) + ", ...) run inside it failed: "
+                        + Errno.describe(errno));
+            }
+            return result;
+        } finally {
+            if (!wasHeld) {
+                tracer.resumeAllHere();
+            }
+        }
+    }
+
+    private long inject(int nr, long a0, long a1, long a2, long a3, long a4, long a5) {
+        int pid = tracer.pid();
+        Tracer.Tracee t = borrowable();
+        if (site == null || !site.stillThere(pid)) {
+            site = StubSite.find(pid, Modules.of(pid), STUB.length);
+        }
+        long[] saved = new long[Registers.WORDS];
+        Syscalls.getRegisters(t.tid, saved);
+        byte[] original = Arrays.copyOf(site.original(), STUB.length);
+        tracer.write(site.address(), STUB);
+        boolean restored = false;
+        try {
+            Syscalls.setRegisters(t.tid, Registers.of(saved).forSyscall(site.address(), nr, a0, a1, a2, a3, a4, a5)
+                    .words());
+            resume(t, Ptrace.PTRACE_SYSCALL);
+            awaitSyscallStop(t, nr, true);
+            resume(t, Ptrace.PTRACE_SYSCALL);
+            awaitSyscallStop(t, nr, false);
+            long[] after = new long[Registers.WORDS];
+            Syscalls.getRegisters(t.tid, after);
+            long result = after[10]; // rax
+            restore(t, saved);
+            restored = true;
+            return result;
+        } finally {
+            if (!restored) {
+                tryRestore(t, saved);
+            }
+            tracer.write(site.address(), original);
+        }
+    }
+
+    /**
+     * Puts the registers back and parks the thread in an interrupt stop inside the kernel's signal path: the stop
+     * a held thread normally sits in. From there the kernel's restart logic sees the thread's own orig_rax and
+     * result, so an interrupted nanosleep or read restarts exactly as it would have without us.
+     */
+    private void restore(Tracer.Tracee t, long[] saved) {
+        Syscalls.setRegisters(t.tid, saved);
+        // The interrupt is queued while the thread sits in its syscall-exit stop; on the way out it traps in
+        // get_signal() before reaching user mode, so it never runs the stub's jmp.
+        ptrace(Ptrace.PTRACE_INTERRUPT, t, 0);
+        resume(t, Ptrace.PTRACE_CONT);
+        while (true) {
+            WaitStatus ws = await(t);
+            if (ws.event() == Ptrace.PTRACE_EVENT_STOP) {
+                t.groupStopped = Ptrace.isStopSignal(ws.stopSignal());
+                t.stop = t.groupStopped ? Tracer.Stop.GROUP : Tracer.Stop.INTERRUPT;
+                break;
+            }
+            if (ws.event() == 0 && !ws.syscallStop()) {
+                // A signal on its way in, seen with the thread's own registers: a proper signal-delivery stop.
+                t.stop = Tracer.Stop.SIGNAL;
+                t.pendingSignal = ws.stopSignal();
+                break;
+            }
+            resume(t, Ptrace.PTRACE_CONT);
+        }
+        t.state = Tracer.State.STOPPED;
+        // The registers were set before the stop; set them again in case the kernel adjusted any on the way.
+        Syscalls.setRegisters(t.tid, saved);
+    }
+
+    private void tryRestore(Tracer.Tracee t, long[] saved) {
+        try {
+            restore(t, saved);
+        } catch (RuntimeException e) {
+            // the process vanished or the thread died: nothing left to restore
+        }
+    }
+
+    /** A held thread in a plain interrupt (or group) stop: its registers are its own user state. */
+    private Tracer.Tracee borrowable() {
+        Tracer.Tracee fallback = null;
+        for (var t : tracer.tracees().values()) {
+            if (t.state != Tracer.State.STOPPED) {
+                continue;
+            }
+            if (t.stop == Tracer.Stop.INTERRUPT) {
+                return t;
+            }
+            if (t.stop == Tracer.Stop.GROUP && fallback == null) {
+                fallback = t;
+            }
+        }
+        if (fallback != null) {
+            return fallback;
+        }
+        throw new SutureException(SutureException.Kind.INTERNAL, "process " + tracer.pid()
+                + ": no held thread is in a plain interrupt stop to run a system call on; resume and retry");
+    }
+
+    /** Waits for the syscall-entry or -exit stop of our call, answering anything else that stops the thread. */
+    private void awaitSyscallStop(Tracer.Tracee t, int nr, boolean entry) {
+        while (true) {
+            WaitStatus ws = await(t);
+            if (ws.syscallStop()) {
+                if (entry) {
+                    long[] regs = new long[Registers.WORDS];
+                    Syscalls.getRegisters(t.tid, regs);
+                    if (regs[15] != nr) {
+                        throw new SutureException(SutureException.Kind.INTERNAL, "thread " + t.tid + " entered "
+                                + "system call " + regs[15] + " instead of " + nr + " at 0x" + Long.toHexString(regs[16]));
+                    }
+                }
+                return;
+            }
+            if (ws.event() == 0) {
+                // A signal dequeued by the borrowed thread: hold it back now, send it again when the thread resumes.
+                t.requeueSignals |= 1L << (ws.stopSignal() - 1);
+            }
+            // A stale interrupt or group-stop trap: carry on to our syscall.
+            resume(t, Ptrace.PTRACE_SYSCALL);
+        }
+    }
+
+    private WaitStatus await(Tracer.Tracee t) {
+        long deadline = System.nanoTime() + TIMEOUT_NANOS;
+        int spins = 0;
+        while (true) {
+            WaitStatus ws;
+            try {
+                ws = Syscalls.waitpid(t.tid, Ptrace.WNOHANG | Ptrace.__WALL);
+            } catch (ProcessVanishedException e) {
+                throw died(t);
+            }
+            if (ws != null) {
+                if (ws.gone()) {
+                    throw died(t);
+                }
+                if (ws.stopped()) {
+                    return ws;
+                }
+                continue;
+            }
+            if (System.nanoTime() > deadline) {
+                throw new SysException("waitpid", Errno.EAGAIN, "process " + tracer.pid() + " thread " + t.tid
+                        + ": the injected system call did not complete within 5 s");
+            }
+            if (++spins > 100) {
+                LockSupport.parkNanos(20_000);
+            } else {
+                Thread.onSpinWait();
+            }
+        }
+    }
+
+    /** The borrowed thread is gone: "process vanished" if the whole process went, else a thread-level failure. */
+    private RuntimeException died(Tracer.Tracee t) {
+        var gone = tracer.threadDied(t, "a system call run inside it");
+        return gone != null ? gone : new SutureException(SutureException.Kind.INTERNAL, "process " + tracer.pid()
+                + ": thread " + t.tid + " ended while it ran a system call for us");
+    }
+
+    private void resume(Tracer.Tracee t, int request) {
+        ptrace(request, t, 0);
+        t.state = Tracer.State.RUNNING;
+    }
+
+    private void ptrace(int request, Tracer.Tracee t, long data) {
+        int errno = Syscalls.ptraceErrno(request, t.tid, 0, data);
+        if (errno == Errno.ESRCH) {
+            if (!java.nio.file.Files.isDirectory(java.nio.file.Path.of("/proc/" + tracer.pid() + "/task/" + t.tid))) {
+                throw died(t);
+            }
+            // killed while stopped: its exit shows up in the next wait
+        } else if (errno != 0) {
+            throw SysException.of("ptrace", errno, "thread " + t.tid);
+        }
+    }
+}
