@@ -29,6 +29,10 @@ public final class Main implements Runnable {
         return new Object[] {
             new InspectCommand(),
             new DiffCommand(),
+            new ApplyCommand(),
+            new RevertCommand(),
+            new InfoCommand(),
+            new DemoCommand(),
         };
     }
 

@@ -1,5 +1,6 @@
 package dev.suture.live;
 
+import dev.suture.proc.Mapping;
 import dev.suture.x86.DoesNotFitException;
 import java.util.Comparator;
 import java.util.List;
@@ -25,7 +26,7 @@ final class Placement {
      * A start address for {@code size} bytes, with the whole region within reach of {@code [moduleStart,
      * moduleEnd)} and ending at or below {@code maxEnd}; DoesNotFitException when there is none.
      */
-    static long find(List<ProcMaps.Mapping> maps, long moduleStart, long moduleEnd, long size, long maxEnd,
+    static long find(List<Mapping> maps, long moduleStart, long moduleEnd, long size, long maxEnd,
                      String what) {
         return find(maps, moduleStart, moduleEnd, size, maxEnd, brkZone(maps, null), what);
     }
@@ -35,7 +36,7 @@ final class Placement {
      * above it) to {@link #HEAP_ROOM} above the current heap. {@code executable} is the main program's path as
      * maps shows it, or null to use only the [heap] mapping.
      */
-    static long[] brkZone(List<ProcMaps.Mapping> maps, String executable) {
+    static long[] brkZone(List<Mapping> maps, String executable) {
         long start = Long.MAX_VALUE;
         long end = 0;
         for (var m : maps) {
@@ -45,7 +46,7 @@ final class Placement {
             }
         }
         if (executable != null) {
-            long exeEnd = maps.stream().filter(m -> m.path().equals(executable)).mapToLong(ProcMaps.Mapping::end)
+            long exeEnd = maps.stream().filter(m -> m.path().equals(executable)).mapToLong(Mapping::end)
                     .max().orElse(0);
             if (exeEnd > 0) {
                 start = Math.min(start, exeEnd);
@@ -55,11 +56,11 @@ final class Placement {
         return start == Long.MAX_VALUE ? new long[] {0, 0} : new long[] {start, end};
     }
 
-    static long find(List<ProcMaps.Mapping> maps, long moduleStart, long moduleEnd, long size, long maxEnd,
+    static long find(List<Mapping> maps, long moduleStart, long moduleEnd, long size, long maxEnd,
                      long[] avoid, String what) {
         long lo = Math.max(LOWEST, moduleEnd - REACH);
         long hi = Math.min(Math.min(HIGHEST, maxEnd), moduleStart + REACH);
-        var sorted = maps.stream().sorted(Comparator.comparingLong(ProcMaps.Mapping::start)).toList();
+        var sorted = maps.stream().sorted(Comparator.comparingLong(Mapping::start)).toList();
         long best = -1;
         long bestDistance = Long.MAX_VALUE;
         long prevEnd = 0;

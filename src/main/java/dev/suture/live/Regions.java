@@ -1,5 +1,6 @@
 package dev.suture.live;
 
+import dev.suture.proc.Mapping;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -25,7 +26,7 @@ final class Regions {
 
     private Regions() {}
 
-    static List<Found> scan(int pid, List<ProcMaps.Mapping> maps, RemoteMemory memory) {
+    static List<Found> scan(int pid, List<Mapping> maps, RemoteMemory memory) {
         var found = new ArrayList<Found>();
         byte[] head = new byte[RegionHeader.FIXED_SIZE];
         for (var m : maps) {

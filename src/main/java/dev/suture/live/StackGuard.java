@@ -1,8 +1,10 @@
 package dev.suture.live;
 
+import dev.suture.proc.Mapping;
 import dev.suture.proc.Registers;
 import dev.suture.proc.Tracer;
 import java.util.List;
+import java.util.function.Supplier;
 
 /**
  * The check of principle 5, run inside the stop-the-world window: no thread may be executing, or hold a return
@@ -30,15 +32,17 @@ final class StackGuard {
     private final List<Image.Range> forbidden;
     private final long[] starts;
     private final long[] ends;
-    private final long[] stackStarts;
-    private final long[] stackEnds;
+    private long[] stackStarts;
+    private long[] stackEnds;
+    private final Supplier<long[][]> remap;
     private byte[] buffer = new byte[256 << 10];
 
     /**
      * {@code forbidden}: the code no thread may be in; {@code mappings}: every readable mapping of the process as
      * {start, end} pairs sorted by start, used to find how far each thread's stack extends above its rsp.
      */
-    StackGuard(List<Image.Range> forbidden, long[][] mappings) {
+    StackGuard(List<Image.Range> forbidden, long[][] mappings, Supplier<long[][]> remap) {
+        this.remap = remap;
         this.forbidden = List.copyOf(forbidden);
         starts = new long[forbidden.size()];
         ends = new long[forbidden.size()];
@@ -46,12 +50,22 @@ final class StackGuard {
             starts[i] = forbidden.get(i).start();
             ends[i] = forbidden.get(i).end();
         }
+        setMappings(mappings);
+    }
+
+    private void setMappings(long[][] mappings) {
         stackStarts = new long[mappings.length];
         stackEnds = new long[mappings.length];
         for (int i = 0; i < mappings.length; i++) {
             stackStarts[i] = mappings[i][0];
             stackEnds[i] = mappings[i][1];
         }
+    }
+
+    /** {start, end} pairs of the readable mappings, sorted: where stacks can be. */
+    static long[][] ranges(List<Mapping> maps) {
+        return maps.stream().filter(Mapping::readable).map(m -> new long[] {m.start(), m.end()})
+                .sorted(java.util.Comparator.comparingLong(a -> a[0])).toArray(long[][]::new);
     }
 
     /** The first thread found in forbidden code, or null when every thread is clear. Call with all held. */
@@ -75,6 +89,11 @@ final class StackGuard {
 
     private Blocker scanStack(Tracer tracer, int tid, long rsp) {
         long top = stackTop(rsp);
+        if (top == 0) {
+            // a thread whose stack was mapped after our snapshot: look again (rare, costs a read of maps)
+            setMappings(remap.get());
+            top = stackTop(rsp);
+        }
         if (top <= rsp) {
             return null;
         }

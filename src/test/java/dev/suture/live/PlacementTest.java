@@ -1,5 +1,6 @@
 package dev.suture.live;
 
+import dev.suture.proc.Mapping;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -9,8 +10,8 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 
 class PlacementTest {
-    static ProcMaps.Mapping m(long start, long end, String path) {
-        return new ProcMaps.Mapping(start, end, "r--p", path);
+    static Mapping m(long start, long end, String path) {
+        return new Mapping(start, end, "r--p", 0, path);
     }
 
     @Test
