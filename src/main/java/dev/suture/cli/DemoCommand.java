@@ -21,7 +21,6 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
-import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -84,7 +83,8 @@ public final class DemoCommand implements Callable<Integer> {
 
             step("4. the patched entry, as gdb shows it (compare the seed)");
             var fn = applied.functions().getFirst();
-            gdb(dir, pid, fn.name(), fn.newAddress());
+            var region = Patcher.applied((int) pid).getFirst();
+            gdb(dir, pid, fn.name(), fn.newAddress(), region.jumpTable(), region.jumpTableEntries());
 
             step("5. revert: suture revert -p " + pid + " " + patch.id());
             mark = lines(log).size();
@@ -229,9 +229,12 @@ public final class DemoCommand implements Callable<Integer> {
 
     private void show(String label, Path log, int from) throws IOException {
         var ls = lines(log).stream().skip(from).toList();
-        // the last complete round: from the last thread1 line before the last thread3 tls line
+        // the last complete round: from the thread1 line before the last thread3 tls line
         int end = lastIndex(ls, l -> l.startsWith("thread3: tls_value"));
-        int start = Math.max(0, end - 4);
+        int start = end;
+        while (start > 0 && end - start < 4 && !ls.get(start).startsWith("thread1:")) {
+            start--;
+        }
         var shown = ls.subList(start, end + 1);
         say("   output %s:", label);
         for (String l : shown) {
@@ -251,57 +254,49 @@ public final class DemoCommand implements Callable<Integer> {
 
     // ---- gdb ----
 
-    private static final Pattern CALL = Pattern.compile("call[q]?\\s+(0x[0-9a-f]+)\\s*$");
-
-    private void gdb(Path dir, long pid, String function, long replacement) throws IOException {
+    /** One gdb session: the old entry, the replacement up to its ret, and the jump-table entries it calls. */
+    private void gdb(Path dir, long pid, String function, long replacement, long jumpTable, int entries)
+            throws IOException {
+        var cmd = new ArrayList<>(List.of("gdb", "-batch", "-nx", "-p", Long.toString(pid),
+                "-ex", "echo @@ x/20i " + function + "\\n", "-ex", "x/20i " + function,
+                "-ex", "echo @@ x/40i " + hex(replacement) + "\\n", "-ex", "x/40i " + hex(replacement)));
+        for (int i = 0; i < entries; i++) {
+            String at = hex(jumpTable + 16L * i);
+            cmd.addAll(List.of("-ex", "echo @@ x/i " + at + "\\n", "-ex", "x/i " + at));
+        }
         String text;
         try {
-            text = run(dir, List.of("gdb", "-batch", "-nx", "-p", Long.toString(pid),
-                    "-ex", "set confirm off", "-ex", "x/20i " + function,
-                    "-ex", "echo ----\\n", "-ex", "x/40i 0x" + Long.toHexString(replacement)));
+            text = run(dir, cmd);
         } catch (IOException | SutureException e) {
             say("   (gdb is not available: %s)", e.getMessage().lines().findFirst().orElse(""));
             return;
         }
-        var body = new ArrayList<String>();
-        boolean second = false;
-        String firstCall = null;
+        var shown = new ArrayList<String>();
+        boolean inReplacement = false;
+        boolean done = false;
         for (String l : text.lines().toList()) {
-            if (l.equals("----")) {
-                second = true;
-                body.add("(gdb) x/40i 0x" + Long.toHexString(replacement));
+            if (l.startsWith("@@ ")) {
+                inReplacement = l.startsWith("@@ x/40i");
+                done = false;
+                shown.add("(gdb) " + l.substring(3) + (l.startsWith("@@ x/i") ? "      # a jump-table entry" : ""));
                 continue;
             }
-            if (!l.matches("\\s*(=> )?0x[0-9a-f]+.*:.*")) {
+            if (done || !l.matches("\\s*(=> )?0x[0-9a-f]+.*:.*")) {
                 continue;
             }
-            if (body.isEmpty()) {
-                body.add("(gdb) x/20i " + function);
-            }
-            body.add(l);
-            if (second) {
-                var m = CALL.matcher(l.trim());
-                if (firstCall == null && m.find()) {
-                    firstCall = m.group(1);
-                }
-                if (l.contains("\tret")) {
-                    break;
-                }
+            shown.add(l);
+            if (inReplacement && l.matches(".*\\sret[q]?\\s*$")) {
+                done = true; // the rest of the 40 are the region's next bytes
             }
         }
-        for (String l : body) {
+        for (String l : shown) {
             say("   %s", l);
         }
-        doc.put("gdb", body);
-        if (firstCall != null) {
-            String call = firstCall;
-            String entry = run(dir, List.of("gdb", "-batch", "-nx", "-p", Long.toString(pid), "-ex",
-                    "x/i " + call)).lines().filter(l -> l.matches("\\s*(=> )?" + call + ".*")).findFirst()
-                    .orElse("");
-            say("   (gdb) x/i %s      <- the jump-table entry the first call goes through", call);
-            say("   %s", entry);
-            doc.put("jumpTableEntry", entry);
-        }
+        doc.put("gdb", shown);
+    }
+
+    private static String hex(long v) {
+        return "0x" + Long.toHexString(v);
     }
 
     // ---- output ----

@@ -42,7 +42,7 @@ public final class Patcher {
     /** A patch found applied in a process, from its region header. */
     public record AppliedPatch(int pid, String patchId, String buildId, String module, String targetName,
                                long regionAddress, long regionSize, int sequence, String state, Instant applied,
-                               List<FunctionPatch> functions) {}
+                               List<FunctionPatch> functions, long jumpTable, int jumpTableEntries) {}
 
     public static ApplyResult apply(int pid, PatchFile patch, ApplyOptions options) {
         return ApplyTransaction.apply(pid, patch, options);
@@ -75,6 +75,7 @@ public final class Patcher {
         Instant applied = h.appliedNanos() == 0 ? null
                 : Instant.ofEpochSecond(0, h.appliedNanos());
         return new AppliedPatch(pid, h.patchId(), h.buildId(), h.modulePath(), h.targetName(), r.address(),
-                h.regionSize(), h.sequence(), h.state().name().toLowerCase(java.util.Locale.ROOT), applied, fs);
+                h.regionSize(), h.sequence(), h.state().name().toLowerCase(java.util.Locale.ROOT), applied, fs,
+                r.address() + h.layout().jumpTableOffset(), h.layout().jumpTableCount());
     }
 }
