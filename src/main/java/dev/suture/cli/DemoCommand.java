@@ -70,12 +70,12 @@ public final class DemoCommand implements Callable<Integer> {
             Path log = dir.resolve("demo.out");
             pid = startDetached(exe, log);
             say("   pid %d", pid);
-            int seen = awaitThread3(log, 0, 2, pid);
+            awaitThread3(log, 0, 2, pid);
             show("before", log, 0);
 
             step("3. apply the patch while it runs: suture apply -p " + pid + " " + patchFile.getFileName());
-            int mark = lines(log).size();
             var applied = Patcher.apply((int) pid, patch, Patcher.ApplyOptions.defaults());
+            int mark = lines(log).size();
             say("   %s", ApplyCommand.text(new ApplyCommand.Line((int) pid, "demo", patch.id(), applied, null, 0)));
             doc.put("pauseMicros", applied.pauseNanos() / 1000.0);
             awaitThread3(log, mark, 2, pid);
@@ -87,8 +87,8 @@ public final class DemoCommand implements Callable<Integer> {
             gdb(dir, pid, fn.name(), fn.newAddress(), region.jumpTable(), region.jumpTableEntries());
 
             step("5. revert: suture revert -p " + pid + " " + patch.id());
-            mark = lines(log).size();
             var reverted = Patcher.revert((int) pid, List.of(patch.id()), false, Duration.ofSeconds(5));
+            mark = lines(log).size();
             say("   pid %d: reverted %s; pause %.3f ms", pid, patch.id(), reverted.getFirst().pauseNanos() / 1e6);
             awaitThread3(log, mark, 2, pid);
             show("after revert", log, mark);
