@@ -31,6 +31,10 @@ public final class Main implements Runnable {
             new StacksCommand(),
             new DiffCommand(),
             new BuildCommand(),
+            new ApplyCommand(),
+            new RevertCommand(),
+            new InfoCommand(),
+            new DemoCommand(),
         };
     }
 

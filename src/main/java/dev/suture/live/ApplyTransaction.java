@@ -1,0 +1,232 @@
+package dev.suture.live;
+
+import dev.suture.proc.Maps;
+import dev.suture.SutureException;
+import dev.suture.patch.PatchFile;
+import dev.suture.patch.ReplacedFunction;
+import dev.suture.proc.Mman;
+import dev.suture.proc.Module;
+import dev.suture.proc.Modules;
+import dev.suture.proc.Tracer;
+import dev.suture.x86.DoesNotFitException;
+import dev.suture.x86.Jumps;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HexFormat;
+import java.util.List;
+
+/**
+ * The apply transaction (principles 1, 4-6): everything that can be done while the target runs is done first —
+ * find the module, verify every replaced function's bytes, map and fill the region, link the native calls — and
+ * the stop-the-world window holds only: stop all threads, check their stacks, write the 5-byte jumps and the
+ * header's state, resume. A busy function means resume and retry with backoff until the timeout. Any failure
+ * restores every byte written and unmaps the region.
+ */
+final class ApplyTransaction {
+    private ApplyTransaction() {}
+
+    static Patcher.ApplyResult apply(int pid, PatchFile patch, Patcher.ApplyOptions options) {
+        try (Tracer tracer = Tracer.attach(pid)) {
+            return new Run(pid, patch, options, tracer).apply();
+        }
+    }
+
+    /** A write to do inside the window, and the bytes to put back if the transaction fails. */
+    record Write(long address, byte[] bytes, byte[] undo) {}
+
+    private static final class Run {
+        final int pid;
+        final PatchFile patch;
+        final Patcher.ApplyOptions options;
+        final Tracer tracer;
+        final RemoteMemory memory;
+
+        Run(int pid, PatchFile patch, Patcher.ApplyOptions options, Tracer tracer) {
+            this.pid = pid;
+            this.patch = patch;
+            this.options = options;
+            this.tracer = tracer;
+            this.memory = RemoteMemory.of(tracer);
+        }
+
+        Patcher.ApplyResult apply() {
+            var maps = Maps.read(pid);
+            var regions = Regions.scan(pid, maps, memory);
+            Modules modules = Modules.of(pid);
+            Module module = modules.byBuildId(patch.targetBuildId()).orElseThrow(() -> noModule(modules));
+            for (var r : regions) {
+                if (r.header().patchId().equals(patch.id()) && r.header().buildId().equals(patch.targetBuildId())
+                        && r.header().state() == RegionHeader.State.APPLIED) {
+                    return new Patcher.ApplyResult(pid, patch.id(), module.path(), patch.targetBuildId(),
+                            Patcher.Outcome.ALREADY_APPLIED, r.address(), r.header().regionSize(),
+                            functions(r.header()), List.of(), 0, 0,
+                            "patch " + patch.id() + " is already applied to pid " + pid + " (" + module.name()
+                                    + "); nothing to do");
+                }
+            }
+            var ofModule = regions.stream().filter(r -> r.header().buildId().equals(patch.targetBuildId())
+                    && r.header().moduleBias() == module.loadBias()).toList();
+            var replacing = options.replace() ? ofModule : List.<Regions.Found>of();
+            var chain = new Chain(regions, replacing);
+            var saved = verify(module, chain);
+
+            var plan = Binder.plan(patch, module.path());
+            String exe = modules.executable().map(Module::path).orElse(null);
+            long at = Placement.find(maps, module.start(), module.end(), plan.size(), plan.maxEnd(),
+                    Placement.brkZone(maps, exe), "pid " + pid + " (" + module.name() + ")");
+            var externals = new ProcessExternals(pid, modules, module, memory);
+            if (options.dryRun()) {
+                var image = Binder.bind(patch, plan, at, module.loadBias(), externals);
+                return result(module, image, Patcher.Outcome.DRY_RUN, replacing, 0, 0, "dry run: would map "
+                        + plan.size() + " bytes at 0x" + Long.toHexString(at) + " and write "
+                        + image.entries().size() + " jump(s); nothing was written");
+            }
+            long base = tracer.mmap(at, plan.size(), Mman.PROT_READ | Mman.PROT_EXEC,
+                    Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS | Mman.MAP_FIXED_NOREPLACE);
+            try {
+                return install(module, plan, base, externals, regions, replacing, chain, saved);
+            } catch (RuntimeException e) {
+                try {
+                    tracer.munmap(base, plan.size());
+                } catch (RuntimeException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+                throw e;
+            }
+        }
+
+        private Patcher.ApplyResult install(Module module, Binder.Plan plan, long base, Externals externals,
+                                            List<Regions.Found> regions, List<Regions.Found> replacing, Chain chain,
+                                            List<byte[]> saved) {
+            var layout = plan.layout();
+            if (layout.dataOffset() < plan.size()) {
+                tracer.mprotect(base + layout.dataOffset(), plan.size() - layout.dataOffset(),
+                        Mman.PROT_READ | Mman.PROT_WRITE);
+            }
+            Image image = Binder.bind(patch, plan, base, module.loadBias(), externals);
+            var functions = new ArrayList<RegionHeader.Function>();
+            var writes = new ArrayList<Write>();
+            for (int i = 0; i < image.entries().size(); i++) {
+                var e = image.entries().get(i);
+                byte[] current = saved.get(i);
+                byte[] jump = Jumps.jmpRel32(e.oldAddress(), e.newAddress());
+                byte[] restore = chain.original(e.oldAddress(), current);
+                long previous = replacing.isEmpty() ? chain.regionOfJump(e.oldAddress(), current) : 0;
+                byte[] savedBytes = previous != 0 || replacing.isEmpty() ? current : restore;
+                functions.add(new RegionHeader.Function(e.name(), e.oldAddress(), e.oldSize(), e.newAddress(),
+                        e.newSize(), previous, savedBytes, jump));
+                writes.add(new Write(e.oldAddress(), jump, current));
+            }
+            // --replace: entries of the old patches the new one does not cover get their original bytes back
+            for (var r : replacing) {
+                for (var f : r.header().functions()) {
+                    boolean covered = image.entries().stream().anyMatch(e -> e.oldAddress() == f.oldAddress());
+                    if (!covered && writes.stream().noneMatch(w -> w.address() == f.oldAddress())) {
+                        byte[] current = tracer.read(f.oldAddress(), 5);
+                        writes.add(new Write(f.oldAddress(), chain.original(f.oldAddress(), current), current));
+                    }
+                }
+            }
+            int sequence = regions.stream().mapToInt(r -> r.header().sequence()).max().orElse(0) + 1;
+            long now = System.currentTimeMillis() * 1_000_000L;
+            // applied_ns is the time the window opens, give or take; PREPARED says the jumps are not in yet
+            var header = new RegionHeader(RegionHeader.FORMAT_VERSION, RegionHeader.State.PREPARED,
+                    plan.headerSize(), plan.size(), now, now, module.loadBias(), sequence, layout, patch.id(),
+                    patch.targetBuildId(), module.path(), patch.targetName(), functions);
+            byte[] bytes = image.bytes();
+            System.arraycopy(header.encode(), 0, bytes, 0, plan.headerSize());
+            tracer.write(base, bytes);
+
+            var forbidden = new ArrayList<>(image.replacedCode());
+            forbidden.addAll(chain.currentReplacements(image));
+            for (var r : replacing) {
+                forbidden.add(textRange(r));
+            }
+            writes.add(new Write(base + RegionHeader.STATE_OFFSET, stateBytes(RegionHeader.State.APPLIED),
+                    stateBytes(RegionHeader.State.PREPARED)));
+            for (var r : replacing) {
+                writes.add(new Write(r.address() + RegionHeader.STATE_OFFSET,
+                        stateBytes(RegionHeader.State.REVERTING), stateBytes(r.header().state())));
+            }
+            var window = Window.run(pid, tracer, forbidden, writes, options.timeout(), "apply " + patch.id());
+            for (var r : replacing) {
+                try {
+                    tracer.munmap(r.address(), r.header().regionSize());
+                } catch (RuntimeException ignored) {
+                    // the old code is unreachable already; a leftover mapping is harmless
+                }
+            }
+            return result(module, image, Patcher.Outcome.APPLIED, replacing, window.pauseNanos(), window.attempts(),
+                    "applied");
+        }
+
+        private Patcher.ApplyResult result(Module module, Image image, Patcher.Outcome outcome,
+                                           List<Regions.Found> replacing, long pause, int attempts, String message) {
+            var fs = image.entries().stream()
+                    .map(e -> new Patcher.FunctionPatch(e.name(), e.oldAddress(), e.newAddress())).toList();
+            return new Patcher.ApplyResult(pid, patch.id(), module.path(), patch.targetBuildId(), outcome,
+                    image.base(), image.size(), fs, replacing.stream().map(r -> r.header().patchId()).toList(),
+                    pause, attempts, message);
+        }
+
+        /** Checks each replaced function's hash against live memory; returns the current 5 entry bytes of each. */
+        private List<byte[]> verify(Module module, Chain chain) {
+            var saved = new ArrayList<byte[]>();
+            for (ReplacedFunction f : patch.replaced()) {
+                long address = module.runtime(f.targetAddress());
+                if (f.size() > (1 << 24)) {
+                    throw new DoesNotFitException(patch.file() + ": " + f.symbol() + " claims " + f.size() + " bytes");
+                }
+                byte[] live = new byte[(int) f.size()];
+                if (memory.read(address, live, 0, live.length) != live.length) {
+                    throw new DoesNotFitException(String.format("pid %d: %s at 0x%x in %s is not readable", pid,
+                            f.symbol(), address, module.name()));
+                }
+                byte[] current = Arrays.copyOf(live, Math.min(5, live.length));
+                byte[] original = chain.original(address, current);
+                System.arraycopy(original, 0, live, 0, Math.min(original.length, live.length));
+                String hash = PatchFile.sha256(live);
+                if (!hash.equals(f.sha256())) {
+                    throw new DoesNotFitException(String.format("pid %d: %s at 0x%x in %s differs from the function"
+                            + " the patch was built for (sha256 %s, patch expects %s): the process runs another"
+                            + " build of %s; rebuild the patch from the deployed sources", pid, f.symbol(), address,
+                            module.path(), hash.substring(0, 16), f.sha256().substring(0, 16), module.name()));
+                }
+                if (!f.part()) {
+                    saved.add(current);
+                }
+            }
+            return saved;
+        }
+
+        private SutureException noModule(Modules modules) {
+            var names = modules.all().stream().map(m -> m.name() + " " + m.buildId()).toList();
+            return new DoesNotFitException(String.format("pid %d maps no module with build-id %s (patch %s is for"
+                    + " %s); it has: %s", pid, patch.targetBuildId(), patch.id(), patch.targetName(),
+                    String.join(", ", names)));
+        }
+    }
+
+    static List<Patcher.FunctionPatch> functions(RegionHeader h) {
+        return h.functions().stream().map(f -> new Patcher.FunctionPatch(f.name(), f.oldAddress(), f.newAddress()))
+                .toList();
+    }
+
+    static Image.Range textRange(Regions.Found r) {
+        var l = r.header().layout();
+        return new Image.Range("patch " + r.header().patchId(), r.address() + l.textOffset(),
+                r.address() + l.jumpTableOffset() + (long) l.jumpTableCount() * RegionHeader.JUMP_ENTRY_SIZE);
+    }
+
+    /** The state field as written into a header at {@link RegionHeader#STATE_OFFSET}. */
+    static byte[] stateBytes(RegionHeader.State state) {
+        byte[] b = new byte[2];
+        b[0] = (byte) state.code;
+        b[1] = (byte) (state.code >>> 8);
+        return b;
+    }
+
+    static String hex(byte[] b) {
+        return HexFormat.ofDelimiter(" ").formatHex(b);
+    }
+}

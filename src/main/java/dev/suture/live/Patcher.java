@@ -1,0 +1,81 @@
+package dev.suture.live;
+
+import dev.suture.proc.Maps;
+import dev.suture.SutureException;
+import dev.suture.patch.PatchFile;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The live layer's entry points: apply a patch to a running process, revert patches, and list what is applied.
+ * Every operation attaches, does its transaction and detaches; nothing is kept between calls — the target's own
+ * memory records what is applied (docs/region-format.md).
+ */
+public final class Patcher {
+    private Patcher() {}
+
+    /** How to apply. {@code replace}: swap every earlier patch of the module for this one in one transaction. */
+    public record ApplyOptions(Duration timeout, boolean dryRun, boolean replace) {
+        public static ApplyOptions defaults() {
+            return new ApplyOptions(Duration.ofMillis(5000), false, false);
+        }
+    }
+
+    public enum Outcome { APPLIED, ALREADY_APPLIED, DRY_RUN }
+
+    /** One replaced function: where it was and where its replacement is. */
+    public record FunctionPatch(String name, long oldAddress, long newAddress) {}
+
+    /**
+     * What apply did. {@code pauseNanos}: the stop-the-world window of the successful attempt; {@code attempts}:
+     * how many windows it took (the earlier ones found a replaced function busy).
+     */
+    public record ApplyResult(int pid, String patchId, String module, String buildId, Outcome outcome,
+                              long regionAddress, long regionSize, List<FunctionPatch> functions,
+                              List<String> replacedPatches, long pauseNanos, int attempts, String message) {}
+
+    /** What revert did for one patch. */
+    public record RevertResult(int pid, String patchId, String module, List<String> functions, long pauseNanos) {}
+
+    /** A patch found applied in a process, from its region header. */
+    public record AppliedPatch(int pid, String patchId, String buildId, String module, String targetName,
+                               long regionAddress, long regionSize, int sequence, String state, Instant applied,
+                               List<FunctionPatch> functions, long jumpTable, int jumpTableEntries) {}
+
+    public static ApplyResult apply(int pid, PatchFile patch, ApplyOptions options) {
+        return ApplyTransaction.apply(pid, patch, options);
+    }
+
+    /** Reverts the named patches (or all when {@code ids} is empty and {@code all}), newest first. */
+    public static List<RevertResult> revert(int pid, List<String> ids, boolean all, Duration timeout) {
+        if (ids.isEmpty() && !all) {
+            throw new SutureException(SutureException.Kind.BAD_INPUT, "name the patches to revert, or --all");
+        }
+        return RevertTransaction.revert(pid, ids, all, timeout);
+    }
+
+    /** The patches applied in process {@code pid}, read from its memory without stopping it. */
+    public static List<AppliedPatch> applied(int pid) {
+        var maps = Maps.read(pid);
+        try (var memory = RemoteMemory.open(pid)) {
+            var out = new ArrayList<AppliedPatch>();
+            for (var r : Regions.scan(pid, maps, memory)) {
+                out.add(describe(pid, r));
+            }
+            return out;
+        }
+    }
+
+    static AppliedPatch describe(int pid, Regions.Found r) {
+        var h = r.header();
+        var fs = h.functions().stream()
+                .map(f -> new FunctionPatch(f.name(), f.oldAddress(), f.newAddress())).toList();
+        Instant applied = h.appliedNanos() == 0 ? null
+                : Instant.ofEpochSecond(0, h.appliedNanos());
+        return new AppliedPatch(pid, h.patchId(), h.buildId(), h.modulePath(), h.targetName(), r.address(),
+                h.regionSize(), h.sequence(), h.state().name().toLowerCase(java.util.Locale.ROOT), applied, fs,
+                r.address() + h.layout().jumpTableOffset(), h.layout().jumpTableCount());
+    }
+}

@@ -1,0 +1,89 @@
+package dev.suture.live;
+
+import dev.suture.proc.Mapping;
+import dev.suture.proc.Maps;
+import dev.suture.elf.ElfFile;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.stream.Stream;
+
+/** The processes of the machine, and the build-ids of the ELF files each maps (for apply --all). */
+public final class Processes {
+    private final Map<String, String> buildIdByFile = new HashMap<>();
+
+    /** Every process id in /proc except this JVM's, ascending. */
+    public static List<Integer> all() {
+        var out = new ArrayList<Integer>();
+        int self = (int) ProcessHandle.current().pid();
+        try (Stream<Path> s = Files.list(Path.of("/proc"))) {
+            for (Path p : s.toList()) {
+                String n = p.getFileName().toString();
+                if (n.chars().allMatch(Character::isDigit)) {
+                    int pid = Integer.parseInt(n);
+                    if (pid != self) {
+                        out.add(pid);
+                    }
+                }
+            }
+        } catch (IOException e) {
+            return List.of();
+        }
+        out.sort(null);
+        return out;
+    }
+
+    /** The build-ids of the files process {@code pid} maps (empty if it is gone or not readable). */
+    public Set<String> buildIds(int pid) {
+        var out = new LinkedHashSet<String>();
+        List<Mapping> maps;
+        try {
+            maps = Maps.read(pid);
+        } catch (RuntimeException e) {
+            return out;
+        }
+        for (var m : maps) {
+            if (!m.path().startsWith("/")) {
+                continue;
+            }
+            // a deleted (replaced) file is only known through this process's map_files
+            String key = m.path().endsWith(" (deleted)") ? pid + ":" + m.path() : m.path();
+            String id = buildIdByFile.computeIfAbsent(key, k -> read(pid, m));
+            if (!id.isEmpty()) {
+                out.add(id);
+            }
+        }
+        return out;
+    }
+
+    private static String read(int pid, Mapping m) {
+        Path file = Path.of(m.path().replace(" (deleted)", ""));
+        if (m.path().endsWith(" (deleted)") || !Files.isReadable(file)) {
+            file = Path.of("/proc/" + pid + "/map_files/" + Long.toHexString(m.start()) + "-"
+                    + Long.toHexString(m.end()));
+        }
+        if (!ElfFile.hasElfMagic(file)) {
+            return "";
+        }
+        try (var elf = ElfFile.open(file)) {
+            return elf.buildId().orElse("");
+        } catch (RuntimeException e) {
+            return "";
+        }
+    }
+
+    /** The command name of a process (from /proc/PID/comm), or "?" */
+    public static String name(int pid) {
+        try {
+            return Files.readString(Path.of("/proc/" + pid + "/comm")).trim();
+        } catch (IOException e) {
+            return "?";
+        }
+    }
+}

@@ -1,0 +1,145 @@
+package dev.suture.live;
+
+import dev.suture.proc.Mapping;
+import dev.suture.proc.Registers;
+import dev.suture.proc.Tracer;
+import java.util.List;
+import java.util.function.Supplier;
+
+/**
+ * The check of principle 5, run inside the stop-the-world window: no thread may be executing, or hold a return
+ * address into, code that is about to be replaced (or, on revert, removed). For every held thread it reads the
+ * registers and copies the live part of its stack with one bulk read, then looks at the pc and every return
+ * address. Buffers are allocated once, before the window.
+ *
+ * <p>Without CFI this check is conservative: every aligned word of the live stack that points into a forbidden
+ * range counts as a return address. A stale word can make a function look busy (the transaction then retries);
+ * it can never make a busy function look idle.
+ */
+final class StackGuard {
+    /** A thread found inside forbidden code: which thread, which code, at which frame (0 = its pc). */
+    record Blocker(int tid, String function, int frame, long address, long stackSlot) {
+        String describe(int pid) {
+            String where = frame == 0 ? "is executing it (pc 0x" + Long.toHexString(address) + ")"
+                    : "has a return address into it (0x" + Long.toHexString(address) + ") in its stack at 0x"
+                    + Long.toHexString(stackSlot) + ", frame #" + frame;
+            return "pid " + pid + " thread " + tid + ": " + function + " " + where;
+        }
+    }
+
+    private static final int MAX_STACK = 8 << 20;
+
+    private final List<Image.Range> forbidden;
+    private final long[] starts;
+    private final long[] ends;
+    private long[] stackStarts;
+    private long[] stackEnds;
+    private final Supplier<long[][]> remap;
+    private byte[] buffer = new byte[256 << 10];
+
+    /**
+     * {@code forbidden}: the code no thread may be in; {@code mappings}: every readable mapping of the process as
+     * {start, end} pairs sorted by start, used to find how far each thread's stack extends above its rsp.
+     */
+    StackGuard(List<Image.Range> forbidden, long[][] mappings, Supplier<long[][]> remap) {
+        this.remap = remap;
+        this.forbidden = List.copyOf(forbidden);
+        starts = new long[forbidden.size()];
+        ends = new long[forbidden.size()];
+        for (int i = 0; i < starts.length; i++) {
+            starts[i] = forbidden.get(i).start();
+            ends[i] = forbidden.get(i).end();
+        }
+        setMappings(mappings);
+    }
+
+    private void setMappings(long[][] mappings) {
+        stackStarts = new long[mappings.length];
+        stackEnds = new long[mappings.length];
+        for (int i = 0; i < mappings.length; i++) {
+            stackStarts[i] = mappings[i][0];
+            stackEnds[i] = mappings[i][1];
+        }
+    }
+
+    /** {start, end} pairs of the readable mappings, sorted: where stacks can be. */
+    static long[][] ranges(List<Mapping> maps) {
+        return maps.stream().filter(Mapping::readable).map(m -> new long[] {m.start(), m.end()})
+                .sorted(java.util.Comparator.comparingLong(a -> a[0])).toArray(long[][]::new);
+    }
+
+    /** The first thread found in forbidden code, or null when every thread is clear. Call with all held. */
+    Blocker check(Tracer tracer, List<Integer> threads) {
+        if (forbidden.isEmpty()) {
+            return null;
+        }
+        for (int tid : threads) {
+            Registers r = tracer.registers(tid);
+            int hit = rangeOf(r.rip());
+            if (hit >= 0) {
+                return new Blocker(tid, forbidden.get(hit).name(), 0, r.rip(), 0);
+            }
+            Blocker b = scanStack(tracer, tid, r.rsp());
+            if (b != null) {
+                return b;
+            }
+        }
+        return null;
+    }
+
+    private Blocker scanStack(Tracer tracer, int tid, long rsp) {
+        long top = stackTop(rsp);
+        if (top == 0) {
+            // a thread whose stack was mapped after our snapshot: look again (rare, costs a read of maps)
+            setMappings(remap.get());
+            top = stackTop(rsp);
+        }
+        if (top <= rsp) {
+            return null;
+        }
+        long sp = rsp & ~7L;
+        int length = (int) Math.min(top - sp, MAX_STACK);
+        if (buffer.length < length) {
+            buffer = new byte[Math.max(length, buffer.length * 2)];
+        }
+        int n = tracer.read(sp, buffer, 0, length);
+        int frame = 0;
+        for (int i = 0; i + 8 <= n; i += 8) {
+            long word = (buffer[i] & 0xffL) | (buffer[i + 1] & 0xffL) << 8 | (buffer[i + 2] & 0xffL) << 16
+                    | (buffer[i + 3] & 0xffL) << 24 | (buffer[i + 4] & 0xffL) << 32 | (buffer[i + 5] & 0xffL) << 40
+                    | (buffer[i + 6] & 0xffL) << 48 | (buffer[i + 7] & 0xffL) << 56;
+            int hit = rangeOf(word);
+            if (hit >= 0) {
+                return new Blocker(tid, forbidden.get(hit).name(), frame + 1, word, sp + i);
+            }
+        }
+        return null;
+    }
+
+    /** End of the mapping holding {@code rsp}; 0 if none holds it (then there is no stack to scan). */
+    private long stackTop(long rsp) {
+        int lo = 0;
+        int hi = stackStarts.length - 1;
+        while (lo <= hi) {
+            int mid = (lo + hi) >>> 1;
+            if (Long.compareUnsigned(stackStarts[mid], rsp) <= 0) {
+                if (Long.compareUnsigned(rsp, stackEnds[mid]) < 0) {
+                    return stackEnds[mid];
+                }
+                lo = mid + 1;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        return 0;
+    }
+
+    private int rangeOf(long address) {
+        for (int i = 0; i < starts.length; i++) {
+            if (Long.compareUnsigned(address, starts[i]) >= 0 && Long.compareUnsigned(address, ends[i]) < 0) {
+                return i;
+            }
+        }
+        return -1;
+    }
+}

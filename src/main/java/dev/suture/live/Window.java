@@ -1,0 +1,92 @@
+package dev.suture.live;
+
+import dev.suture.proc.Maps;
+import dev.suture.SutureException;
+import dev.suture.proc.Tracer;
+import java.time.Duration;
+import java.util.List;
+
+/**
+ * The stop-the-world window, retried until it finds every thread clear of the forbidden code: stop all threads,
+ * check every stack, write (all or nothing), resume. Everything it needs is prepared before; what runs inside is
+ * register reads, one stack read per thread, a scan, and a few small writes.
+ */
+final class Window {
+    /** The window that succeeded: how long the threads were held, and how many windows it took. */
+    record Result(long pauseNanos, int attempts) {}
+
+    private static final long FIRST_BACKOFF_NANOS = 1_000_000;
+    private static final long MAX_BACKOFF_NANOS = 50_000_000;
+
+    private Window() {}
+
+    static Result run(int pid, Tracer tracer, List<Image.Range> forbidden,
+                      List<ApplyTransaction.Write> writes, Duration timeout, String what) {
+        var guard = new StackGuard(forbidden, StackGuard.ranges(Maps.read(pid)), () -> StackGuard.ranges(
+                Maps.read(pid)));
+        tracer.warmUp();
+        long deadline = System.nanoTime() + timeout.toNanos();
+        long backoff = FIRST_BACKOFF_NANOS;
+        int attempts = 0;
+        while (true) {
+            attempts++;
+            var outcome = tracer.run(() -> once(tracer, guard, writes));
+            if (outcome.blocker() == null) {
+                return new Result(outcome.pauseNanos(), attempts);
+            }
+            if (System.nanoTime() + backoff > deadline) {
+                throw new UnsafeException(outcome.blocker().describe(pid) + "; " + what + " gave up after "
+                        + timeout.toMillis() + " ms and " + attempts + " attempts; nothing was changed. Retry"
+                        + " when the program is idle, or with a longer --timeout");
+            }
+            sleep(backoff);
+            backoff = Math.min(backoff * 2, MAX_BACKOFF_NANOS);
+        }
+    }
+
+    private record Outcome(StackGuard.Blocker blocker, long pauseNanos) {}
+
+    /** One window, on the tracer thread. Writes are undone if any fails; the threads are resumed in every case. */
+    private static Outcome once(Tracer tracer, StackGuard guard, List<ApplyTransaction.Write> writes) {
+        long start = System.nanoTime();
+        tracer.stopAll();
+        StackGuard.Blocker blocker;
+        try {
+            blocker = guard.check(tracer, tracer.threads());
+            if (blocker == null) {
+                writeAll(tracer, writes);
+            }
+        } finally {
+            tracer.resumeAll();
+        }
+        return new Outcome(blocker, System.nanoTime() - start);
+    }
+
+    private static void writeAll(Tracer tracer, List<ApplyTransaction.Write> writes) {
+        int done = 0;
+        try {
+            for (var w : writes) {
+                tracer.write(w.address(), w.bytes());
+                done++;
+            }
+        } catch (RuntimeException e) {
+            for (int i = done - 1; i >= 0; i--) {
+                try {
+                    tracer.write(writes.get(i).address(), writes.get(i).undo());
+                } catch (RuntimeException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+            }
+            throw e;
+        }
+    }
+
+    private static void sleep(long nanos) {
+        try {
+            Thread.sleep(Duration.ofNanos(nanos));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new SutureException(SutureException.Kind.INTERNAL, "interrupted while waiting to retry");
+        }
+    }
+}
