@@ -16,7 +16,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 /** {@code suture build}: patches from a source tree and a diff, one per changed target. */
-@Command(name = "build", mixinStandardHelpOptions = true,
+@Command(name = "build", header = "Makes patches from a source tree and a diff.", mixinStandardHelpOptions = true,
         description = {"Builds the source tree twice in scratch copies, as it is and with the diffs applied,",
                 "through a compiler wrapper that keeps one section per function and records each link;",
                 "then writes one patch <build-id>.suture per changed target and says which functions changed."})

@@ -14,7 +14,7 @@ import java.util.List;
 import java.util.concurrent.Callable;
 
 /** {@code suture diff}: a patch file from the objects of two builds, bound to the deployed binary. */
-@Command(name = "diff", mixinStandardHelpOptions = true,
+@Command(name = "diff", header = "Makes a patch file from the objects of two builds.", mixinStandardHelpOptions = true,
         description = {"Builds a patch file from the objects of the original and the patched build",
                 "(compiled with -ffunction-sections -fdata-sections) for the deployed BINARY,",
                 "and prints which functions it replaces and adds."})

@@ -27,7 +27,7 @@ import picocli.CommandLine.Model.CommandSpec;
  * segments, sections, TLS, symbol counts), optionally every symbol and relocation, as text or JSON. Files with
  * more to say (patch files) add an {@link InspectPart}.
  */
-@Command(name = "inspect", mixinStandardHelpOptions = true,
+@Command(name = "inspect", header = "Shows an ELF file or a patch file.", mixinStandardHelpOptions = true,
         description = "Shows what an ELF file (executable, shared library, object, patch file) is and holds.")
 public final class InspectCommand implements Callable<Integer> {
 

@@ -16,7 +16,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /** {@code suture stacks -p PID}: backtraces of every thread of a running process, which runs on afterwards. */
-@Command(name = "stacks",
+@Command(name = "stacks", header = "Backtraces of every thread of a running process.",
         mixinStandardHelpOptions = true,
         description = {
                 "Prints the backtrace of every thread of a running process: it is stopped only while registers",
