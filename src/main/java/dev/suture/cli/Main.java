@@ -53,6 +53,8 @@ public final class Main implements Runnable {
         for (Object sub : subcommands()) {
             cl.addSubcommand(sub);
         }
+        // description lines are written for 100 columns; set after the subcommands so it reaches them too
+        cl.setUsageHelpWidth(100);
         cl.setExecutionExceptionHandler(ExitCodes::handle);
         cl.setParameterExceptionHandler(ExitCodes::handleUsage);
         return cl;
