@@ -1,47 +1,81 @@
 package dev.suture.unwind;
 
 import dev.suture.elf.DebugFiles;
-import dev.suture.elf.ElfConstants;
 import dev.suture.elf.ElfFile;
-import dev.suture.elf.ProgramHeader;
-import dev.suture.proc.Tracer;
-import java.io.IOException;
-import java.nio.file.Files;
+import dev.suture.proc.Mapping;
+import dev.suture.proc.Maps;
+import dev.suture.proc.Module;
+import dev.suture.proc.Modules;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * The code of a live process for unwinding: every executable mapping of /proc/PID/maps with its module's CFI and
- * symbols, plus the address ranges of all mappings (to size stack copies). ELF files are parsed once per
- * (path, size, mtime) and cached across processes; only the load bias is per process.
+ * The code of a live process for unwinding: the executable ranges of every module ({@link Modules}: executable,
+ * libraries, dynamic linker, vdso) with the module's CFI and symbols, plus the address ranges of all mappings (to
+ * size stack copies). CFI and symbols are parsed once per file (build-id, else path) and cached across processes;
+ * only the load bias is per process.
  */
 public final class ProcessCode {
-    /** One line of /proc/PID/maps. */
-    record Mapping(long start, long end, String perms, long offset, String path) {}
-
-    private record FileKey(String path, long size, long mtime, boolean debugFiles) {}
+    private record FileKey(String identity, boolean debugFiles) {}
 
     /** CFI and symbols of a file, independent of where it is loaded. */
-    private record Parsed(ElfFile elf, CallFrameSection ehFrame, CallFrameSection debugFrame, SymbolTable symbols) {}
+    private record Parsed(CallFrameSection ehFrame, CallFrameSection debugFrame, SymbolTable symbols) {}
 
     private static final Map<FileKey, Parsed> CACHE = new ConcurrentHashMap<>();
 
+    private final Modules modules;
     private final CodeMap code;
     private final long[] mapStarts;
     private final long[] mapEnds;
 
-    private ProcessCode(CodeMap code, long[] mapStarts, long[] mapEnds) {
+    private ProcessCode(Modules modules, CodeMap code, List<Mapping> maps) {
+        this.modules = modules;
         this.code = code;
-        this.mapStarts = mapStarts;
-        this.mapEnds = mapEnds;
+        mapStarts = new long[maps.size()];
+        mapEnds = new long[maps.size()];
+        for (int i = 0; i < maps.size(); i++) {
+            mapStarts[i] = maps.get(i).start();
+            mapEnds[i] = maps.get(i).end();
+        }
+    }
+
+    /** {@link #load(int, boolean)} with separate debug files. */
+    public static ProcessCode load(int pid) {
+        return load(pid, true);
+    }
+
+    /**
+     * Loads the code of process {@code pid}. With {@code debugFiles}, each module's separate debug file (by build-id
+     * or .gnu_debuglink, under /usr/lib/debug) adds its .symtab (names of local functions such as start_thread) and
+     * .debug_frame. A module whose CFI is unreadable keeps its place with no CFI: its frames fall back to frame
+     * pointers.
+     */
+    public static ProcessCode load(int pid, boolean debugFiles) {
+        Modules modules = Modules.of(pid);
+        List<Mapping> maps = Maps.read(pid);
+        var ranges = new ArrayList<CodeMap.Range>();
+        for (Module m : modules.all()) {
+            Parsed p = parsed(m, debugFiles);
+            var module = new CodeModule(m.path(), m.loadBias(), p.ehFrame(), p.debugFrame(), p.symbols());
+            for (Mapping mapping : m.mappings()) {
+                if (mapping.executable()) {
+                    ranges.add(new CodeMap.Range(mapping.start(), mapping.end(), module));
+                }
+            }
+        }
+        return new ProcessCode(modules, new CodeMap(ranges), maps);
     }
 
     public CodeMap code() {
         return code;
+    }
+
+    /** The modules the code map was built from. */
+    public Modules modules() {
+        return modules;
     }
 
     /** End of the mapping that holds {@code address}, or 0 if no mapping known when this was loaded holds it. */
@@ -62,124 +96,30 @@ public final class ProcessCode {
         return 0;
     }
 
-    /** {@link #load(int, Tracer, boolean)} with separate debug files. */
-    public static ProcessCode load(int pid, Tracer tracer) {
-        return load(pid, tracer, true);
+    private static Parsed parsed(Module m, boolean debugFiles) {
+        boolean vdso = m.path().equals("[vdso]");
+        // without a build-id, device and inode tell a file replaced at the same path from the one cached
+        Mapping first = m.mappings().getFirst();
+        String identity = m.buildId() != null ? "build-id " + m.buildId()
+                : vdso ? null : "file " + m.path() + " " + first.device() + " " + first.inode();
+        if (identity == null) {
+            return parse(m, false); // a vdso without build-id: cheap, and not worth a cache key
+        }
+        return CACHE.computeIfAbsent(new FileKey(identity, debugFiles && !vdso), k -> parse(m, k.debugFiles()));
     }
 
-    /**
-     * Loads the code of process {@code pid}; {@code tracer} (attached to it, may be null) reads the vdso. With
-     * {@code debugFiles}, each module's separate debug file (by build-id or .gnu_debuglink, under /usr/lib/debug)
-     * adds its .symtab (names of local functions such as start_thread) and .debug_frame. Modules whose file cannot
-     * be read are left out: their frames fall back to frame pointers.
-     */
-    public static ProcessCode load(int pid, Tracer tracer, boolean debugFiles) {
-        List<Mapping> maps = readMaps(pid);
-        var ranges = new ArrayList<CodeMap.Range>();
-        Map<String, CodeModule> modules = new LinkedHashMap<>();
-        for (Mapping m : maps) {
-            if (!m.perms().contains("x")) {
-                continue;
-            }
-            CodeModule module = modules.get(m.path());
-            if (module == null && !modules.containsKey(m.path())) {
-                module = loadModule(pid, m, tracer, debugFiles);
-                modules.put(m.path(), module);
-            }
-            if (module != null) {
-                ranges.add(new CodeMap.Range(m.start(), m.end(), module));
-            }
-        }
-        long[] starts = new long[maps.size()];
-        long[] ends = new long[maps.size()];
-        for (int i = 0; i < maps.size(); i++) {
-            starts[i] = maps.get(i).start();
-            ends[i] = maps.get(i).end();
-        }
-        return new ProcessCode(new CodeMap(ranges), starts, ends);
+    private static Parsed parse(Module m, boolean debugFiles) {
+        ElfFile debug = debugFiles ? debugFile(m) : null;
+        CodeModule parsed = CodeModules.load(m.path(), m.elf(), 0, debug);
+        return new Parsed(parsed.ehFrame(), parsed.debugFrame(), parsed.symbols());
     }
 
-    private static CodeModule loadModule(int pid, Mapping exec, Tracer tracer, boolean debugFiles) {
+    private static ElfFile debugFile(Module m) {
         try {
-            if (exec.path().equals("[vdso]")) {
-                if (tracer == null) {
-                    return null;
-                }
-                byte[] image = tracer.read(exec.start(), (int) (exec.end() - exec.start()));
-                var elf = ElfFile.parse("[vdso]", image);
-                return module("[vdso]", exec, parsed(elf, null), elf);
-            }
-            if (!exec.path().startsWith("/")) {
-                return null;
-            }
-            // through map_files the module is the one mapped, even if the path was replaced or deleted since
-            Path file = Path.of("/proc/" + pid + "/map_files/" + Long.toHexString(exec.start()) + "-"
-                    + Long.toHexString(exec.end()));
-            if (!Files.isReadable(file)) {
-                file = Path.of(exec.path());
-            }
-            var key = new FileKey(exec.path(), Files.size(file), Files.getLastModifiedTime(file).toMillis(), debugFiles);
-            Path opened = file;
-            Parsed p = CACHE.computeIfAbsent(key, k -> {
-                ElfFile elf = ElfFile.open(opened);
-                return parsed(elf, debugFiles ? debugFile(elf, Path.of(exec.path())) : null);
-            });
-            return module(exec.path(), exec, p, p.elf());
-        } catch (IOException | RuntimeException e) {
-            return null;
-        }
-    }
-
-    private static ElfFile debugFile(ElfFile elf, Path path) {
-        try {
-            return DebugFiles.find(elf, path).map(ElfFile::open).orElse(null);
+            String path = m.path().endsWith(" (deleted)") ? m.path().substring(0, m.path().length() - 10) : m.path();
+            return DebugFiles.find(m.elf(), Path.of(path)).map(ElfFile::open).orElse(null);
         } catch (RuntimeException e) {
             return null; // a broken debug file costs names, never the backtrace
-        }
-    }
-
-    private static Parsed parsed(ElfFile elf, ElfFile debug) {
-        CodeModule m = CodeModules.load(elf.name(), elf, 0, debug);
-        return new Parsed(elf, m.ehFrame(), m.debugFrame(), m.symbols());
-    }
-
-    private static CodeModule module(String name, Mapping exec, Parsed p, ElfFile elf) {
-        long bias = loadBias(elf, exec);
-        return new CodeModule(name, bias, p.ehFrame(), p.debugFrame(), p.symbols());
-    }
-
-    /** Load bias from the PT_LOAD segment whose file range the executable mapping maps. */
-    static long loadBias(ElfFile elf, Mapping exec) {
-        for (ProgramHeader ph : elf.programHeaders()) {
-            if (ph.p_type() != ElfConstants.PT_LOAD) {
-                continue;
-            }
-            long pageOffset = ph.p_offset() & ~0xfffL;
-            if (exec.offset() >= pageOffset && exec.offset() < ph.p_offset() + Math.max(ph.p_filesz(), 1)
-                    && (exec.path().equals("[vdso]") || (ph.p_flags() & ElfConstants.PF_X) != 0)) {
-                long vaddrOfMapping = (ph.p_vaddr() & ~0xfffL) + (exec.offset() - pageOffset);
-                return exec.start() - vaddrOfMapping;
-            }
-        }
-        return exec.start() - exec.offset();
-    }
-
-    static List<Mapping> readMaps(int pid) {
-        try {
-            var out = new ArrayList<Mapping>();
-            for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/maps"))) {
-                String[] f = line.trim().split("\\s+", 6);
-                if (f.length < 5) {
-                    continue;
-                }
-                int dash = f[0].indexOf('-');
-                out.add(new Mapping(Long.parseUnsignedLong(f[0].substring(0, dash), 16),
-                        Long.parseUnsignedLong(f[0].substring(dash + 1), 16), f[1],
-                        Long.parseUnsignedLong(f[2], 16), f.length == 6 ? f[5] : ""));
-            }
-            return out;
-        } catch (IOException e) {
-            throw dev.suture.sys.ProcessVanishedException.process(pid, "reading /proc/" + pid + "/maps");
         }
     }
 }

@@ -24,14 +24,14 @@ public record ProcessStacks(int pid, List<ThreadBacktrace> threads, StackSampler
     /** One thread: id, name (/proc/PID/task/TID/comm), scheduler state before the stop, and its backtrace. */
     public record ThreadBacktrace(int tid, String name, char state, Backtrace backtrace, String error) {}
 
-    /** With separate debug files (see {@link ProcessCode#load(int, Tracer, boolean)}). */
+    /** With separate debug files (see {@link ProcessCode#load(int, boolean)}). */
     public static ProcessStacks take(int pid) {
         return take(pid, true);
     }
 
     public static ProcessStacks take(int pid, boolean debugFiles) {
         try (Tracer tracer = Tracer.attach(pid)) {
-            ProcessCode code = ProcessCode.load(pid, tracer, debugFiles);
+            ProcessCode code = ProcessCode.load(pid, debugFiles);
             var sampler = new StackSampler(tracer, code);
             Map<Integer, Character> states = new HashMap<>();
             for (int tid : tracer.threads()) {

@@ -55,6 +55,7 @@ public final class StopTheWorldBench {
             }
 
             int main(int argc, char **argv) {
+                alarm(120); /* ends by itself even if the benchmark that started it dies */
                 int n = atoi(argv[1]);
                 pthread_t t;
                 for (int i = 0; i < n; i++) pthread_create(&t, 0, worker, 0);
@@ -85,7 +86,7 @@ public final class StopTheWorldBench {
 
     private static void run(Target target, int threads, int cycles) throws Exception {
         try (Tracer tracer = Tracer.attach(target.pidInt())) {
-            var code = ProcessCode.load(target.pidInt(), tracer);
+            var code = ProcessCode.load(target.pidInt());
             var sampler = new StackSampler(tracer, code);
             // warm up both paths (JIT, native links, first-use FDE parsing)
             for (int i = 0; i < 50; i++) {

@@ -63,6 +63,7 @@ public final class StackTargets {
             __attribute__((noinline)) void *in_library(void *a) { lib_sleep_in_lib(); sink++; return a; }
 
             int main(void) {
+                alarm(120); /* ends by itself even if the test that started it dies */
                 pthread_t t[6];
                 if (pipe(pipefd)) return 1;
                 struct sigaction sa;

@@ -48,6 +48,7 @@ class LiveUnwindTest {
             }
             __attribute__((noinline)) void *work_thread(void *a) { for (int i = 0;; i++) sink += work(6, i); return a; }
             int main(void) {
+                alarm(120); /* ends by itself even if the test that started it dies */
                 pthread_t t;
                 pthread_create(&t, 0, clock_thread, 0);
                 pthread_setname_np(t, "clock");
@@ -70,7 +71,7 @@ class LiveUnwindTest {
             Set<String> leafModules = new HashSet<>();
             int samples = 0;
             try (Tracer tracer = Tracer.attach(pid)) {
-                ProcessCode code = ProcessCode.load(pid, tracer, false);
+                ProcessCode code = ProcessCode.load(pid, false);
                 var sampler = new StackSampler(tracer, code);
                 for (int round = 0; round < 100; round++) {
                     var snapshot = sampler.sample();
