@@ -38,11 +38,13 @@ class InjectionTest {
                 #include <errno.h>
                 #include <stdio.h>
                 #include <time.h>
+                #include <unistd.h>
                 static long now_ms(void) {
                     struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
                     return t.tv_sec * 1000L + t.tv_nsec / 1000000;
                 }
                 int main(void) {
+                    alarm(120); /* ends by itself even if the test dies before killing it */
                     for (int i = 0; ; i++) {
                         printf("sleep %d\\n", i); fflush(stdout);
                         long start = now_ms();
@@ -104,6 +106,7 @@ class InjectionTest {
                 #include <stdio.h>
                 #include <unistd.h>
                 int main(int argc, char **argv) {
+                    alarm(120); /* ends by itself even if the test dies before killing it */
                     int fd = open(argv[1], O_RDONLY);
                     char buf[64];
                     for (;;) {

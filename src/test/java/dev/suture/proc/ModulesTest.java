@@ -37,6 +37,7 @@ class ModulesTest {
             int shared_name(void) { return 1; }
             static int __attribute__((noinline)) local_fn(int x) { return x - 1; }
             int main(void) {
+                alarm(120); /* ends by itself even if the test dies before killing it */
                 printf("ready lib_func=%p shared_name=%p local_fn=%p lib_static=%p\\n", (void *) lib_func,
                        (void *) shared_name, (void *) local_fn, (void *) lib_static_ptr);
                 fflush(stdout);

@@ -56,6 +56,7 @@ class TracerChurnTest {
                 return 0;
             }
             int main(void) {
+                alarm(120); /* ends by itself even if the test dies before killing it */
                 struct sigaction sa;
                 memset(&sa, 0, sizeof sa);
                 sa.sa_flags = SA_RESTART;

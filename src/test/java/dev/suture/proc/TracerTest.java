@@ -37,6 +37,7 @@ class TracerTest {
                 return 0;
             }
             int main(int argc, char **argv) {
+                alarm(120); /* ends by itself even if the test dies before killing it */
                 int n = argc > 1 ? atoi(argv[1]) : 4;
                 for (long i = 0; i < n; i++) { pthread_t t; pthread_create(&t, 0, work, (void *) i); }
                 printf("ready %p %p\\n", (void *) counter, (void *) &marker);
@@ -104,6 +105,7 @@ class TracerTest {
                 #include <unistd.h>
                 int answer(void) { return 41; }
                 int main(void) {
+                    alarm(120); /* ends by itself even if the test dies before killing it */
                     printf("ready %p\\n", (void *) answer); fflush(stdout);
                     for (;;) { printf("answer %d\\n", answer()); fflush(stdout); usleep(2000); }
                 }
@@ -168,6 +170,48 @@ class TracerTest {
                 if (!strace.waitFor(5, TimeUnit.SECONDS)) {
                     strace.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
                 }
+            }
+        }
+    }
+
+    /**
+     * gdb attached from its own session (as a person debugging would have it) holds the process while it runs a
+     * bounded shell sleep: attaching names gdb and its pid, and {@code suture stacks} exits with 5 (not permitted).
+     */
+    @Test
+    void gdbAttachedElsewhereIsNamedAndStacksExitsFive() throws Exception {
+        Path exe = Gcc.compile(dir, "workers", WORKERS, "-O1", "-pthread");
+        try (var target = Target.start(exe, "2")) {
+            target.awaitLine("ready", Duration.ofSeconds(10));
+            int pid = target.pidInt();
+            String script = "setsid gdb -nx -batch -p " + pid + " -ex 'shell sleep 60' >'" + dir.resolve("gdb.log")
+                    + "' 2>&1 </dev/null & echo $!";
+            var sh = new ProcessBuilder("sh", "-c", script).redirectErrorStream(true).start();
+            assertTrue(sh.waitFor(10, TimeUnit.SECONDS), "could not start gdb");
+            long gdbPid = Long.parseLong(new String(sh.getInputStream().readAllBytes()).trim());
+            try {
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                while (Procs.tracerOf(pid, pid) != gdbPid) {
+                    assertTrue(System.nanoTime() < deadline, "gdb did not attach: "
+                            + java.nio.file.Files.readString(dir.resolve("gdb.log")));
+                    Thread.sleep(20);
+                }
+                var e = assertThrows(NotPermittedException.class, () -> Tracer.attach(pid));
+                assertTrue(e.getMessage().contains("already traced by pid " + gdbPid + " (gdb"), e.getMessage());
+                var stacks = dev.suture.cli.Cli.run("stacks", "-p", Integer.toString(pid));
+                assertEquals(5, stacks.code(), stacks.err());
+                assertTrue(stacks.err().contains("gdb"), stacks.err());
+            } finally {
+                // the shell sleep first, so gdb detaches at once when told to end
+                ProcessHandle.of(gdbPid).ifPresent(gdb -> {
+                    gdb.descendants().forEach(ProcessHandle::destroyForcibly);
+                    gdb.destroy();
+                    try {
+                        gdb.onExit().get(5, TimeUnit.SECONDS);
+                    } catch (Exception timeout) {
+                        gdb.destroyForcibly();
+                    }
+                });
             }
         }
     }

@@ -38,6 +38,7 @@ class VanishTest {
             volatile long sink;
             static void *spin(void *a) { for (;;) { sink++; if (((long) a & 1) == 0) usleep(100); } return 0; }
             int main(int argc, char **argv) {
+                alarm(120); /* ends by itself even if the test dies before killing it */
                 for (long i = 0; i < 24; i++) { pthread_t t; pthread_create(&t, 0, spin, (void *) i); }
                 printf("ready\\n"); fflush(stdout);
                 if (argc > 1) { usleep(atoi(argv[1]) * 1000); exit(0); }
