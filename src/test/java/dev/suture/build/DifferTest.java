@@ -451,7 +451,9 @@ class DifferTest {
                 "return x * 2;", "return x * 4;");
         b.diff();
         String patch = b.result.patchFile().toString();
-        for (var cmd : List.of(List.of("readelf", "-a", "-W", patch), List.of("objdump", "-dr", patch))) {
+        var outputs = new java.util.HashMap<String, String>();
+        for (var cmd : List.of(List.of("readelf", "-a", "-W", patch), List.of("objdump", "-dr", patch),
+                List.of("readelf", "--debug-dump=frames", patch))) {
             var pb = new ProcessBuilder(cmd).redirectErrorStream(false);
             var proc = pb.start();
             String out = new String(proc.getInputStream().readAllBytes());
@@ -460,7 +462,14 @@ class DifferTest {
             assertEquals(0, proc.exitValue(), cmd + ": " + err);
             assertEquals("", err, cmd + " complained");
             assertFalse(out.toLowerCase().contains("warning"), cmd + ": " + out);
+            outputs.put(cmd.get(1), out);
         }
+        // One FDE per included function, no more: the unwind entries of everything else are dropped.
+        var p = PatchFile.read(b.result.patchFile());
+        long functions = p.sections().stream().filter(x -> x.isExecutable()).count();
+        long fdes = outputs.get("--debug-dump=frames").lines().filter(l -> l.contains(" FDE ")).count();
+        assertEquals(functions, fdes, outputs.get("--debug-dump=frames"));
+        assertEquals(List.of("helper", "run"), replacedNames(p));
         assertNotNull(PatchFile.read(b.result.patchFile()));
     }
 }
