@@ -3,13 +3,15 @@ package dev.suture.live;
 import dev.suture.proc.Maps;
 import dev.suture.SutureException;
 import dev.suture.proc.Tracer;
+import dev.suture.unwind.ProcessCode;
+import dev.suture.unwind.StackSampler;
 import java.time.Duration;
 import java.util.List;
 
 /**
  * The stop-the-world window, retried until it finds every thread clear of the forbidden code: stop all threads,
  * check every stack, write (all or nothing), resume. Everything it needs is prepared before; what runs inside is
- * register reads, one stack read per thread, a scan, and a few small writes.
+ * register reads, one stack read per thread, an unwind in memory, and a few small writes.
  */
 final class Window {
     /** The window that succeeded: how long the threads were held, and how many windows it took. */
@@ -22,9 +24,10 @@ final class Window {
 
     static Result run(int pid, Tracer tracer, List<Image.Range> forbidden,
                       List<ApplyTransaction.Write> writes, Duration timeout, String what) {
-        var guard = new StackGuard(forbidden, StackGuard.ranges(Maps.read(pid)), () -> StackGuard.ranges(
+        // CFI parsing and the unwinder's warm-up happen here, while the target still runs
+        var sampler = new StackSampler(tracer, ProcessCode.load(pid, tracer, false));
+        var guard = new StackGuard(forbidden, sampler, StackGuard.ranges(Maps.read(pid)), () -> StackGuard.ranges(
                 Maps.read(pid)));
-        tracer.warmUp();
         long deadline = System.nanoTime() + timeout.toNanos();
         long backoff = FIRST_BACKOFF_NANOS;
         int attempts = 0;
@@ -52,7 +55,7 @@ final class Window {
         tracer.stopAll();
         StackGuard.Blocker blocker;
         try {
-            blocker = guard.check(tracer, tracer.threads());
+            blocker = guard.check(tracer);
             if (blocker == null) {
                 writeAll(tracer, writes);
             }
