@@ -53,17 +53,30 @@ final class Window {
     private static Outcome once(Tracer tracer, StackGuard guard, List<ApplyTransaction.Write> writes) {
         long start = System.nanoTime();
         tracer.stopAll();
+        long stopped = System.nanoTime();
+        long checked = stopped;
+        long written = stopped;
         StackGuard.Blocker blocker;
         try {
             blocker = guard.check(tracer);
+            checked = System.nanoTime();
             if (blocker == null) {
                 writeAll(tracer, writes);
             }
         } finally {
+            written = System.nanoTime();
             tracer.resumeAll();
         }
-        return new Outcome(blocker, System.nanoTime() - start);
+        long end = System.nanoTime();
+        if (DEBUG) {
+            // after the window: the first printf loads classes for milliseconds
+            System.err.printf("window: stop %d us, check %d us, write %d us, resume %d us%n", (stopped - start) / 1000,
+                    (checked - stopped) / 1000, (written - checked) / 1000, (end - written) / 1000);
+        }
+        return new Outcome(blocker, end - start);
     }
+
+    private static final boolean DEBUG = System.getenv("SUTURE_DEBUG") != null;
 
     private static void writeAll(Tracer tracer, List<ApplyTransaction.Write> writes) {
         int done = 0;
