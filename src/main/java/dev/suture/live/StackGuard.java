@@ -3,18 +3,24 @@ package dev.suture.live;
 import dev.suture.proc.Mapping;
 import dev.suture.proc.Registers;
 import dev.suture.proc.Tracer;
+import dev.suture.unwind.FrameBuffer;
+import dev.suture.unwind.FrameMethod;
+import dev.suture.unwind.StackEnd;
+import dev.suture.unwind.StackSampler;
 import java.util.List;
 import java.util.function.Supplier;
 
 /**
  * The check of principle 5, run inside the stop-the-world window: no thread may be executing, or hold a return
  * address into, code that is about to be replaced (or, on revert, removed). For every held thread it reads the
- * registers and copies the live part of its stack with one bulk read, then looks at the pc and every return
- * address. Buffers are allocated once, before the window.
+ * registers, copies the live part of its stack with one bulk read and unwinds it in memory by CFI
+ * ({@link StackSampler#captureHeld}), then looks at the pc and every return address. Buffers, CFI and the
+ * unwinder's code are prepared before the window.
  *
- * <p>Without CFI this check is conservative: every aligned word of the live stack that points into a forbidden
- * range counts as a return address. A stale word can make a function look busy (the transaction then retries);
- * it can never make a busy function look idle.
+ * <p>A thread whose unwind cannot be trusted to the end (an error, a frame stepped by frame pointer only — such
+ * as a frame in a patch region, which has no CFI — or too many frames) is checked conservatively instead: every
+ * aligned word of its live stack that points into a forbidden range counts as a return address. A stale word can
+ * make a function look busy (the transaction then retries); it can never make a busy function look idle.
  */
 final class StackGuard {
     /** A thread found inside forbidden code: which thread, which code, at which frame (0 = its pc). */
@@ -35,14 +41,16 @@ final class StackGuard {
     private long[] stackStarts;
     private long[] stackEnds;
     private final Supplier<long[][]> remap;
+    private final StackSampler sampler;
     private byte[] buffer = new byte[256 << 10];
 
     /**
      * {@code forbidden}: the code no thread may be in; {@code mappings}: every readable mapping of the process as
      * {start, end} pairs sorted by start, used to find how far each thread's stack extends above its rsp.
      */
-    StackGuard(List<Image.Range> forbidden, long[][] mappings, Supplier<long[][]> remap) {
+    StackGuard(List<Image.Range> forbidden, StackSampler sampler, long[][] mappings, Supplier<long[][]> remap) {
         this.remap = remap;
+        this.sampler = sampler;
         this.forbidden = List.copyOf(forbidden);
         starts = new long[forbidden.size()];
         ends = new long[forbidden.size()];
@@ -69,19 +77,45 @@ final class StackGuard {
     }
 
     /** The first thread found in forbidden code, or null when every thread is clear. Call with all held. */
-    Blocker check(Tracer tracer, List<Integer> threads) {
+    Blocker check(Tracer tracer) {
         if (forbidden.isEmpty()) {
             return null;
         }
-        for (int tid : threads) {
-            Registers r = tracer.registers(tid);
+        for (var t : sampler.captureHeld()) {
+            Registers r = t.registers() != null ? t.registers() : tracer.registers(t.tid());
             int hit = rangeOf(r.rip());
             if (hit >= 0) {
-                return new Blocker(tid, forbidden.get(hit).name(), 0, r.rip(), 0);
+                return new Blocker(t.tid(), forbidden.get(hit).name(), 0, r.rip(), 0);
             }
-            Blocker b = scanStack(tracer, tid, r.rsp());
+            Blocker b = trusted(t.frames()) ? unwound(t.tid(), t.frames()) : scanStack(tracer, t.tid(), r.rsp());
             if (b != null) {
                 return b;
+            }
+        }
+        return null;
+    }
+
+    /**
+     * True when the unwind reached the thread's outermost frame (a CFI rule saying the return address is undefined,
+     * as in _start and clone) and found every frame by CFI: then its frames are all the frames there are.
+     */
+    private static boolean trusted(FrameBuffer frames) {
+        if (frames.end() != StackEnd.OUTERMOST) {
+            return false;
+        }
+        for (int i = 0; i < frames.count(); i++) {
+            if (frames.method(i) != FrameMethod.CFI && frames.method(i) != FrameMethod.REGISTERS) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private Blocker unwound(int tid, FrameBuffer frames) {
+        for (int i = 0; i < starts.length; i++) {
+            int f = frames.firstFrameIn(starts[i], ends[i]);
+            if (f >= 0) {
+                return new Blocker(tid, forbidden.get(i).name(), f, frames.pc(f), frames.sp(f));
             }
         }
         return null;

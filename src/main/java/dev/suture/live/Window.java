@@ -3,13 +3,15 @@ package dev.suture.live;
 import dev.suture.proc.Maps;
 import dev.suture.SutureException;
 import dev.suture.proc.Tracer;
+import dev.suture.unwind.ProcessCode;
+import dev.suture.unwind.StackSampler;
 import java.time.Duration;
 import java.util.List;
 
 /**
  * The stop-the-world window, retried until it finds every thread clear of the forbidden code: stop all threads,
  * check every stack, write (all or nothing), resume. Everything it needs is prepared before; what runs inside is
- * register reads, one stack read per thread, a scan, and a few small writes.
+ * register reads, one stack read per thread, an unwind in memory, and a few small writes.
  */
 final class Window {
     /** The window that succeeded: how long the threads were held, and how many windows it took. */
@@ -22,9 +24,10 @@ final class Window {
 
     static Result run(int pid, Tracer tracer, List<Image.Range> forbidden,
                       List<ApplyTransaction.Write> writes, Duration timeout, String what) {
-        var guard = new StackGuard(forbidden, StackGuard.ranges(Maps.read(pid)), () -> StackGuard.ranges(
+        // CFI parsing and the unwinder's warm-up happen here, while the target still runs
+        var sampler = new StackSampler(tracer, ProcessCode.load(pid, tracer, false));
+        var guard = new StackGuard(forbidden, sampler, StackGuard.ranges(Maps.read(pid)), () -> StackGuard.ranges(
                 Maps.read(pid)));
-        tracer.warmUp();
         long deadline = System.nanoTime() + timeout.toNanos();
         long backoff = FIRST_BACKOFF_NANOS;
         int attempts = 0;
@@ -50,17 +53,30 @@ final class Window {
     private static Outcome once(Tracer tracer, StackGuard guard, List<ApplyTransaction.Write> writes) {
         long start = System.nanoTime();
         tracer.stopAll();
+        long stopped = System.nanoTime();
+        long checked = stopped;
+        long written = stopped;
         StackGuard.Blocker blocker;
         try {
-            blocker = guard.check(tracer, tracer.threads());
+            blocker = guard.check(tracer);
+            checked = System.nanoTime();
             if (blocker == null) {
                 writeAll(tracer, writes);
             }
         } finally {
+            written = System.nanoTime();
             tracer.resumeAll();
         }
-        return new Outcome(blocker, System.nanoTime() - start);
+        long end = System.nanoTime();
+        if (DEBUG) {
+            // after the window: the first printf loads classes for milliseconds
+            System.err.printf("window: stop %d us, check %d us, write %d us, resume %d us%n", (stopped - start) / 1000,
+                    (checked - stopped) / 1000, (written - checked) / 1000, (end - written) / 1000);
+        }
+        return new Outcome(blocker, end - start);
     }
+
+    private static final boolean DEBUG = System.getenv("SUTURE_DEBUG") != null;
 
     private static void writeAll(Tracer tracer, List<ApplyTransaction.Write> writes) {
         int done = 0;

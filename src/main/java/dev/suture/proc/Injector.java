@@ -54,6 +54,13 @@ final class Injector {
     long syscall(String name, int nr, long a0, long a1, long a2, long a3, long a4, long a5) {
         boolean wasHeld = tracer.held();
         if (!wasHeld) {
+            // while the process still runs: parsing its modules to find the stub site, and linking the native
+            // calls (the first pwrite alone links for ~8 ms), are no work for a stop
+            prepareSite();
+            if (!warmedUp) {
+                Syscalls.warmUp();
+                warmedUp = true;
+            }
             tracer.stopAllHere();
         }
         try {
@@ -72,12 +79,19 @@ final class Injector {
         }
     }
 
-    private long inject(int nr, long a0, long a1, long a2, long a3, long a4, long a5) {
+    private boolean warmedUp;
+
+    private void prepareSite() {
         int pid = tracer.pid();
-        Tracer.Tracee t = borrowable();
         if (site == null || !site.stillThere(pid)) {
             site = StubSite.find(pid, Modules.of(pid), STUB.length);
         }
+    }
+
+    private long inject(int nr, long a0, long a1, long a2, long a3, long a4, long a5) {
+        int pid = tracer.pid();
+        Tracer.Tracee t = borrowable();
+        prepareSite();
         long[] saved = new long[Registers.WORDS];
         Syscalls.getRegisters(t.tid, saved);
         byte[] original = Arrays.copyOf(site.original(), STUB.length);

@@ -130,18 +130,23 @@ public final class Tracer implements AutoCloseable {
      * @throws ProcessVanishedException if the process exits
      */
     public void stopAll() {
-        call(() -> {
-            stopAllHere();
-            return null;
-        });
+        call(stopAllTask);
     }
+
+    // made once, when attaching: linking a lambda on first use costs a fraction of a millisecond, which must not
+    // fall inside a stop-the-world window
+    private final Callable<Void> stopAllTask = () -> {
+        stopAllHere();
+        return null;
+    };
+    private final Callable<Void> resumeAllTask = () -> {
+        resumeAllHere();
+        return null;
+    };
 
     /** Lets every thread run again, passing on the signals that arrived while they were held. */
     public void resumeAll() {
-        call(() -> {
-            resumeAllHere();
-            return null;
-        });
+        call(resumeAllTask);
     }
 
     /** The registers of a held thread. */
@@ -206,8 +211,19 @@ public final class Tracer implements AutoCloseable {
     public void warmUp() {
         call(() -> {
             Syscalls.warmUp();
+            Registers.of(new long[Registers.WORDS]);
             return null;
         });
+        if (held) {
+            return;
+        }
+        // the Java side of a window's calls, linked and loaded now: the first call of each costs up to a
+        // millisecond (lambda linkage, class loading) that would otherwise fall inside the window
+        try {
+            registers(-1);
+        } catch (SutureException expected) {
+            // no thread -1: the call went through the same path a held thread's does, up to the lookup
+        }
     }
 
     /**

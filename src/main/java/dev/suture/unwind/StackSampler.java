@@ -55,6 +55,18 @@ public final class StackSampler {
         }
         tracer.warmUp();
         warmUpUnwinder();
+        rehearse();
+    }
+
+    /**
+     * Runs {@link #captureHeld()}'s own path once while the process runs, so its first real run, inside a window,
+     * meets linked and loaded code: every register read fails harmlessly (no thread is held) and is recorded as
+     * that thread's error, which the next capture overwrites.
+     */
+    private void rehearse() {
+        if (!tracer.isHeld()) {
+            captureHeld();
+        }
     }
 
     /**
@@ -116,7 +128,12 @@ public final class StackSampler {
     }
 
     private ThreadStack sampleThread(int tid) {
-        FrameBuffer frames = buffers.computeIfAbsent(tid, t -> new FrameBuffer(MAX_FRAMES));
+        // no computeIfAbsent: linking its lambda on the first call would cost the window most of a millisecond
+        FrameBuffer frames = buffers.get(tid);
+        if (frames == null) {
+            frames = new FrameBuffer(MAX_FRAMES);
+            buffers.put(tid, frames);
+        }
         Registers regs;
         long t0 = System.nanoTime();
         try {
