@@ -25,7 +25,7 @@ final class Window {
     static Result run(int pid, Tracer tracer, List<Image.Range> forbidden,
                       List<ApplyTransaction.Write> writes, Duration timeout, String what) {
         // CFI parsing and the unwinder's warm-up happen here, while the target still runs
-        var sampler = new StackSampler(tracer, ProcessCode.load(pid, tracer, false));
+        var sampler = new StackSampler(tracer, ProcessCode.load(pid, false));
         var guard = new StackGuard(forbidden, sampler, StackGuard.ranges(Maps.read(pid)), () -> StackGuard.ranges(
                 Maps.read(pid)));
         long deadline = System.nanoTime() + timeout.toNanos();
