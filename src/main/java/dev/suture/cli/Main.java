@@ -27,13 +27,13 @@ public final class Main implements Runnable {
     /** Every registered subcommand; only commands that work belong here. */
     static Object[] subcommands() {
         return new Object[] {
-            new InspectCommand(),
-            new StacksCommand(),
-            new DiffCommand(),
             new BuildCommand(),
+            new DiffCommand(),
+            new InspectCommand(),
             new ApplyCommand(),
             new RevertCommand(),
             new InfoCommand(),
+            new StacksCommand(),
             new DemoCommand(),
         };
     }
