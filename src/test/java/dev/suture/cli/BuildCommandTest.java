@@ -11,8 +11,6 @@ import dev.suture.patch.ReplacedFunction;
 import dev.suture.testing.Gcc;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -29,16 +27,8 @@ class BuildCommandTest {
     @TempDir
     Path dir;
 
-    private record Run(int code, String out, String err) {}
-
-    private static Run suture(String... args) {
-        var out = new StringWriter();
-        var err = new StringWriter();
-        var cl = Main.commandLine();
-        cl.setOut(new PrintWriter(out));
-        cl.setErr(new PrintWriter(err));
-        int code = cl.execute(args);
-        return new Run(code, out.toString(), err.toString());
+    private static Cli.Result suture(String... args) {
+        return Cli.run(args);
     }
 
     private static byte[] resource(String name) throws IOException {
