@@ -21,7 +21,7 @@ import org.junit.jupiter.api.io.TempDir;
  * applied patch applied again is a no-op, and --all patches every matching process and no other.
  */
 class TransactionSafetyTest {
-    /** held() never returns; moment() is on a stack for 700 ms after "in moment"; value() is called every 20 ms. */
+    /** held() never returns; moment() is on a stack for 1.5 s after "in moment"; value() is called every 20 ms. */
     static final String PROGRAM = """
             #include <pthread.h>
             #include <stdio.h>
@@ -41,7 +41,7 @@ class TransactionSafetyTest {
 
             int moment(void) {
                 puts("in moment");
-                nap(700);
+                nap(1500);
                 return 1;
             }
 
@@ -97,7 +97,7 @@ class TransactionSafetyTest {
                 "-fno-pie");
         otherExe = Fixture.link(dir, "otherprog", List.of(other), "-no-pie");
         heldPatch = variant(orig, "held", PROGRAM.replace("    return 1;\n}\n\nint moment", "    return 2;\n}\n\nint moment"));
-        momentPatch = variant(orig, "moment", PROGRAM.replace("nap(700);\n    return 1;", "nap(700);\n    return 2;"));
+        momentPatch = variant(orig, "moment", PROGRAM.replace("nap(1500);\n    return 1;", "nap(1500);\n    return 2;"));
         laterPatch = variant(orig, "later", PROGRAM.replace("""
                 int later(volatile int *stop) {
                     return 1;
