@@ -30,7 +30,7 @@ public record Auxv(Map<Long, Long> entries) {
         } catch (NoSuchFileException e) {
             throw ProcessVanishedException.process(pid, "reading /proc/" + pid + "/auxv");
         } catch (IOException e) {
-            if (ThreadState.processGone(pid, 0)) {
+            if (ThreadState.processGone(pid, ThreadState.VANISH_GRACE_MILLIS)) {
                 throw ProcessVanishedException.process(pid, "reading /proc/" + pid + "/auxv");
             }
             throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot read /proc/" + pid + "/auxv: "

@@ -32,7 +32,7 @@ public final class Maps {
         } catch (NoSuchFileException e) {
             throw ProcessVanishedException.process(pid, "reading /proc/" + pid + "/maps");
         } catch (IOException e) {
-            if (ThreadState.processGone(pid, 0)) {
+            if (ThreadState.processGone(pid, ThreadState.VANISH_GRACE_MILLIS)) {
                 throw ProcessVanishedException.process(pid, "reading /proc/" + pid + "/maps");
             }
             throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot read /proc/" + pid + "/maps: "

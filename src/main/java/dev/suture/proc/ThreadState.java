@@ -11,6 +11,13 @@ public final class ThreadState {
     /** PF_EXITING in the flags field of /proc/PID/task/TID/stat: the thread is in do_exit(). */
     private static final long PF_EXITING = 0x4;
 
+    /**
+     * How long an error path waits for a process that failed a /proc read or a ptrace call to show itself dying:
+     * SIGKILL reaches the threads of a process one by one, so a read can fail (ESRCH, the memory already gone)
+     * before every thread is marked exiting.
+     */
+    static final long VANISH_GRACE_MILLIS = 200;
+
     private ThreadState() {}
 
     public static char of(int pid, int tid) {

@@ -339,7 +339,8 @@ public final class Tracer implements AutoCloseable {
             if (e instanceof ProcessVanishedException && e.getMessage().startsWith("process " + pid + " vanished")) {
                 throw e;
             }
-            if (vanished || ThreadState.processGone(pid, e instanceof ProcessVanishedException ? 200 : 0)) {
+            if (vanished || ThreadState.processGone(pid,
+                    e instanceof ProcessVanishedException ? ThreadState.VANISH_GRACE_MILLIS : 0)) {
                 vanished = true;
                 throw ProcessVanishedException.process(pid, e instanceof SysException s ? s.call() : "an operation");
             }
