@@ -1,7 +1,5 @@
 package dev.suture.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.suture.SutureException;
 import dev.suture.live.PatchStore;
 import dev.suture.live.Patcher;
@@ -17,6 +15,7 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
@@ -55,8 +54,8 @@ public final class ApplyCommand implements Callable<Integer> {
     @Option(names = "--replace", description = "Swap every earlier patch of the module for this one, in one step.")
     boolean replace;
 
-    @Option(names = "--json", description = "Print one JSON document instead of text.")
-    boolean json;
+    @Mixin
+    JsonOutput json;
 
     /** One process × patch outcome. */
     record Line(int pid, String process, String patch, Patcher.ApplyResult result, String error, int code) {}
@@ -135,7 +134,7 @@ public final class ApplyCommand implements Callable<Integer> {
     private int report(List<Line> lines, int skipped) throws Exception {
         var out = spec.commandLine().getOut();
         int code = lines.stream().mapToInt(Line::code).filter(c -> c != 0).findFirst().orElse(ExitCodes.OK);
-        if (json) {
+        if (json.enabled()) {
             var doc = new LinkedHashMap<String, Object>();
             var results = new ArrayList<Map<String, Object>>();
             for (var l : lines) {
@@ -170,7 +169,7 @@ public final class ApplyCommand implements Callable<Integer> {
                         "failed", lines.stream().filter(l -> l.result() == null).count(),
                         "notMatching", skipped));
             }
-            out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(doc));
+            JsonOutput.print(out, doc);
         } else {
             for (var l : lines) {
                 out.println(text(l));

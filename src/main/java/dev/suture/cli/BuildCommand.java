@@ -1,7 +1,5 @@
 package dev.suture.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.suture.build.SourceBuild;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -12,6 +10,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
@@ -62,8 +61,8 @@ public final class BuildCommand implements Callable<Integer> {
             description = "Give up on a build after this long (default: ${DEFAULT-VALUE}).")
     long timeoutSeconds;
 
-    @Option(names = "--json", description = "Print one JSON document instead of text.")
-    boolean json;
+    @Mixin
+    JsonOutput json;
 
     @Override
     public Integer call() throws Exception {
@@ -72,8 +71,8 @@ public final class BuildCommand implements Callable<Integer> {
                 Duration.ofSeconds(timeoutSeconds));
         var result = SourceBuild.run(request);
         var out = spec.commandLine().getOut();
-        if (json) {
-            out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(document(result)));
+        if (json.enabled()) {
+            JsonOutput.print(out, document(result));
         } else {
             var err = spec.commandLine().getErr();
             result.warnings().forEach(w -> err.println("warning: " + w));

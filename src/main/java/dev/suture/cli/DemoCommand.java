@@ -1,7 +1,5 @@
 package dev.suture.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.suture.SutureException;
 import dev.suture.build.DiffRequest;
 import dev.suture.build.Differ;
@@ -23,6 +21,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
 import java.util.stream.Stream;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
@@ -47,15 +46,15 @@ public final class DemoCommand implements Callable<Integer> {
     @Option(names = "--pie", description = "Build the program as a PIE (the seed's is not).")
     boolean pie;
 
-    @Option(names = "--json", description = "Print one JSON document (the steps and their output) instead of text.")
-    boolean json;
+    @Mixin
+    JsonOutput json;
 
     private PrintWriter out;
     private final Map<String, Object> doc = new LinkedHashMap<>();
 
     @Override
     public Integer call() throws Exception {
-        out = json ? new PrintWriter(PrintWriter.nullWriter()) : spec.commandLine().getOut();
+        out = json.enabled() ? new PrintWriter(PrintWriter.nullWriter()) : spec.commandLine().getOut();
         Path dir = keep != null ? Files.createDirectories(keep) : Files.createTempDirectory("suture-demo");
         long pid = -1;
         try {
@@ -103,9 +102,8 @@ public final class DemoCommand implements Callable<Integer> {
                 deleteTree(dir);
             }
         }
-        if (json) {
-            spec.commandLine().getOut().println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT)
-                    .writeValueAsString(doc));
+        if (json.enabled()) {
+            JsonOutput.print(spec.commandLine().getOut(), doc);
         }
         spec.commandLine().getOut().flush();
         return ExitCodes.OK;

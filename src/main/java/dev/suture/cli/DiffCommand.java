@@ -1,10 +1,9 @@
 package dev.suture.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.suture.build.DiffRequest;
 import dev.suture.build.Differ;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
@@ -44,14 +43,14 @@ public final class DiffCommand implements Callable<Integer> {
     @Option(names = "--force", description = "Patch even if the original build does not reproduce BINARY's functions.")
     boolean force;
 
-    @Option(names = "--json", description = "Print one JSON document instead of text.")
-    boolean json;
+    @Mixin
+    JsonOutput json;
 
     @Override
     public Integer call() throws Exception {
         var result = Differ.diff(new DiffRequest(target, originals, patched, name, force), output);
         var out = spec.commandLine().getOut();
-        if (json) {
+        if (json.enabled()) {
             var doc = new LinkedHashMap<String, Object>();
             doc.put("patch", result.patchFile().toString());
             doc.put("id", result.patchId());
@@ -59,7 +58,7 @@ public final class DiffCommand implements Callable<Integer> {
             doc.put("replaced", result.replaced());
             doc.put("added", result.added());
             doc.put("warnings", result.warnings());
-            out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(doc));
+            JsonOutput.print(out, doc);
         } else {
             for (String w : result.warnings()) {
                 spec.commandLine().getErr().println("warning: " + w);

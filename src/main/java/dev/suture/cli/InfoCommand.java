@@ -1,7 +1,5 @@
 package dev.suture.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.suture.SutureException;
 import dev.suture.live.Patcher;
 import dev.suture.live.Processes;
@@ -11,6 +9,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
@@ -25,8 +24,8 @@ public final class InfoCommand implements Callable<Integer> {
     @Option(names = {"-p", "--pid"}, paramLabel = "PID", description = "One process (default: every process).")
     Integer pid;
 
-    @Option(names = "--json", description = "Print one JSON document instead of text.")
-    boolean json;
+    @Mixin
+    JsonOutput json;
 
     @Override
     public Integer call() throws Exception {
@@ -46,7 +45,7 @@ public final class InfoCommand implements Callable<Integer> {
             }
         }
         var out = spec.commandLine().getOut();
-        if (json) {
+        if (json.enabled()) {
             var list = new ArrayList<Map<String, Object>>();
             for (var a : found) {
                 var m = new LinkedHashMap<String, Object>();
@@ -71,7 +70,7 @@ public final class InfoCommand implements Callable<Integer> {
                 doc.put("pid", pid);
             }
             doc.put("patches", list);
-            out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(doc));
+            JsonOutput.print(out, doc);
         } else if (found.isEmpty()) {
             out.println(pid != null ? "pid " + pid + ": no patches applied" : "no patched processes");
         } else {

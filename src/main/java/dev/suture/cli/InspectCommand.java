@@ -1,7 +1,6 @@
 package dev.suture.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.suture.elf.ElfConstants;
@@ -17,6 +16,7 @@ import java.util.List;
 import java.util.StringJoiner;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
@@ -43,8 +43,8 @@ public final class InspectCommand implements Callable<Integer> {
     @Option(names = "--relocs", description = "list every relocation (offset, type, symbol, addend)")
     boolean relocs;
 
-    @Option(names = "--json", description = "print one JSON document instead of text")
-    boolean json;
+    @Mixin
+    JsonOutput json;
 
     /** The extra parts, in output order; a new kind of file adds its part here. */
     static List<InspectPart> parts() {
@@ -55,9 +55,8 @@ public final class InspectCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         var out = spec.commandLine().getOut();
         try (var elf = ElfFile.open(file)) {
-            if (json) {
-                var mapper = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
-                out.println(mapper.writeValueAsString(document(elf)));
+            if (json.enabled()) {
+                JsonOutput.print(out, document(elf));
             } else {
                 printText(elf, out);
             }

@@ -1,7 +1,5 @@
 package dev.suture.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.suture.SutureException;
 import dev.suture.live.Patcher;
 import java.time.Duration;
@@ -11,6 +9,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
@@ -37,8 +36,8 @@ public final class RevertCommand implements Callable<Integer> {
             description = "How long to retry while the patch's code is busy (default: ${DEFAULT-VALUE} ms).")
     long timeoutMillis;
 
-    @Option(names = "--json", description = "Print one JSON document instead of text.")
-    boolean json;
+    @Mixin
+    JsonOutput json;
 
     @Override
     public Integer call() throws Exception {
@@ -47,7 +46,7 @@ public final class RevertCommand implements Callable<Integer> {
         }
         var results = Patcher.revert(pid, ids, all, Duration.ofMillis(timeoutMillis));
         var out = spec.commandLine().getOut();
-        if (json) {
+        if (json.enabled()) {
             var list = new ArrayList<Map<String, Object>>();
             for (var r : results) {
                 var m = new LinkedHashMap<String, Object>();
@@ -58,8 +57,7 @@ public final class RevertCommand implements Callable<Integer> {
                 m.put("pauseMicros", r.pauseNanos() / 1000.0);
                 list.add(m);
             }
-            out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT)
-                    .writeValueAsString(Map.of("pid", pid, "reverted", list)));
+            JsonOutput.print(out, Map.of("pid", pid, "reverted", list));
         } else if (results.isEmpty()) {
             out.println("pid " + pid + ": no patch is applied; nothing to do");
         } else {

@@ -1,7 +1,6 @@
 package dev.suture.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.suture.unwind.Backtrace;
@@ -13,6 +12,7 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code suture stacks -p PID}: backtraces of every thread of a running process, which runs on afterwards. */
@@ -29,8 +29,8 @@ final class StacksCommand implements Callable<Integer> {
     @Option(names = {"-p", "--pid"}, required = true, paramLabel = "PID", description = "the process")
     int pid;
 
-    @Option(names = "--json", description = "one JSON document on stdout")
-    boolean json;
+    @Mixin
+    JsonOutput json;
 
     @Option(names = "--no-debug-files",
             description = "name functions from the binaries' own symbol tables only, not their separate debug files")
@@ -40,8 +40,8 @@ final class StacksCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         ProcessStacks stacks = ProcessStacks.take(pid, !noDebugFiles);
         PrintWriter out = spec.commandLine().getOut();
-        if (json) {
-            out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(toJson(stacks)));
+        if (json.enabled()) {
+            JsonOutput.print(out, toJson(stacks));
         } else {
             printText(stacks, out);
         }
