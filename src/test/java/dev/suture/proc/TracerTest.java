@@ -192,8 +192,8 @@ class TracerTest {
             try {
                 long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
                 while (Procs.tracerOf(pid, pid) != gdbPid) {
-                    assertTrue(System.nanoTime() < deadline, "gdb did not attach: "
-                            + java.nio.file.Files.readString(dir.resolve("gdb.log")));
+                    // the message is built only on failure: gdb.log may not exist yet when the loop starts
+                    assertTrue(System.nanoTime() < deadline, () -> "gdb did not attach: " + gdbLog());
                     Thread.sleep(20);
                 }
                 var e = assertThrows(NotPermittedException.class, () -> Tracer.attach(pid));
@@ -213,6 +213,14 @@ class TracerTest {
                     }
                 });
             }
+        }
+    }
+
+    private String gdbLog() {
+        try {
+            return java.nio.file.Files.readString(dir.resolve("gdb.log"));
+        } catch (java.io.IOException e) {
+            return "(no gdb.log: " + e.getMessage() + ")";
         }
     }
 
