@@ -47,6 +47,14 @@ public final class Syscalls {
             return buffer;
         }
 
+        /** Fills the local iovec (iov[0]) and the remote one (iov[1]) for one range of {@code length} bytes. */
+        void oneRange(MemorySegment local, long remote, int length) {
+            iov.set(JAVA_LONG, 0, local.address());
+            iov.set(JAVA_LONG, 8, length);
+            iov.set(JAVA_LONG, 16, remote);
+            iov.set(JAVA_LONG, 24, length);
+        }
+
         int errno() {
             return (int) ERRNO.get(errno, 0L);
         }
@@ -274,10 +282,7 @@ public final class Syscalls {
     public static int readMemory(int pid, long address, byte[] dst, int offset, int length) {
         Scratch s = SCRATCH.get();
         MemorySegment buf = s.buffer(length);
-        s.iov.set(JAVA_LONG, 0, buf.address());
-        s.iov.set(JAVA_LONG, 8, length);
-        s.iov.set(JAVA_LONG, 16, address);
-        s.iov.set(JAVA_LONG, 24, length);
+        s.oneRange(buf, address, length);
         long n;
         try {
             n = (long) VmReadv.H.invokeExact(s.errno, pid, s.iov, 1L, s.iov.asSlice(16), 1L, 0L);
@@ -297,10 +302,7 @@ public final class Syscalls {
         Scratch s = SCRATCH.get();
         MemorySegment buf = s.buffer(length);
         MemorySegment.copy(src, offset, buf, ValueLayout.JAVA_BYTE, 0, length);
-        s.iov.set(JAVA_LONG, 0, buf.address());
-        s.iov.set(JAVA_LONG, 8, length);
-        s.iov.set(JAVA_LONG, 16, address);
-        s.iov.set(JAVA_LONG, 24, length);
+        s.oneRange(buf, address, length);
         long n;
         try {
             n = (long) VmWritev.H.invokeExact(s.errno, pid, s.iov, 1L, s.iov.asSlice(16), 1L, 0L);
