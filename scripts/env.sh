@@ -32,12 +32,10 @@ is_jdk25() {
   [ -n "$m" ] && [ "$m" -ge 25 ] && [ -x "$1/bin/javac" -o -x "$1/bin/jlink" ]
 }
 
-# Remembers the JDK found for a given JAVA_HOME and PATH java, so later starts spawn nothing to find it.
-_suture_jdk_cache() { echo "$SUTURE_ROOT/target/.jdk-home"; }
-
+# find_jdk remembers the JDK found for a given JAVA_HOME and PATH java in target/.jdk-home, so later starts spawn
+# nothing to find it.
 find_jdk() {
-  local candidate key cached cache
-  cache=$(_suture_jdk_cache)
+  local candidate key cached cached_key cache=$SUTURE_ROOT/target/.jdk-home
   key="${JAVA_HOME:-}|$(command -v java 2>/dev/null)"
   if [ -r "$cache" ]; then
     { IFS= read -r cached_key; IFS= read -r cached; } < "$cache"

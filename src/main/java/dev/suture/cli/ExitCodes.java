@@ -18,24 +18,9 @@ public final class ExitCodes {
 
     private ExitCodes() {}
 
-    /** A failure the CLI already explained to the user; carries the exit code. */
-    public static final class Failure extends RuntimeException {
-        private final int code;
-
-        public Failure(int code, String message) {
-            super(message);
-            this.code = code;
-        }
-
-        public int code() {
-            return code;
-        }
-    }
-
     /** Exit code for a failure thrown from any layer. */
     static int codeOf(Throwable t) {
         return switch (t) {
-            case Failure f -> f.code();
             case SutureException s -> switch (s.kind()) {
                 case BAD_INPUT -> BAD_INPUT;
                 case DOES_NOT_FIT -> DOES_NOT_FIT;
