@@ -64,6 +64,7 @@ final class Recovery {
         for (int pid : journaledPids()) {
             out.add(recover(pid, timeout));
         }
+        TargetLock.removeStale();
         return out;
     }
 

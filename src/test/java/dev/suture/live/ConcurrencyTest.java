@@ -12,13 +12,15 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Two sutures on one process at once: one wins, the other fails at once with exit 5 naming the suture that holds
- * the process, and nothing is corrupted. Each suture runs in a JVM of its own, as two operators' would.
+ * the process, and nothing is corrupted. Each suture runs in a JVM of its own, as two operators' would. A suture
+ * killed while it holds the process leaves the lock to the next one and the journal to recover.
  */
 class ConcurrencyTest {
     static final Duration RUN = Duration.ofSeconds(60);
@@ -27,7 +29,7 @@ class ConcurrencyTest {
     static Path dir;
     static Path runDir;
     static Path exe;
-    static Path momentPatch;
+    static Path heldPatch;
     static Path valuePatch;
 
     @BeforeAll
@@ -35,10 +37,17 @@ class ConcurrencyTest {
         String program = TransactionSafetyTest.PROGRAM;
         Path orig = Fixture.object(dir, "orig", "prog", program, "-fno-pie");
         exe = Fixture.link(dir, "prog", List.of(orig), "-no-pie");
-        momentPatch = variant(orig, "moment", program.replace("nap(1500);\n    return 1;", "nap(1500);\n    return 2;"));
+        heldPatch = variant(orig, "held", program.replace("    return 1;\n}\n\nint moment",
+                "    return 2;\n}\n\nint moment"));
         valuePatch = variant(orig, "value2", program.replace("int value(void) {\n    return 1;",
                 "int value(void) {\n    return 2;"));
         runDir = Files.createDirectories(dir.resolve("run"));
+        System.setProperty("suture.runDir", runDir.toString()); // for the in-process recover and revert
+    }
+
+    @AfterAll
+    static void clear() {
+        System.clearProperty("suture.runDir");
     }
 
     private static Path variant(Path orig, String name, String source) throws IOException {
@@ -57,33 +66,27 @@ class ConcurrencyTest {
         try (var t = Target.start(exe)) {
             String pid = Long.toString(t.pid());
             Fixture.await(t, 0, "value 1", 2);
-            try (var first = SutureProcess.start(dir, env(), "apply", "-p", pid, valuePatch.toString())) {
-                // freeze the first suture once it holds the process, wherever it is in its transaction
+            byte[] original = Fixture.text(t.pidInt(), exe);
+            // held() never leaves its thread's stack: the first suture holds the process, retrying, until killed
+            try (var first = SutureProcess.start(dir, env(), "apply", "-p", pid, "--timeout", "120000",
+                    heldPatch.toString())) {
                 awaitLock(t.pidInt(), first);
-                signal(first.pid(), "STOP");
-                try {
-                    var second = SutureProcess.run(dir, RUN, env(), "apply", "-p", pid, momentPatch.toString());
-                    assertEquals(5, second.status(), second.toString());
-                    assertTrue(second.err().contains("being changed by another suture")
-                            && second.err().contains("suture pid " + first.pid())
-                            && second.err().contains("apply value2"), second.err());
-                } finally {
-                    signal(first.pid(), "CONT");
-                }
-                var won = first.await(RUN);
-                assertEquals(0, won.status(), won.toString());
-            }
-            var applied = Patcher.applied(t.pidInt());
-            assertEquals(List.of("value2"), applied.stream().map(Patcher.AppliedPatch::patchId).toList());
+                var second = SutureProcess.run(dir, RUN, env(), "apply", "-p", pid, valuePatch.toString());
+                assertEquals(5, second.status(), second.toString());
+                assertTrue(second.err().contains("being changed by another suture")
+                        && second.err().contains("suture pid " + first.pid())
+                        && second.err().contains("apply held"), second.err());
+            } // closing kills the first suture (SIGKILL) in the middle of its transaction
+            var recovered = Patcher.recover(t.pidInt(), Duration.ofSeconds(5));
+            assertEquals(Patcher.RecoverOutcome.ROLLED_BACK, recovered.outcome(), recovered.message());
+            assertTrue(Patcher.applied(t.pidInt()).isEmpty());
+            assertTrue(java.util.Arrays.equals(original, Fixture.text(t.pidInt(), exe)));
+            var r = SutureProcess.run(dir, RUN, env(), "apply", "-p", pid, valuePatch.toString());
+            assertEquals(0, r.status(), r.toString());
             Fixture.await(t, t.lines().size(), "value 2", 2);
-            assertTrue(Files.notExists(runDir.resolve(pid + ".lock")), "the lock file goes with its holder");
+            assertEquals("", Files.readString(runDir.resolve(pid + ".lock")), "the holder's name goes with it");
             assertTrue(Files.notExists(runDir.resolve(pid + ".journal")), "the journal goes with the transaction");
         }
-    }
-
-    private static void signal(long pid, String name) throws IOException {
-        var r = dev.suture.testing.Commands.run(dir, Duration.ofSeconds(10), "kill", "-" + name, Long.toString(pid));
-        assertEquals(0, r.status(), r.output());
     }
 
     @Test
