@@ -7,7 +7,6 @@ import dev.suture.live.Processes;
 import dev.suture.patch.PatchFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -44,9 +43,8 @@ public final class ApplyCommand implements Callable<Integer> {
     @Parameters(arity = "1..*", paramLabel = "PATCH|DIR", description = "Patch files or patch stores.")
     List<Path> inputs;
 
-    @Option(names = "--timeout", paramLabel = "MS", defaultValue = "5000",
-            description = "How long to retry while a replaced function is busy (default: ${DEFAULT-VALUE} ms).")
-    long timeoutMillis;
+    @Mixin
+    BusyTimeout timeout;
 
     @Option(names = "--dry-run", description = "Check and bind everything, write nothing, report what would happen.")
     boolean dryRun;
@@ -62,10 +60,7 @@ public final class ApplyCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (timeoutMillis < 0) {
-            throw new SutureException(SutureException.Kind.BAD_INPUT, "--timeout must be >= 0");
-        }
-        var options = new Patcher.ApplyOptions(Duration.ofMillis(timeoutMillis), dryRun, replace);
+        var options = new Patcher.ApplyOptions(timeout.duration(), dryRun, replace);
         var patches = readPatches();
         var lines = new ArrayList<Line>();
         var processes = new Processes();
