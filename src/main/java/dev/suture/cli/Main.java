@@ -35,6 +35,8 @@ public final class Main implements Runnable {
             new InfoCommand(),
             new StacksCommand(),
             new DemoCommand(),
+            new KeygenCommand(),
+            new SignCommand(),
         };
     }
 
