@@ -78,6 +78,23 @@ public final class PatchFile {
     /** Decodes and validates a patch held in memory; {@code name} is used in error messages. */
     public static PatchFile parse(String name, byte[] bytes) {
         ElfFile elf = ElfFile.parse(name, bytes);
+        // The signature is checked first: when a signed file no longer reads as a patch, the change after
+        // signing is the story to tell, not the symptom it caused.
+        var signature = SignatureSection.read(name, bytes, elf);
+        try {
+            return parse(name, elf, signature);
+        } catch (SutureException e) {
+            if (signature.isPresent() && !signature.get().valid()) {
+                throw new PatchTrustException(name + ": carries a signature by " + signature.get() + " that does not"
+                        + " verify: the file was changed after it was signed (and no longer reads as a patch: "
+                        + e.getMessage() + "). Do not use this copy; get the original file, or rebuild and sign the"
+                        + " patch again.");
+            }
+            throw e;
+        }
+    }
+
+    private static PatchFile parse(String name, ElfFile elf, Optional<PatchSignature> signature) {
         var h = elf.header();
         if (h.e_type() != ET_REL || h.e_machine() != EM_X86_64) {
             throw new PatchFormatException(name, "not an x86-64 relocatable ELF object (ET_REL, EM_X86_64)");
@@ -85,7 +102,6 @@ public final class PatchFile {
         var infoSection = elf.section(INFO_SECTION)
                 .orElseThrow(() -> new PatchFormatException(name, "no " + INFO_SECTION + " section"));
         var infoText = new String(elf.bytes(infoSection), StandardCharsets.UTF_8);
-        var signature = SignatureSection.read(name, bytes, elf);
 
         // Content sections keep their ELF index; RELA, the tables and the metadata are not content.
         var sectionByIndex = new HashMap<Integer, dev.suture.elf.Section>();
