@@ -115,7 +115,8 @@ final class SignatureSection {
             if (!Arrays.equals(key.getEncoded(), der)) {
                 throw new GeneralSecurityException("not in its canonical encoding");
             }
-        } catch (GeneralSecurityException | IllegalArgumentException e) {
+        } catch (GeneralSecurityException | RuntimeException e) {
+            // RuntimeException too: whatever a provider throws on hostile DER is this file's fault, not a crash
             throw malformed(name, "public-key is not a base64 Ed25519 SubjectPublicKeyInfo: " + e.getMessage());
         }
         if (!Keys.keyId(key).equals(values[2])) {
@@ -135,7 +136,7 @@ final class SignatureSection {
             verifier.initVerify(key);
             verifier.update(message);
             valid = verifier.verify(HexFormat.of().parseHex(values[5]));
-        } catch (java.security.SignatureException e) {
+        } catch (java.security.SignatureException | RuntimeException e) {
             valid = false; // a signature value that is not even well formed verifies nothing
         } catch (GeneralSecurityException e) {
             throw new IllegalStateException("Ed25519 verification failed: " + e.getMessage(), e);

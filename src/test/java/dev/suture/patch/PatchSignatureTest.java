@@ -106,6 +106,35 @@ class PatchSignatureTest {
         assertFalse(PatchFile.parse("longer", longer).signature().orElseThrow().valid());
     }
 
+    /** Random rewrites of the signature section's text: a clear format error or an invalid signature, never more. */
+    @Test
+    void hostileSignatureSectionsAreErrorsNotCrashes() throws Exception {
+        var alice = key("alice");
+        byte[] image = PatchFileTest.sample().toBytes(alice);
+        String text = new String(image, StandardCharsets.ISO_8859_1);
+        int start = text.indexOf("suture-signature 1\n");
+        int end = text.indexOf('\n', text.indexOf("\nsignature ", start) + 1) + 1;
+        var random = new java.util.Random(6);
+        byte[] alphabet = "0123456789abcdef +/=\n\0\u00ffsignature-keyidpublicEd25519".getBytes(StandardCharsets.ISO_8859_1);
+        int valid = 0;
+        for (int i = 0; i < 3000; i++) {
+            byte[] b = image.clone();
+            int edits = 1 + random.nextInt(4);
+            for (int e = 0; e < edits; e++) {
+                int at = start + random.nextInt(end - start);
+                b[at] = random.nextBoolean() ? alphabet[random.nextInt(alphabet.length)] : (byte) random.nextInt(256);
+            }
+            try {
+                if (PatchFile.parse("case " + i, b).signature().map(PatchSignature::valid).orElse(false)) {
+                    valid += java.util.Arrays.equals(b, image) ? 0 : 1;
+                }
+            } catch (SutureException expected) {
+                assertEquals(SutureException.Kind.BAD_INPUT, expected.kind(), expected.getMessage());
+            }
+        }
+        assertEquals(0, valid, "altered files with a valid signature");
+    }
+
     @Test
     void trustPolicyRefusesUnsignedUnknownAndAlteredPatches() throws Exception {
         var alice = key("alice");
