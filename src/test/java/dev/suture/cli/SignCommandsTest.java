@@ -6,7 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.suture.patch.Keys;
+import dev.suture.elf.ElfConstants;
+import dev.suture.patch.PatchBuilder;
 import dev.suture.patch.PatchFile;
+import dev.suture.testing.Commands;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -92,5 +98,47 @@ class SignCommandsTest {
         var pubAsKey = Cli.run("sign", target.get("patch").asText(), "--key", dir.resolve("second.pub").toString());
         assertEquals(2, pubAsKey.code());
         assertTrue(pubAsKey.err().contains("BEGIN PRIVATE KEY"), pubAsKey.err());
+    }
+
+    /**
+     * The configured trust directory ($SUTURE_TRUST_DIR) makes signatures required without any option. Runs suture
+     * in a child JVM (the environment is per process). The pid does not exist: a patch that passes the check fails
+     * with "vanished" (6), so exit 2 proves the refusal came first.
+     */
+    @Test
+    void aConfiguredTrustDirectoryRequiresSignatures() throws Exception {
+        var b = new PatchBuilder("cfg-fix", "0123abcd", "server", ElfConstants.ET_EXEC);
+        byte[] code = {0x31, (byte) 0xc0, (byte) 0xc3, (byte) 0x90, (byte) 0x90};
+        int text = b.addSection(".text.f", ElfConstants.SHT_PROGBITS,
+                ElfConstants.SHF_ALLOC | ElfConstants.SHF_EXECINSTR, 16, 0, code, code.length);
+        b.replaced("f", 0x401136, 8, "ab".repeat(32), b.defined("f", ElfConstants.STT_FUNC, text, 0, code.length), false);
+        Path unsigned = dir.resolve("unsigned.suture");
+        b.build().write(unsigned);
+        Path trust = Files.createDirectories(dir.resolve("trust"));
+        assertEquals(0, Cli.run("keygen", "-o", trust.toString(), "--name", "cfg").code());
+        Path signed = Files.copy(unsigned, dir.resolve("signed.suture"));
+        assertEquals(0, Cli.run("sign", signed.toString(), "--key", trust.resolve("cfg.key").toString()).code());
+        Files.move(trust.resolve("cfg.key"), dir.resolve("cfg.key"));
+
+        var refused = suture(trust.toString(), "apply", "-p", "999999999", unsigned.toString());
+        assertEquals(2, refused.status(), refused.output());
+        assertTrue(refused.output().contains("is not signed") && refused.output().contains(trust.toString()),
+                refused.output());
+        var accepted = suture(trust.toString(), "apply", "-p", "999999999", signed.toString());
+        assertEquals(6, accepted.status(), accepted.output());
+        var broken = suture(dir.resolve("nowhere").toString(), "apply", "-p", "999999999", signed.toString());
+        assertEquals(2, broken.status(), broken.output());
+        assertTrue(broken.output().contains("SUTURE_TRUST_DIR"), broken.output());
+    }
+
+    private Commands.Result suture(String trustDir, String... args) throws Exception {
+        var cmd = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElse("java"),
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
+                "dev.suture.cli.Main"));
+        cmd.addAll(List.of(args));
+        // Commands runs with the test's environment; env(1) adds the one variable for the child
+        var withEnv = new ArrayList<>(List.of("env", "SUTURE_TRUST_DIR=" + trustDir));
+        withEnv.addAll(cmd);
+        return Commands.run(dir, Duration.ofSeconds(60), withEnv);
     }
 }
