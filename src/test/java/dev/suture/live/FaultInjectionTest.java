@@ -23,7 +23,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Principle 3, proved step by step: suture kills itself (SIGKILL) before the N-th ptrace call or memory write of
  * an apply, and of a revert, for every N the transaction has, on a three-thread program and a three-function patch
- * that needs a jump table, data and an injected mmap and mprotect. After each death the target must be alive,
+ * that needs a jump table, data and an injected mmap and mprotect (two walkers, a target each, share the kill
+ * points out). After each death the target must be alive,
  * untraced and running, and after {@code recover} exactly original or exactly patched: its text byte for byte,
  * and what it prints.
  */
@@ -109,32 +110,74 @@ class FaultInjectionTest {
 
     @Test
     void everyKillPointOfApplyAndRevertEndsOriginalOrPatched() throws Exception {
+        int applySteps;
+        int revertSteps;
         try (var t = Target.start(exe)) {
             int pid = t.pidInt();
             Fixture.await(t, 0, ORIGINAL_LINE, 2);
             byte[] original = Fixture.text(pid, exe);
-
-            int applySteps = countSteps(t, "apply", "-p", Integer.toString(pid), patchFile.toString());
-            byte[] patched = Fixture.text(pid, exe);
-            assertFalse(Arrays.equals(original, patched));
-            int revertSteps = countSteps(t, "revert", "-p", Integer.toString(pid), "--all");
+            applySteps = countSteps(t, "apply", "-p", Integer.toString(pid), patchFile.toString());
+            assertFalse(Arrays.equals(original, Fixture.text(pid, exe)));
+            revertSteps = countSteps(t, "revert", "-p", Integer.toString(pid), "--all");
             assertTrue(Arrays.equals(original, Fixture.text(pid, exe)), "revert restores the text");
+        }
+        // every kill point, shared out between two walkers with a target each (one per core)
+        // -Dsuture.faultPoints=N walks only the first N steps of each, to debug a failure quickly
+        int limit = Integer.getInteger("suture.faultPoints", Integer.MAX_VALUE);
+        applySteps = Math.min(applySteps, limit);
+        revertSteps = Math.min(revertSteps, limit);
+        var points = new ArrayList<int[]>();
+        for (int k = 1; k <= applySteps; k++) {
+            points.add(new int[] {0, k});
+        }
+        for (int k = 1; k <= revertSteps; k++) {
+            points.add(new int[] {1, k});
+        }
+        var outcomes = new java.util.concurrent.ConcurrentLinkedQueue<String>();
+        try (var pool = java.util.concurrent.Executors.newFixedThreadPool(WALKERS)) {
+            var walks = new ArrayList<java.util.concurrent.Future<?>>();
+            for (int w = 0; w < WALKERS; w++) {
+                int walker = w;
+                walks.add(pool.submit(() -> {
+                    walk(java.util.stream.IntStream.range(0, points.size()).filter(i -> i % WALKERS == walker)
+                            .mapToObj(points::get).toList(), outcomes);
+                    return null;
+                }));
+            }
+            for (var walk : walks) {
+                walk.get();
+            }
+        }
+        long survived = outcomes.stream().filter(o -> !o.contains(": BAD")).count();
+        System.out.printf("fault injection: apply %d steps, revert %d steps, %d kill points walked, %d"
+                + " consistent; outcomes: %s%n", applySteps, revertSteps, outcomes.size(), survived,
+                summarize(List.copyOf(outcomes)));
+        assertEquals(applySteps + revertSteps, outcomes.size());
+        assertEquals(applySteps + revertSteps, survived, String.join("\n", outcomes));
+    }
 
-            var outcomes = new ArrayList<String>();
-            for (int k = 1; k <= applySteps; k++) {
-                outcomes.add(killAndRecover(t, k, original, patched, false));
-                System.out.println("apply step " + k + ": " + outcomes.getLast());
+    static final int WALKERS = 2;
+
+    /** Walks {@code points} ({0 apply | 1 revert, step}) on a target of its own. */
+    private void walk(List<int[]> points, java.util.Queue<String> outcomes) throws IOException {
+        try (var t = Target.start(exe)) {
+            int pid = t.pidInt();
+            Fixture.await(t, 0, ORIGINAL_LINE, 2);
+            byte[] original = Fixture.text(pid, exe);
+            var patch = dev.suture.patch.PatchFile.read(patchFile);
+            Patcher.apply(pid, patch, Patcher.ApplyOptions.defaults());
+            byte[] patched = Fixture.text(pid, exe);
+            Patcher.revert(pid, List.of(), true, Duration.ofSeconds(5));
+            for (int[] point : points) {
+                boolean revert = point[0] == 1;
+                if (revert) {
+                    Patcher.apply(pid, patch, Patcher.ApplyOptions.defaults());
+                }
+                String outcome = (revert ? "revert" : "apply") + " step " + point[1] + ": "
+                        + killAndRecover(t, point[1], original, patched, revert);
+                System.out.println(outcome);
+                outcomes.add(outcome);
             }
-            for (int k = 1; k <= revertSteps; k++) {
-                Patcher.apply(pid, dev.suture.patch.PatchFile.read(patchFile), Patcher.ApplyOptions.defaults());
-                outcomes.add(killAndRecover(t, k, original, patched, true));
-                System.out.println("revert step " + k + ": " + outcomes.getLast());
-            }
-            long survived = outcomes.stream().filter(o -> !o.startsWith("BAD")).count();
-            System.out.printf("fault injection: apply %d steps, revert %d steps, %d kill points walked, %d"
-                    + " consistent; outcomes: %s%n", applySteps, revertSteps, outcomes.size(), survived,
-                    summarize(outcomes));
-            assertEquals(applySteps + revertSteps, survived, String.join("\n", outcomes));
         }
     }
 
@@ -177,7 +220,9 @@ class FaultInjectionTest {
         boolean isOriginal = Arrays.equals(text, original);
         boolean isPatched = Arrays.equals(text, patched);
         if (!isOriginal && !isPatched) {
-            return "BAD " + what + ": text is neither original nor patched after " + recovered.message();
+            return "BAD " + what + ": text is neither original nor patched after " + recovered.message()
+                    + "; against the original: " + difference(original, text) + "; against the patched: "
+                    + difference(patched, text);
         }
         String line = awaitFresh(t, isPatched ? PATCHED_LINE : ORIGINAL_LINE);
         if (line != null) {
@@ -229,10 +274,24 @@ class FaultInjectionTest {
         return String.join("\n", lines.subList(Math.max(0, lines.size() - 5), lines.size()));
     }
 
+    /** Where two text snapshots first differ, for a failure message. */
+    private static String difference(byte[] expected, byte[] actual) {
+        int n = Math.min(expected.length, actual.length);
+        for (int i = 0; i < n; i++) {
+            if (expected[i] != actual[i]) {
+                int to = Math.min(n, i + 8);
+                return "offset 0x" + Integer.toHexString(i) + " expected " + java.util.HexFormat.of().formatHex(
+                        expected, i, to) + " found " + java.util.HexFormat.of().formatHex(actual, i, to);
+            }
+        }
+        return expected.length == actual.length ? "equal" : "lengths " + expected.length + " and " + actual.length;
+    }
+
     private static String summarize(List<String> outcomes) {
         var counts = new java.util.TreeMap<String, Integer>();
         for (String o : outcomes) {
-            counts.merge(o.startsWith("BAD") ? "BAD" : o, 1, Integer::sum);
+            String what = o.substring(o.indexOf(": ") + 2);
+            counts.merge(what.startsWith("BAD") ? "BAD" : what, 1, Integer::sum);
         }
         return counts.toString();
     }

@@ -26,7 +26,8 @@ public final class Target implements AutoCloseable {
     /** Starts {@code exe args...} detached, with its output in {@code exe.out} (or {@code exe.N.out}). */
     public static Target start(Path exe, String... args) throws IOException {
         Path out = exe.resolveSibling(exe.getFileName() + ".out");
-        for (int i = 1; Files.exists(out); i++) {
+        // created here, atomically: two targets of one program started at once must not share a file
+        for (int i = 1; !created(out); i++) {
             out = exe.resolveSibling(exe.getFileName() + "." + i + ".out");
         }
         var words = new ArrayList<String>();
@@ -49,6 +50,15 @@ public final class Target implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IOException(e);
+        }
+    }
+
+    private static boolean created(Path file) throws IOException {
+        try {
+            Files.createFile(file);
+            return true;
+        } catch (java.nio.file.FileAlreadyExistsException e) {
+            return false;
         }
     }
 
