@@ -36,7 +36,8 @@ public final class PatchFile {
     private static final Pattern SHA256 = Pattern.compile("[0-9a-f]{64}");
     private static final java.util.Set<Integer> SYMBOL_TYPES = java.util.Set.of(STT_NOTYPE, STT_OBJECT, STT_FUNC,
             STT_SECTION, STT_TLS);
-    private static final Pattern NAME = Pattern.compile("\\S{1,4096}");
+    /** Names go into the region header as NUL-terminated strings: no white space, no control characters. */
+    private static final Pattern NAME = Pattern.compile("[^\\s\\p{Cntrl}]{1,4096}");
     /** Patch files are small; a larger file is refused before it is read into memory. */
     public static final long MAX_FILE_SIZE = 64L << 20;
     /** No section of a patch may claim more (NOBITS included): the binder's region is far smaller anyway. */
@@ -96,7 +97,13 @@ public final class PatchFile {
         if (infoSection.sh_type() != SHT_PROGBITS) {
             throw new PatchFormatException(name, INFO_SECTION + " is " + infoSection.typeName() + ", not PROGBITS");
         }
-        var infoText = new String(elf.bytes(infoSection), StandardCharsets.UTF_8);
+        String infoText;
+        try {
+            infoText = StandardCharsets.UTF_8.newDecoder().decode(java.nio.ByteBuffer.wrap(elf.bytes(infoSection)))
+                    .toString();
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw new PatchFormatException(name, INFO_SECTION + " is not valid UTF-8");
+        }
 
         // Content sections keep their ELF index; RELA, the tables and the metadata are not content.
         var sectionByIndex = new HashMap<Integer, dev.suture.elf.Section>();
@@ -158,8 +165,8 @@ public final class PatchFile {
                 int at = s.name().indexOf('@');
                 if (at == 0 || at == s.name().length() - 1 || s.name().indexOf('@', at + 1) >= 0
                         || !NAME.matcher(s.name()).matches()) {
-                    throw new PatchFormatException(name, "external symbol " + s.index() + " has the name \""
-                            + s.name() + "\", not NAME or NAME@VERSION");
+                    throw new PatchFormatException(name, "external symbol " + s.index() + " has the name "
+                            + quote(s.name()) + ", not NAME or NAME@VERSION");
                 }
                 ps = new PatchSymbol.External(s.index(), at < 0 ? s.name() : s.name().substring(0, at),
                         at < 0 ? null : s.name().substring(at + 1), s.type(), s.isWeak());
@@ -212,17 +219,25 @@ public final class PatchFile {
         if (!text.endsWith("\n")) {
             throw new PatchFormatException(name, INFO_SECTION + " does not end with a newline");
         }
-        var lines = text.substring(0, text.length() - 1).split("\n", -1);
-        if (!lines[0].equals(MAGIC + " " + FORMAT_VERSION)) {
-            throw new PatchFormatException(name, INFO_SECTION + " starts with \"" + lines[0] + "\", expected \""
-                    + MAGIC + " " + FORMAT_VERSION + "\" (a patch of another format version?)");
-        }
         var header = new HashMap<String, String>();
         var replaced = new ArrayList<ReplacedFunction>();
         var added = new ArrayList<NewSymbol>();
-        for (int i = 1; i < lines.length; i++) {
+        // Line by line, and at most 8 fields a line: a hostile text of millions of lines or spaces costs nothing.
+        String body = text.substring(0, text.length() - 1);
+        for (int i = 0, start = 0; start <= body.length(); i++) {
+            int newline = body.indexOf('\n', start);
+            int end = newline < 0 ? body.length() : newline;
+            String line = body.substring(start, end);
+            start = end + 1;
+            if (i == 0) {
+                if (!line.equals(MAGIC + " " + FORMAT_VERSION)) {
+                    throw new PatchFormatException(name, INFO_SECTION + " starts with " + quote(line)
+                            + ", expected \"" + MAGIC + " " + FORMAT_VERSION + "\" (a patch of another format version?)");
+                }
+                continue;
+            }
             String where = INFO_SECTION + " line " + (i + 1);
-            var f = lines[i].split(" ", -1);
+            var f = line.split(" ", 8);
             switch (f[0]) {
                 case "id", "target-build-id", "target-name", "target-type" -> {
                     if (f.length != 2) {
@@ -248,7 +263,7 @@ public final class PatchFile {
                     added.add(new NewSymbol(f[0].equals("new-function") ? NewSymbol.Kind.FUNCTION
                             : NewSymbol.Kind.DATA, patchSymbol(name, where, f[1], byIndex)));
                 }
-                default -> throw new PatchFormatException(name, where + ": unknown record \"" + f[0] + "\"");
+                default -> throw new PatchFormatException(name, where + ": unknown record " + quote(f[0]));
             }
         }
         for (String key : List.of("id", "target-build-id", "target-name", "target-type")) {
@@ -258,7 +273,7 @@ public final class PatchFile {
         }
         String type = header.get("target-type");
         if (!type.equals("ET_EXEC") && !type.equals("ET_DYN")) {
-            throw new PatchFormatException(name, "target-type is \"" + type + "\", expected ET_EXEC or ET_DYN");
+            throw new PatchFormatException(name, "target-type is " + quote(type) + ", expected ET_EXEC or ET_DYN");
         }
         var info = new PatchInfo(FORMAT_VERSION, header.get("id"), header.get("target-build-id"),
                 header.get("target-name"), type.equals("ET_EXEC") ? ET_EXEC : ET_DYN);
@@ -271,7 +286,7 @@ public final class PatchFile {
         try {
             index = Integer.parseInt(field);
         } catch (NumberFormatException e) {
-            throw new PatchFormatException(name, where + ": patch symbol \"" + field + "\" is not a symbol index");
+            throw new PatchFormatException(name, where + ": patch symbol " + quote(field) + " is not a symbol index");
         }
         if (!(byIndex.get(index) instanceof PatchSymbol.Defined d)) {
             throw new PatchFormatException(name, where + ": symbol " + index + " is not a symbol the patch defines");
@@ -281,25 +296,30 @@ public final class PatchFile {
 
     private static long hex(String name, String where, String field) {
         if (!field.startsWith("0x") || field.length() < 3 || field.length() > 18) {
-            throw new PatchFormatException(name, where + ": \"" + field + "\" is not a 0x-prefixed hex number");
+            throw new PatchFormatException(name, where + ": " + quote(field) + " is not a 0x-prefixed hex number");
         }
         try {
             return Long.parseUnsignedLong(field.substring(2), 16);
         } catch (NumberFormatException e) {
-            throw new PatchFormatException(name, where + ": \"" + field + "\" is not a 0x-prefixed hex number");
+            throw new PatchFormatException(name, where + ": " + quote(field) + " is not a 0x-prefixed hex number");
         }
+    }
+
+    /** A value from the file for a message: quoted, and cut short (a hostile file's fields can be megabytes). */
+    private static String quote(String value) {
+        return "\"" + (value.length() <= 80 ? value : value.substring(0, 60) + "...") + "\"";
     }
 
     /** Checks every rule of docs/patch-format.md section 6 that the structure alone does not guarantee. */
     void validate() {
         if (!ID.matcher(info.id()).matches()) {
-            fail("patch id \"" + info.id() + "\" is not 1-128 characters of A-Z a-z 0-9 . _ + -");
+            fail("patch id " + quote(info.id()) + " is not 1-128 characters of A-Z a-z 0-9 . _ + -");
         }
         if (!BUILD_ID.matcher(info.targetBuildId()).matches() || info.targetBuildId().length() % 2 != 0) {
-            fail("target build-id \"" + info.targetBuildId() + "\" is not lowercase hex bytes");
+            fail("target build-id " + quote(info.targetBuildId()) + " is not lowercase hex bytes");
         }
         if (!NAME.matcher(info.targetName()).matches()) {
-            fail("target name \"" + info.targetName() + "\" is empty or contains white space");
+            fail("target name " + quote(info.targetName()) + " is empty or contains white space");
         }
         var sectionIndexes = new HashMap<Integer, PatchSection>();
         for (var s : sections) {
@@ -336,7 +356,7 @@ public final class PatchFile {
         var ranges = new TreeMap<Long, ReplacedFunction>();
         for (var r : replaced) {
             if (!NAME.matcher(r.symbol()).matches()) {
-                fail("replaced function name \"" + r.symbol() + "\" is empty or contains white space");
+                fail("replaced function name " + quote(r.symbol()) + " is empty or contains white space");
             }
             if (!names.add(r.symbol())) {
                 fail("replaced function " + r.symbol() + " is listed twice");
