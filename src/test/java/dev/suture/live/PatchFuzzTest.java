@@ -31,11 +31,13 @@ import org.junit.jupiter.api.io.TempDir;
  * Hostile patch files (issue 6, item 4): mutants of three real patches (made by the Differ from gcc builds: a PIE
  * program with a replaced function, a new function, new data, its own TLS and a libc call; a non-PIE program with
  * a jump table and absolute references; a shared library with general-dynamic TLS and a GOT load) go through the
- * reader, and every one it accepts through everything apply does before its first write (a dry run against a
- * running target). Each must end in a valid patch or a {@link SutureException} of kind BAD_INPUT or DOES_NOT_FIT;
- * the targets' code and mappings stay exactly as they were. Then real applies: mutants refused at bind time are
- * refused by a real apply with nothing written, and mutants the binder lays out byte for byte like their seed are
- * applied, change the output as their seed does, and are reverted.
+ * reader, and every one it accepts through everything apply does before its first write against a running target
+ * (module by build-id, plan, hashes, placement, bind; one in 40 also through a real {@code apply --dry-run}). Each
+ * must end in a valid patch or a {@link SutureException} of kind BAD_INPUT or DOES_NOT_FIT, allocate no more than a
+ * patch may need, and leave the targets' code and mappings exactly as they were. Then real applies: mutants refused
+ * before the first write are refused by a real apply (and by {@code suture apply}, exit 2 or 3) with nothing
+ * written, and mutants the binder lays out byte for byte like their seed are applied, change the output as their
+ * seed does, and are reverted.
  *
  * <p>Reproduce a failure with {@code -Dsuture.patchfuzz.seed=S -Dsuture.patchfuzz.only=N} (both printed).
  */
@@ -262,7 +264,7 @@ class PatchFuzzTest {
     }
 
     /** A mutant worth a real apply: refused by the dry run, or laid out exactly like its seed. */
-    record Candidate(Seed seed, String label, PatchFile patch, SutureException.Kind refusal) {}
+    record Candidate(Seed seed, String label, PatchFile patch, SutureException.Kind refusal, byte[] bytes) {}
 
     /**
      * What apply does before its first write, against one target, with what does not change between cases (maps,
@@ -415,7 +417,7 @@ class PatchFuzzTest {
                     dryRun(seed, patch, e.kind());
                 }
                 if (refused.size() < 24 && refused.stream().noneMatch(c -> sameProblem(c, e))) {
-                    refused.add(new Candidate(seed, label + ": " + e.getMessage(), patch, e.kind()));
+                    refused.add(new Candidate(seed, label + ": " + e.getMessage(), patch, e.kind(), bytes));
                 }
                 return;
             }
@@ -426,7 +428,7 @@ class PatchFuzzTest {
             }
             if (equivalent.stream().filter(c -> c.seed() == seed).count() < 2
                     && Arrays.equals(seedImages.get(seed.name()), image)) {
-                equivalent.add(new Candidate(seed, label, patch, null));
+                equivalent.add(new Candidate(seed, label, patch, null, bytes));
             }
         }
 
@@ -493,6 +495,14 @@ class PatchFuzzTest {
                     if (e.kind() != c.refusal()) {
                         failures.add(c.label() + " -> a real apply ended " + e.kind() + ": " + e.getMessage());
                     }
+                }
+                // and the command line says so with exit 2 or 3 and a message, not a trace
+                Path f = dir.resolve("refused.suture");
+                Files.write(f, c.bytes());
+                var cli = Cli.run("apply", "-p", Long.toString(t.pid()), f.toString());
+                int expected = c.refusal() == SutureException.Kind.BAD_INPUT ? 2 : 3;
+                if (cli.code() != expected || cli.err().isBlank() || cli.err().contains("Exception")) {
+                    failures.add(c.label() + " -> suture apply exited " + cli.code() + ": " + cli.err());
                 }
                 snapshots.get(t.pid()).assertUnchanged("by a refused apply of " + c.label());
                 realRefused++;
