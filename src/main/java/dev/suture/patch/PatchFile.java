@@ -333,6 +333,12 @@ public final class PatchFile {
             if (s.align() < 1 || Long.bitCount(s.align()) != 1) {
                 fail("section " + s.name() + " has alignment " + s.align() + ", not a power of two");
             }
+            // The binder maps writable sections without execute permission, and NOBITS is zeroes: code in either
+            // would crash the target at its first call.
+            if (s.isExecutable() && (s.isWritable() || s.isNobits())) {
+                fail("section " + s.name() + " is executable and " + (s.isNobits() ? "NOBITS" : "writable")
+                        + "; code goes in a read-only PROGBITS section");
+            }
             for (var r : s.relocations()) {
                 checkRelocation(s, r, sectionIndexes);
             }
@@ -391,6 +397,9 @@ public final class PatchFile {
             var s = sectionIndexes.get(r.patchSymbol().section());
             if (s == null || !s.isExecutable() || !s.isAlloc()) {
                 fail("the replacement of " + r.symbol() + " is not in an allocated executable section");
+            }
+            if (r.patchSymbol().value() >= s.size()) {
+                fail("the replacement of " + r.symbol() + " starts at the end of " + s.name() + ", past its code");
             }
         }
         for (var a : added) {

@@ -160,6 +160,18 @@ class PatchFileTest {
         b = oneFunction();
         b.relocate(1, 4, R_X86_64_PC32, b.targetRelative("t", STT_TLS, 0x10, 4), -4);
         assertRefused(b, "thread-local");
+        // code the binder would map without execute permission, or as zeroes
+        b = oneFunction();
+        int wax = b.addSection(".text.w", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR | SHF_WRITE, 16, 0, new byte[8], 8);
+        b.replaced("w", 0x405000, 8, HASH, b.defined("w", STT_FUNC, wax, 0, 8), false);
+        assertRefused(b, "executable and writable");
+        b = oneFunction();
+        b.addSection(".text.z", SHT_NOBITS, SHF_ALLOC | SHF_EXECINSTR, 16, 0, new byte[0], 64);
+        assertRefused(b, "executable and NOBITS");
+        // a replacement that starts past its code
+        b = oneFunction();
+        b.replaced("e", 0x406000, 8, HASH, b.defined("e", STT_FUNC, 1, 16, 0), false);
+        assertRefused(b, "past its code");
         // a section that claims 2^40 bytes of zeroes
         b = oneFunction();
         b.addSection(".bss.huge", SHT_NOBITS, SHF_ALLOC | SHF_WRITE, 8, 0, new byte[0], 1L << 40);
