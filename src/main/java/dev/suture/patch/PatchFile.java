@@ -7,6 +7,8 @@ import dev.suture.elf.ElfFile;
 import dev.suture.elf.Symbol;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -14,10 +16,12 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.SortedMap;
 import java.util.TreeMap;
 import java.util.regex.Pattern;
@@ -34,7 +38,7 @@ public final class PatchFile {
     private static final Pattern ID = Pattern.compile("[A-Za-z0-9._+-]{1,128}");
     private static final Pattern BUILD_ID = Pattern.compile("[0-9a-f]{2,128}");
     private static final Pattern SHA256 = Pattern.compile("[0-9a-f]{64}");
-    private static final java.util.Set<Integer> SYMBOL_TYPES = java.util.Set.of(STT_NOTYPE, STT_OBJECT, STT_FUNC,
+    private static final Set<Integer> SYMBOL_TYPES = Set.of(STT_NOTYPE, STT_OBJECT, STT_FUNC,
             STT_SECTION, STT_TLS);
     /** Names go into the region header as NUL-terminated strings: no white space, no control characters. */
     private static final Pattern NAME = Pattern.compile("[^\\s\\p{Cntrl}]{1,4096}");
@@ -68,11 +72,13 @@ public final class PatchFile {
     public static PatchFile read(Path path) {
         byte[] bytes;
         try {
+            // a FIFO or /dev/zero would be read forever, a huge file into memory
             if (Files.exists(path) && !Files.isRegularFile(path)) {
                 throw new SutureException(SutureException.Kind.BAD_INPUT, path + ": not a regular file");
             }
-            if (Files.exists(path) && Files.size(path) > MAX_FILE_SIZE) {
-                throw new SutureException(SutureException.Kind.BAD_INPUT, path + ": " + Files.size(path)
+            long size = Files.exists(path) ? Files.size(path) : 0;
+            if (size > MAX_FILE_SIZE) {
+                throw new SutureException(SutureException.Kind.BAD_INPUT, path + ": " + size
                         + " bytes, more than a patch file may have (" + MAX_FILE_SIZE + ")");
             }
             bytes = Files.readAllBytes(path);
@@ -93,15 +99,13 @@ public final class PatchFile {
         }
         var infoSection = elf.section(INFO_SECTION)
                 .orElseThrow(() -> new PatchFormatException(name, "no " + INFO_SECTION + " section"));
-
         if (infoSection.sh_type() != SHT_PROGBITS) {
             throw new PatchFormatException(name, INFO_SECTION + " is " + infoSection.typeName() + ", not PROGBITS");
         }
         String infoText;
         try {
-            infoText = StandardCharsets.UTF_8.newDecoder().decode(java.nio.ByteBuffer.wrap(elf.bytes(infoSection)))
-                    .toString();
-        } catch (java.nio.charset.CharacterCodingException e) {
+            infoText = StandardCharsets.UTF_8.newDecoder().decode(ByteBuffer.wrap(elf.bytes(infoSection))).toString();
+        } catch (CharacterCodingException e) {
             throw new PatchFormatException(name, INFO_SECTION + " is not valid UTF-8");
         }
 
@@ -358,7 +362,7 @@ public final class PatchFile {
                 }
             }
         }
-        var names = new java.util.HashSet<String>();
+        var names = new HashSet<String>();
         var ranges = new TreeMap<Long, ReplacedFunction>();
         for (var r : replaced) {
             if (!NAME.matcher(r.symbol()).matches()) {
