@@ -135,7 +135,7 @@ public final class PatchFile {
                 }
                 // Overlapping sections would each be copied: together they may not claim more than the file holds.
                 contentBytes += s.isNobits() ? 0 : s.sh_size();
-                if (contentBytes > bytes.length) {
+                if (contentBytes > elf.size()) {
                     throw new PatchFormatException(name, "the content sections together claim more bytes than the"
                             + " file has (they overlap)");
                 }
