@@ -32,7 +32,7 @@ import org.junit.jupiter.api.io.TempDir;
  * program with a replaced function, a new function, new data, its own TLS and a libc call; a non-PIE program with
  * a jump table and absolute references; a shared library with general-dynamic TLS and a GOT load) go through the
  * reader, and every one it accepts through everything apply does before its first write against a running target
- * (module by build-id, plan, hashes, placement, bind; one in 40 also through a real {@code apply --dry-run}). Each
+ * (module by build-id, plan, hashes, placement, bind; one in 80 also through a real {@code apply --dry-run}). Each
  * must end in a valid patch or a {@link SutureException} of kind BAD_INPUT or DOES_NOT_FIT, allocate no more than a
  * patch may need, and leave the targets' code and mappings exactly as they were. Then real applies: mutants refused
  * before the first write are refused by a real apply (and by {@code suture apply}, exit 2 or 3) with nothing
@@ -331,7 +331,7 @@ class PatchFuzzTest {
     /** The fuzz loop's state and counts. */
     static final class Run {
         /** Every this many bound or refused mutants, the real dry run checks the fast path's verdict. */
-        static final int DRY_RUN_EVERY = 40;
+        static final int DRY_RUN_EVERY = 80;
         /** A patch file of a few KiB may not make suture allocate more than this (the region is at most 64 MiB). */
         static final long MAX_ALLOCATION = 160L << 20;
         static final com.sun.management.ThreadMXBean ALLOCATION =

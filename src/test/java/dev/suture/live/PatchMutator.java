@@ -81,7 +81,8 @@ final class PatchMutator {
             case 3 -> truncate(b, r);
             case 4 -> extend(b, r);
             case 5 -> duplicateChunk(b, r);
-            case 6, 7 -> sectionField(b, r);
+            case 6 -> r.nextInt(6) == 0 ? sectionCopies(b, r) : sectionField(b, r);
+            case 7 -> sectionField(b, r);
             case 8, 9 -> symbolField(b, r);
             case 10, 11 -> relocationField(b, r);
             default -> infoRecord(b, r);
@@ -187,6 +188,31 @@ final class PatchMutator {
         };
         put(b, at, fields[f][1], v);
         return new Mutant(b, String.format("section %d %s = 0x%x", index, names[f], v));
+    }
+
+    /**
+     * Appends a section header table with hundreds of copies of one section header, each claiming the whole file:
+     * a reader that copies every section would copy the file hundreds of times.
+     */
+    private Mutant sectionCopies(byte[] b, Random r) {
+        if (shoff + shnum * SHDR > b.length) {
+            return new Mutant(b, "section headers are gone");
+        }
+        int copies = 100 + r.nextInt(3000);
+        int source = 1 + r.nextInt(shnum - 1);
+        int at = (b.length + 7) & ~7;
+        byte[] out = Arrays.copyOf(b, at + (shnum + copies) * SHDR);
+        System.arraycopy(b, shoff, out, at, shnum * SHDR);
+        for (int i = 0; i < copies; i++) {
+            int h = at + (shnum + i) * SHDR;
+            System.arraycopy(b, shoff + source * SHDR, out, h, SHDR);
+            put(out, h + 4, 4, SHT_PROGBITS);
+            put(out, h + 24, 8, 0);
+            put(out, h + 32, 8, at);
+        }
+        put(out, 40, 8, at);
+        put(out, 60, 2, shnum + copies);
+        return new Mutant(out, copies + " copies of section " + source + " claiming the whole file");
     }
 
     private Mutant symbolField(byte[] b, Random r) {
