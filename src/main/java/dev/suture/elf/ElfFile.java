@@ -780,7 +780,7 @@ public final class ElfFile implements AutoCloseable {
     private StringTable readDynamicStrings() {
         var sec = sectionOfType(SHT_DYNAMIC);
         if (sec.isPresent() && sec.get().sh_link() != 0) {
-            return linkedStrings(sec.get());
+            return linkedStrings(sec.get()).unbudgeted();
         }
         // No section headers (e.g. an image read from memory): DT_STRTAB is an address, DT_STRSZ its size.
         long addr = dynamicValue(DT_STRTAB).orElseThrow(() -> error("the dynamic section has no DT_STRTAB"));
@@ -788,7 +788,7 @@ public final class ElfFile implements AutoCloseable {
         long off = fileOffsetOf(addr).orElseThrow(() -> error("DT_STRTAB 0x" + Long.toHexString(addr)
                 + " is not inside any loadable segment"));
         int start = checkRange(off, sz, "the dynamic string table");
-        return new StringTable(data, start, (int) sz, name, "the dynamic string table");
+        return new StringTable(data, start, (int) sz, name, "the dynamic string table").unbudgeted();
     }
 
     String dynamicString(long offset, String what) {

@@ -16,13 +16,32 @@ final class StringTable {
     private final String file;
     private final String what;
     private volatile int[] nuls; // table-relative positions of every NUL, ascending; computed once
+    /**
+     * Bytes decoded so far, against a budget of a few times the table: names that all point into one long string
+     * would otherwise cost (symbols x string length) bytes of copies.
+     */
+    private long decoded;
+    private final long budget;
 
     StringTable(ByteBuffer data, int start, int size, String file, String what) {
+        this(data, start, size, file, what, 8L * size + (1 << 20));
+    }
+
+    private StringTable(ByteBuffer data, int start, int size, String file, String what, long budget) {
+        this.budget = budget;
         this.data = data;
         this.start = start;
         this.size = size;
         this.file = file;
         this.what = what;
+    }
+
+    /**
+     * The same table without a budget, for one kept for the file's lifetime and asked again and again (the
+     * dynamic string table): its few lookups are each bounded by the table.
+     */
+    StringTable unbudgeted() {
+        return new StringTable(data, start, size, file, what, Long.MAX_VALUE);
     }
 
     /** The string at {@code offset}; an offset past the table or a string without its NUL is a format error. */
@@ -42,6 +61,11 @@ final class StringTable {
         }
         if (end == from) {
             return "";
+        }
+        decoded += end - from;
+        if (decoded > budget) {
+            throw new ElfFormatException(file, user + ": the names in " + what + " overlap so much that reading"
+                    + " them would copy more than 8 times its " + size + " bytes; the file is corrupt or hostile");
         }
         byte[] b = new byte[end - from];
         data.get(start + from, b);

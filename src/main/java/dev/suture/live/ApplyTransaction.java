@@ -80,8 +80,9 @@ final class ApplyTransaction {
             long at = Placement.find(maps, module.start(), module.end(), plan.size(), plan.maxEnd(),
                     Placement.brkZone(maps, exe), "pid " + pid + " (" + module.name() + ")");
             var externals = new ProcessExternals(pid, modules, module, memory);
+            // Bound before the region is mapped, so whatever the patch cannot do fails before the target is touched
+            var image = Binder.bind(patch, plan, at, module.loadBias(), externals);
             if (options.dryRun()) {
-                var image = Binder.bind(patch, plan, at, module.loadBias(), externals);
                 return result(module, image, Patcher.Outcome.DRY_RUN, replacing, 0, 0, "dry run: would map "
                         + plan.size() + " bytes at 0x" + Long.toHexString(at) + " and write "
                         + image.entries().size() + " jump(s); nothing was written");
@@ -99,7 +100,11 @@ final class ApplyTransaction {
             }
             var writes = new ArrayList<Write>();
             try {
-                var window = install(module, plan, base, externals, regions, replacing, chain, saved, writes);
+                if (base != at) {
+                    throw new SutureException(SutureException.Kind.INTERNAL, String.format("pid %d: the region"
+                            + " was mapped at 0x%x, not at 0x%x", pid, base, at));
+                }
+                var window = install(module, plan, base, image, regions, replacing, chain, saved, writes);
                 return finish(module, window, replacing);
             } catch (RuntimeException e) {
                 if (journal.committed()) {
@@ -134,7 +139,7 @@ final class ApplyTransaction {
 
         private record Installed(Image image, Window.Result window) {}
 
-        private Installed install(Module module, Binder.Plan plan, long base, Externals externals,
+        private Installed install(Module module, Binder.Plan plan, long base, Image image,
                                   List<Regions.Found> regions, List<Regions.Found> replacing, Chain chain,
                                   List<byte[]> saved, List<Write> writes) {
             var layout = plan.layout();
@@ -142,7 +147,6 @@ final class ApplyTransaction {
                 tracer.mprotect(base + layout.dataOffset(), plan.size() - layout.dataOffset(),
                         Mman.PROT_READ | Mman.PROT_WRITE);
             }
-            Image image = Binder.bind(patch, plan, base, module.loadBias(), externals);
             var functions = new ArrayList<RegionHeader.Function>();
             for (int i = 0; i < image.entries().size(); i++) {
                 var e = image.entries().get(i);
@@ -212,6 +216,12 @@ final class ApplyTransaction {
                 if (f.size() > (1 << 24)) {
                     throw new DoesNotFitException(patch.file() + ": " + f.symbol() + " claims " + f.size() + " bytes");
                 }
+                if (!module.contains(address) || !module.contains(address + f.size() - 1)) {
+                    throw new DoesNotFitException(String.format("pid %d: %s at 0x%x (%d bytes) is not inside %s"
+                            + " (0x%x-0x%x): the patch was not built for this module; rebuild it from the deployed"
+                            + " binary", pid, f.symbol(), address, f.size(), module.path(), module.start(),
+                            module.end()));
+                }
                 byte[] live = new byte[(int) f.size()];
                 if (memory.read(address, live, 0, live.length) != live.length) {
                     throw new DoesNotFitException(String.format("pid %d: %s at 0x%x in %s is not readable", pid,
@@ -222,10 +232,13 @@ final class ApplyTransaction {
                 System.arraycopy(original, 0, live, 0, Math.min(original.length, live.length));
                 String hash = PatchFile.sha256(live);
                 if (!hash.equals(f.sha256())) {
-                    throw new DoesNotFitException(String.format("pid %d: %s at 0x%x in %s differs from the function"
-                            + " the patch was built for (sha256 %s, patch expects %s): the process runs another"
-                            + " build of %s; rebuild the patch from the deployed sources", pid, f.symbol(), address,
-                            module.path(), hash.substring(0, 16), f.sha256().substring(0, 16), module.name()));
+                    throw new DoesNotFitException(String.format("pid %d: function %s at 0x%x in %s differs from"
+                            + " the one the patch %s was built for (sha256 %s..., the patch expects %s...): either the"
+                            + " process runs another build of %s with the same build-id, or something else (a"
+                            + " debugger's breakpoint, another patching tool) changed its code; nothing was written."
+                            + " Rebuild the patch from the sources of the binary the process runs, or restart the"
+                            + " process from an unmodified binary", pid, f.symbol(), address, module.path(),
+                            patch.id(), hash.substring(0, 16), f.sha256().substring(0, 16), module.name()));
                 }
                 if (!f.part()) {
                     saved.add(current);

@@ -28,6 +28,8 @@ import java.util.Map;
  */
 final class Binder {
     static final int PAGE = 4096;
+    /** The largest region a patch may ask for: its image is built in memory, and it must fit in ±2 GiB. */
+    static final long MAX_REGION = 64L << 20;
     private static final int JUMP_ENTRY = RegionHeader.JUMP_ENTRY_SIZE;
     private static final int GOT_ENTRY = RegionHeader.GOT_ENTRY_SIZE;
     private static final byte INT3 = (byte) 0xcc;
@@ -50,6 +52,12 @@ final class Binder {
         }
         int headerSize = RegionHeader.sizeFor(patch.id(), patch.targetBuildId(), modulePath, patch.targetName(),
                 names);
+        if (headerSize > RegionHeader.MAX_HEADER_SIZE) {
+            // info and revert would take a larger header for a corrupt one
+            throw new DoesNotFitException(patch.file() + ": the region header for " + names.size()
+                    + " replaced functions would take " + headerSize + " bytes, more than "
+                    + RegionHeader.MAX_HEADER_SIZE + "; split the patch");
+        }
         var offsets = new LinkedHashMap<Integer, Integer>();
         long off = headerSize;
         var readOnly = new ArrayList<PatchSection>();
@@ -61,6 +69,10 @@ final class Binder {
             if ((s.flags() & ElfConstants.SHF_TLS) != 0) {
                 throw new DoesNotFitException(patch.file() + ": section " + s.name()
                         + " adds thread-local variables, which a live patch cannot add; keep the TLS layout");
+            }
+            if (s.align() > PAGE) {
+                throw new DoesNotFitException(patch.file() + ": section " + s.name() + " asks for alignment "
+                        + s.align() + "; a patch region is only page-aligned (" + PAGE + ")");
             }
             (s.isWritable() ? writable : readOnly).add(s);
         }
@@ -88,8 +100,9 @@ final class Binder {
         if (writable.isEmpty()) {
             dataOffset = size;
         }
-        if (size > Integer.MAX_VALUE) {
-            throw new DoesNotFitException(patch.file() + ": the patch needs a region of " + size + " bytes");
+        if (size > MAX_REGION) {
+            throw new DoesNotFitException(patch.file() + ": the patch needs a region of " + size + " bytes, more than"
+                    + " the " + MAX_REGION + " suture maps for one patch");
         }
         var layout = new RegionHeader.Layout(textOffset, textSize, (int) jumpTable, jumps, (int) got, slots,
                 (int) dataOffset, (int) (end - dataOffset));

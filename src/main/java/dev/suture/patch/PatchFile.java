@@ -7,6 +7,8 @@ import dev.suture.elf.ElfFile;
 import dev.suture.elf.Symbol;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -14,10 +16,12 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.SortedMap;
 import java.util.TreeMap;
 import java.util.regex.Pattern;
@@ -36,7 +40,18 @@ public final class PatchFile {
     private static final Pattern ID = Pattern.compile("[A-Za-z0-9._+-]{1,128}");
     private static final Pattern BUILD_ID = Pattern.compile("[0-9a-f]{2,128}");
     private static final Pattern SHA256 = Pattern.compile("[0-9a-f]{64}");
-    private static final Pattern NAME = Pattern.compile("\\S{1,4096}");
+    private static final Set<Integer> SYMBOL_TYPES = Set.of(STT_NOTYPE, STT_OBJECT, STT_FUNC,
+            STT_SECTION, STT_TLS);
+    /** Names go into the region header as NUL-terminated strings: no white space, no control characters. */
+    private static final Pattern NAME = Pattern.compile("[^\\s\\p{Cntrl}]{1,4096}");
+    /** Patch files are small; a larger file is refused before it is read into memory. */
+    public static final long MAX_FILE_SIZE = 64L << 20;
+    /** No section of a patch may claim more (NOBITS included): the binder's region is far smaller anyway. */
+    public static final long MAX_SECTION_SIZE = 1L << 30;
+    /** Replaced functions larger than this are not plausible; their hash is checked by reading them whole. */
+    public static final long MAX_FUNCTION_SIZE = 16L << 20;
+    /** The end of the x86-64 user address space (47 bits): link-time addresses of a target lie below it. */
+    static final long USER_SPACE_END = 1L << 47;
 
     private final String file;
     private final PatchInfo info;
@@ -66,6 +81,15 @@ public final class PatchFile {
     public static PatchFile read(Path path) {
         byte[] bytes;
         try {
+            // a FIFO or /dev/zero would be read forever, a huge file into memory
+            if (Files.exists(path) && !Files.isRegularFile(path)) {
+                throw new SutureException(SutureException.Kind.BAD_INPUT, path + ": not a regular file");
+            }
+            long size = Files.exists(path) ? Files.size(path) : 0;
+            if (size > MAX_FILE_SIZE) {
+                throw new SutureException(SutureException.Kind.BAD_INPUT, path + ": " + size
+                        + " bytes, more than a patch file may have (" + MAX_FILE_SIZE + ")");
+            }
             bytes = Files.readAllBytes(path);
         } catch (NoSuchFileException e) {
             throw new SutureException(SutureException.Kind.BAD_INPUT, path + ": no such patch file");
@@ -101,11 +125,28 @@ public final class PatchFile {
         }
         var infoSection = elf.section(INFO_SECTION)
                 .orElseThrow(() -> new PatchFormatException(name, "no " + INFO_SECTION + " section"));
-        var infoText = new String(elf.bytes(infoSection), StandardCharsets.UTF_8);
+        if (infoSection.sh_type() != SHT_PROGBITS) {
+            throw new PatchFormatException(name, INFO_SECTION + " is " + infoSection.typeName() + ", not PROGBITS");
+        }
+        String infoText;
+        try {
+            infoText = StandardCharsets.UTF_8.newDecoder().decode(ByteBuffer.wrap(elf.bytes(infoSection))).toString();
+        } catch (CharacterCodingException e) {
+            throw new PatchFormatException(name, INFO_SECTION + " is not valid UTF-8");
+        }
 
         // Content sections keep their ELF index; RELA, the tables and the metadata are not content.
         var sectionByIndex = new HashMap<Integer, dev.suture.elf.Section>();
+        int symtabIndex = -1;
+        long contentBytes = 0;
         for (var s : elf.sections()) {
+            if (s.sh_type() == SHT_SYMTAB) {
+                if (symtabIndex >= 0) {
+                    throw new PatchFormatException(name, "more than one symbol table (sections " + symtabIndex
+                            + " and " + s.index() + ")");
+                }
+                symtabIndex = s.index();
+            }
             boolean content = s.index() != 0 && s.sh_type() != SHT_RELA && s.sh_type() != SHT_SYMTAB
                     && s.sh_type() != SHT_STRTAB && s.index() != infoSection.index()
                     && !s.name().equals(SIGNATURE_SECTION);
@@ -113,6 +154,17 @@ public final class PatchFile {
                 if (s.sh_type() == SHT_REL || s.sh_type() == SHT_GROUP || s.sh_type() == SHT_DYNSYM) {
                     throw new PatchFormatException(name, "section " + s.name() + " has a type a patch cannot have ("
                             + s.typeName() + ")");
+                }
+                if (s.sh_size() < 0 || s.sh_size() > MAX_SECTION_SIZE) {
+                    throw new PatchFormatException(name, "section " + s.name() + " claims 0x"
+                            + Long.toHexString(s.sh_size()) + " bytes, more than a patch section may have (0x"
+                            + Long.toHexString(MAX_SECTION_SIZE) + ")");
+                }
+                // Overlapping sections would each be copied: together they may not claim more than the file holds.
+                contentBytes += s.isNobits() ? 0 : s.sh_size();
+                if (contentBytes > elf.size()) {
+                    throw new PatchFormatException(name, "the content sections together claim more bytes than the"
+                            + " file has (they overlap)");
                 }
                 sectionByIndex.put(s.index(), s);
             }
@@ -125,6 +177,10 @@ public final class PatchFile {
                 continue;
             }
             PatchSymbol ps;
+            if (!SYMBOL_TYPES.contains(s.type())) {
+                throw new PatchFormatException(name, "symbol " + s.name() + " (index " + s.index() + ") has type "
+                        + s.typeName() + "; patch symbols are NOTYPE, OBJECT, FUNC, TLS or SECTION");
+            }
             if (s.type() == STT_SECTION) {
                 if (!sectionByIndex.containsKey(s.st_shndx())) {
                     throw new PatchFormatException(name, "section symbol " + s.index() + " names section "
@@ -138,12 +194,14 @@ public final class PatchFile {
                     throw new PatchFormatException(name, "undefined symbol " + s.name() + " is local");
                 }
                 int at = s.name().indexOf('@');
+                if (at == 0 || at == s.name().length() - 1 || s.name().indexOf('@', at + 1) >= 0
+                        || !NAME.matcher(s.name()).matches()) {
+                    throw new PatchFormatException(name, "external symbol " + s.index() + " has the name "
+                            + quote(s.name()) + ", not NAME or NAME@VERSION");
+                }
                 ps = new PatchSymbol.External(s.index(), at < 0 ? s.name() : s.name().substring(0, at),
                         at < 0 ? null : s.name().substring(at + 1), s.type(), s.isWeak());
             } else if (sectionByIndex.containsKey(s.st_shndx())) {
-                if (s.type() == STT_FILE) {
-                    throw new PatchFormatException(name, "unexpected STT_FILE symbol " + s.name());
-                }
                 ps = new PatchSymbol.Defined(s.index(), s.name(), s.type(), s.st_shndx(), s.st_value(), s.st_size());
             } else {
                 throw new PatchFormatException(name, "symbol " + s.name() + " (index " + s.index()
@@ -160,6 +218,10 @@ public final class PatchFile {
             }
             if (rs.target() == null || !sectionByIndex.containsKey(rs.target().index())) {
                 throw new PatchFormatException(name, rs.section().name() + " applies to no patch section");
+            }
+            if (rs.section().sh_link() != symtabIndex) {
+                throw new PatchFormatException(name, rs.section().name() + " takes its symbols from section "
+                        + rs.section().sh_link() + ", not from .symtab");
             }
             var list = relocationsBySection.computeIfAbsent(rs.target().index(), _ -> new ArrayList<>());
             for (var r : rs.relocations()) {
@@ -190,17 +252,25 @@ public final class PatchFile {
         if (!text.endsWith("\n")) {
             throw new PatchFormatException(name, INFO_SECTION + " does not end with a newline");
         }
-        var lines = text.substring(0, text.length() - 1).split("\n", -1);
-        if (!lines[0].equals(MAGIC + " " + FORMAT_VERSION)) {
-            throw new PatchFormatException(name, INFO_SECTION + " starts with \"" + lines[0] + "\", expected \""
-                    + MAGIC + " " + FORMAT_VERSION + "\" (a patch of another format version?)");
-        }
         var header = new HashMap<String, String>();
         var replaced = new ArrayList<ReplacedFunction>();
         var added = new ArrayList<NewSymbol>();
-        for (int i = 1; i < lines.length; i++) {
+        // Line by line, and at most 8 fields a line: a hostile text of millions of lines or spaces costs nothing.
+        String body = text.substring(0, text.length() - 1);
+        for (int i = 0, start = 0; start <= body.length(); i++) {
+            int newline = body.indexOf('\n', start);
+            int end = newline < 0 ? body.length() : newline;
+            String line = body.substring(start, end);
+            start = end + 1;
+            if (i == 0) {
+                if (!line.equals(MAGIC + " " + FORMAT_VERSION)) {
+                    throw new PatchFormatException(name, INFO_SECTION + " starts with " + quote(line)
+                            + ", expected \"" + MAGIC + " " + FORMAT_VERSION + "\" (a patch of another format version?)");
+                }
+                continue;
+            }
             String where = INFO_SECTION + " line " + (i + 1);
-            var f = lines[i].split(" ", -1);
+            var f = line.split(" ", 8);
             switch (f[0]) {
                 case "id", "target-build-id", "target-name", "target-type" -> {
                     if (f.length != 2) {
@@ -226,7 +296,7 @@ public final class PatchFile {
                     added.add(new NewSymbol(f[0].equals("new-function") ? NewSymbol.Kind.FUNCTION
                             : NewSymbol.Kind.DATA, patchSymbol(name, where, f[1], byIndex)));
                 }
-                default -> throw new PatchFormatException(name, where + ": unknown record \"" + f[0] + "\"");
+                default -> throw new PatchFormatException(name, where + ": unknown record " + quote(f[0]));
             }
         }
         for (String key : List.of("id", "target-build-id", "target-name", "target-type")) {
@@ -236,7 +306,7 @@ public final class PatchFile {
         }
         String type = header.get("target-type");
         if (!type.equals("ET_EXEC") && !type.equals("ET_DYN")) {
-            throw new PatchFormatException(name, "target-type is \"" + type + "\", expected ET_EXEC or ET_DYN");
+            throw new PatchFormatException(name, "target-type is " + quote(type) + ", expected ET_EXEC or ET_DYN");
         }
         var info = new PatchInfo(FORMAT_VERSION, header.get("id"), header.get("target-build-id"),
                 header.get("target-name"), type.equals("ET_EXEC") ? ET_EXEC : ET_DYN);
@@ -249,7 +319,7 @@ public final class PatchFile {
         try {
             index = Integer.parseInt(field);
         } catch (NumberFormatException e) {
-            throw new PatchFormatException(name, where + ": patch symbol \"" + field + "\" is not a symbol index");
+            throw new PatchFormatException(name, where + ": patch symbol " + quote(field) + " is not a symbol index");
         }
         if (!(byIndex.get(index) instanceof PatchSymbol.Defined d)) {
             throw new PatchFormatException(name, where + ": symbol " + index + " is not a symbol the patch defines");
@@ -259,46 +329,56 @@ public final class PatchFile {
 
     private static long hex(String name, String where, String field) {
         if (!field.startsWith("0x") || field.length() < 3 || field.length() > 18) {
-            throw new PatchFormatException(name, where + ": \"" + field + "\" is not a 0x-prefixed hex number");
+            throw new PatchFormatException(name, where + ": " + quote(field) + " is not a 0x-prefixed hex number");
         }
         try {
             return Long.parseUnsignedLong(field.substring(2), 16);
         } catch (NumberFormatException e) {
-            throw new PatchFormatException(name, where + ": \"" + field + "\" is not a 0x-prefixed hex number");
+            throw new PatchFormatException(name, where + ": " + quote(field) + " is not a 0x-prefixed hex number");
         }
+    }
+
+    /** A value from the file for a message: quoted, and cut short (a hostile file's fields can be megabytes). */
+    private static String quote(String value) {
+        return "\"" + (value.length() <= 80 ? value : value.substring(0, 60) + "...") + "\"";
     }
 
     /** Checks every rule of docs/patch-format.md section 6 that the structure alone does not guarantee. */
     void validate() {
         if (!ID.matcher(info.id()).matches()) {
-            fail("patch id \"" + info.id() + "\" is not 1-128 characters of A-Z a-z 0-9 . _ + -");
+            fail("patch id " + quote(info.id()) + " is not 1-128 characters of A-Z a-z 0-9 . _ + -");
         }
-        if (!BUILD_ID.matcher(info.targetBuildId()).matches()) {
-            fail("target build-id \"" + info.targetBuildId() + "\" is not lowercase hex");
+        if (!BUILD_ID.matcher(info.targetBuildId()).matches() || info.targetBuildId().length() % 2 != 0) {
+            fail("target build-id " + quote(info.targetBuildId()) + " is not lowercase hex bytes");
         }
         if (!NAME.matcher(info.targetName()).matches()) {
-            fail("target name \"" + info.targetName() + "\" is empty or contains white space");
+            fail("target name " + quote(info.targetName()) + " is empty or contains white space");
         }
         var sectionIndexes = new HashMap<Integer, PatchSection>();
         for (var s : sections) {
             sectionIndexes.put(s.index(), s);
+            if (s.size() < 0 || s.size() > MAX_SECTION_SIZE) {
+                fail("section " + s.name() + " claims 0x" + Long.toHexString(s.size()) + " bytes");
+            }
             if (!s.isNobits() && s.bytes().length != s.size()) {
                 fail("section " + s.name() + " holds " + s.bytes().length + " bytes but its size is " + s.size());
             }
             if (s.align() < 1 || Long.bitCount(s.align()) != 1) {
                 fail("section " + s.name() + " has alignment " + s.align() + ", not a power of two");
             }
+            // The binder maps writable sections without execute permission, and NOBITS is zeroes: code in either
+            // would crash the target at its first call.
+            if (s.isExecutable() && (s.isWritable() || s.isNobits())) {
+                fail("section " + s.name() + " is executable and " + (s.isNobits() ? "NOBITS" : "writable")
+                        + "; code goes in a read-only PROGBITS section");
+            }
             for (var r : s.relocations()) {
-                if (!PatchRelocation.isSupported(r.type())) {
-                    fail(s.name() + ": relocation " + r.typeName() + " at 0x" + Long.toHexString(r.offset())
-                            + " is not a type patches may carry");
-                }
-                if (r.offset() < 0 || r.offset() + PatchRelocation.width(r.type()) > s.size()) {
-                    fail(s.name() + ": relocation at 0x" + Long.toHexString(r.offset()) + " lies outside the section");
-                }
-                if (s.isNobits()) {
-                    fail(s.name() + ": a NOBITS section cannot have relocations");
-                }
+                checkRelocation(s, r, sectionIndexes);
+            }
+        }
+        for (var s : sections) {
+            for (var r : s.relocations()) {
+                checkTarget(s, r, sectionIndexes);
             }
         }
         for (var sym : symbols) {
@@ -306,14 +386,19 @@ public final class PatchFile {
                 var s = sectionIndexes.get(d.section());
                 if (s == null) {
                     fail("symbol " + d.name() + " is defined in section " + d.section() + ", not a patch section");
-                } else if (d.value() < 0 || d.value() + d.size() > s.size()) {
+                } else if (d.value() < 0 || d.size() < 0 || d.value() > s.size() || d.size() > s.size() - d.value()) {
                     fail("symbol " + d.name() + " lies outside its section " + s.name());
                 }
             }
         }
+        var names = new HashSet<String>();
+        var ranges = new TreeMap<Long, ReplacedFunction>();
         for (var r : replaced) {
             if (!NAME.matcher(r.symbol()).matches()) {
-                fail("replaced function name \"" + r.symbol() + "\" is empty or contains white space");
+                fail("replaced function name " + quote(r.symbol()) + " is empty or contains white space");
+            }
+            if (!names.add(r.symbol())) {
+                fail("replaced function " + r.symbol() + " is listed twice");
             }
             if (!SHA256.matcher(r.sha256()).matches()) {
                 fail("hash of " + r.symbol() + " is not 64 lowercase hex digits");
@@ -321,16 +406,92 @@ public final class PatchFile {
             if (!r.part() && r.size() < 5) {
                 fail("replaced function " + r.symbol() + " is " + r.size() + " bytes, shorter than a jmp rel32");
             }
+            if (r.size() < 1 || r.size() > MAX_FUNCTION_SIZE) {
+                fail("replaced function " + r.symbol() + " claims 0x" + Long.toHexString(r.size())
+                        + " bytes (at most 0x" + Long.toHexString(MAX_FUNCTION_SIZE) + ")");
+            }
+            if (r.targetAddress() <= 0 || r.targetAddress() > USER_SPACE_END - r.size()) {
+                fail("replaced function " + r.symbol() + " at 0x" + Long.toHexString(r.targetAddress())
+                        + " is not in the user address space");
+            }
+            // No two replaced functions may share a byte: each jump and each hash covers its own code.
+            var below = ranges.floorEntry(r.targetAddress());
+            var above = ranges.ceilingEntry(r.targetAddress());
+            var clash = below != null && below.getKey() + below.getValue().size() > r.targetAddress() ? below
+                    : above != null && above.getKey() < r.targetAddress() + r.size() ? above : null;
+            if (clash != null) {
+                fail("replaced functions " + clash.getValue().symbol() + " and " + r.symbol() + " overlap at 0x"
+                        + Long.toHexString(Math.max(clash.getKey(), r.targetAddress())));
+            }
+            ranges.put(r.targetAddress(), r);
+            if (r.patchSymbol().type() != STT_FUNC) {
+                fail("the replacement of " + r.symbol() + " (symbol " + r.patchSymbol().index() + ") is not STT_FUNC");
+            }
             var s = sectionIndexes.get(r.patchSymbol().section());
-            if (s == null || !s.isExecutable()) {
-                fail("the replacement of " + r.symbol() + " is not in an executable section");
+            if (s == null || !s.isExecutable() || !s.isAlloc()) {
+                fail("the replacement of " + r.symbol() + " is not in an allocated executable section");
+            }
+            if (r.patchSymbol().value() >= s.size()) {
+                fail("the replacement of " + r.symbol() + " starts at the end of " + s.name() + ", past its code");
             }
         }
         for (var a : added) {
             var s = sectionIndexes.get(a.symbol().section());
-            if (a.kind() == NewSymbol.Kind.FUNCTION && (s == null || !s.isExecutable())) {
+            if (s == null || !s.isAlloc()) {
+                fail("new symbol " + a.symbol().name() + " is not in an allocated section");
+            }
+            if (a.kind() == NewSymbol.Kind.FUNCTION && !s.isExecutable()) {
                 fail("new function " + a.symbol().name() + " is not in an executable section");
             }
+        }
+    }
+
+    /** A relocation's type, and its place within its section. */
+    private void checkRelocation(PatchSection s, PatchRelocation r, Map<Integer, PatchSection> sectionIndexes) {
+        if (!PatchRelocation.isSupported(r.type())) {
+            fail(s.name() + ": relocation " + r.typeName() + " at 0x" + Long.toHexString(r.offset())
+                    + " is not a type patches may carry");
+        }
+        if (s.isNobits()) {
+            fail(s.name() + ": a NOBITS section cannot have relocations");
+        }
+        int width = PatchRelocation.width(r.type());
+        if (r.offset() < 0 || r.offset() > s.size() - width) {
+            fail(s.name() + ": relocation at 0x" + Long.toHexString(r.offset()) + " lies outside the section");
+        }
+    }
+
+    /**
+     * What a relocation refers to: a patch section that is loaded (when the relocated section is), and a symbol of
+     * the kind its type needs — the TLS types a thread-local variable of the target or another module, the others
+     * anything with an address.
+     */
+    private void checkTarget(PatchSection s, PatchRelocation r, Map<Integer, PatchSection> sectionIndexes) {
+        String where = s.name() + ": relocation " + r.typeName() + " at 0x" + Long.toHexString(r.offset());
+        int section = switch (r.symbol()) {
+            case PatchSymbol.Defined d -> d.section();
+            case PatchSymbol.SectionSymbol ss -> ss.section();
+            default -> -1;
+        };
+        if (section >= 0 && s.isAlloc()) {
+            var to = sectionIndexes.get(section);
+            if (to == null || !to.isAlloc()) {
+                fail(where + " refers to a section that is not loaded");
+            }
+        }
+        boolean tlsType = PatchRelocation.isTls(r.type());
+        boolean tlsSymbol = switch (r.symbol()) {
+            case PatchSymbol.TargetRelative t -> t.type() == STT_TLS;
+            case PatchSymbol.External e -> e.type() == STT_TLS;
+            default -> false;
+        };
+        if (tlsType && !(tlsSymbol || r.symbol() instanceof PatchSymbol.External e && e.type() == STT_NOTYPE)) {
+            fail(where + " is a TLS relocation against " + r.symbol().name() + ", which is not a thread-local"
+                    + " variable of the target or of another module");
+        }
+        if (!tlsType && tlsSymbol) {
+            fail(where + " takes the address of the thread-local variable " + r.symbol().name()
+                    + ", which has none");
         }
     }
 

@@ -20,6 +20,15 @@ public record PatchRelocation(long offset, int type, PatchSymbol symbol, long ad
         };
     }
 
+    /** Whether the type refers to a thread-local variable (its TLS offset or module), not to an address. */
+    public static boolean isTls(int type) {
+        return switch (type) {
+            case R_X86_64_TLSGD, R_X86_64_TLSLD, R_X86_64_DTPOFF32, R_X86_64_DTPOFF64, R_X86_64_GOTTPOFF,
+                 R_X86_64_TPOFF32, R_X86_64_TPOFF64, R_X86_64_DTPMOD64 -> true;
+            default -> false;
+        };
+    }
+
     /** Bytes the relocation writes: 8 for the 64-bit types, 4 for the others. */
     public static int width(int type) {
         return switch (type) {
