@@ -34,6 +34,7 @@ public final class Main implements Runnable {
             new RevertCommand(),
             new InfoCommand(),
             new StacksCommand(),
+            new RecoverCommand(),
             new DemoCommand(),
         };
     }

@@ -52,6 +52,7 @@ public final class Tracer implements AutoCloseable {
     private int tracerTid;
     private int memFd = -1;
     private final Injector injector = new Injector(this);
+    private volatile InjectionLog injectionLog = InjectionLog.NONE;
 
     /** What we know of one traced thread. */
     static final class Tracee {
@@ -252,6 +253,15 @@ public final class Tracer implements AutoCloseable {
     }
 
     // ---- remote system calls ----
+
+    /** Who is told about each borrowed thread before its registers change (the journal, principle 3). */
+    public void injectionLog(InjectionLog log) {
+        this.injectionLog = log == null ? InjectionLog.NONE : log;
+    }
+
+    InjectionLog injectionLog() {
+        return injectionLog;
+    }
 
     /**
      * mmap(2) run inside the process by a borrowed held thread (the process is stopped for it if it runs); returns
