@@ -20,7 +20,6 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -342,7 +341,7 @@ class HostileConditionsTest {
     @Test
     void processDyingDuringApplyIsReportedVanished() throws Exception {
         Path runDir = Files.createDirectories(dir.resolve("run"));
-        String previous = System.setProperty("suture.runDir", runDir.toString());
+        String previous = System.setProperty("suture.runDir", runDir.toString()); // unless SUTURE_RUN_DIR is set
         var pool = Executors.newSingleThreadExecutor();
         try {
             // held() is always on a stack, so the apply retries until its timeout: it is in progress when the
@@ -355,6 +354,9 @@ class HostileConditionsTest {
                             patch.toString()));
                     awaitTraced(t, running, c.toString());
                     Fixture.sleep(c.delayMillis());
+                    if (c.delayMillis() > 100) {
+                        awaitJournal(t, running); // killed inside the transaction, its journal written
+                    }
                     assertTrue(!running.isDone(), "apply ended before the process went");
                     if (c.kill()) {
                         Syscalls.kill(t.pidInt(), Ptrace.SIGKILL);
@@ -364,11 +366,9 @@ class HostileConditionsTest {
                     var r = running.get(30, TimeUnit.SECONDS);
                     assertEquals(6, r.code(), c + ": " + r.out() + r.err());
                     assertTrue(r.err().contains("process " + t.pid() + " vanished"), c + ": " + r.err());
+                    assertTrue(!Files.exists(Journal.fileOf(t.pidInt())), c + ": journal left behind in "
+                            + Journal.directory());
                 }
-            }
-            try (Stream<Path> files = Files.list(runDir)) {
-                assertEquals(List.of(), files.filter(f -> f.toString().endsWith(".journal")).toList(),
-                        "journal left behind");
             }
         } finally {
             pool.shutdownNow();
@@ -377,6 +377,14 @@ class HostileConditionsTest {
             } else {
                 System.setProperty("suture.runDir", previous);
             }
+        }
+    }
+
+    private static void awaitJournal(Target t, Future<Cli.Result> running) {
+        long deadline = System.nanoTime() + 2 * WAIT.toNanos();
+        while (!Files.exists(Journal.fileOf(t.pidInt()))) {
+            assertTrue(!running.isDone() && System.nanoTime() < deadline, "no journal " + Journal.fileOf(t.pidInt()));
+            Fixture.sleep(1);
         }
     }
 
