@@ -32,9 +32,9 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class HostileConditionsTest {
     /**
-     * Main prints value() every 10 ms; three workers sleep. Mode "signals" forks a sender that queues real-time
-     * signals carrying sequence numbers (to the process and to each thread) and SIGUSR1s, each SIGUSR1 only once
-     * the previous one was handled (standard signals coalesce); SIGUSR2 ends the stream and makes main report
+     * Main prints value() every 10 ms; three workers sleep. Mode "signals" forks two senders: one queues real-time
+     * signals carrying sequence numbers (to the process and to each thread) without pause, the other sends SIGUSR1s,
+     * each only once the previous one was handled (standard signals coalesce); SIGUSR2 ends the stream and makes main report
      * what arrived. Mode "exit" keeps a worker inside held() forever, so a patch of held() can never be applied,
      * and SIGUSR2 makes main exit(0).
      */
@@ -53,11 +53,11 @@ class HostileConditionsTest {
             #include <unistd.h>
 
             #define WORKERS 3
-            #define RT_MAX 100000
+            #define RT_MAX 200000
 
             struct shared {
                 volatile int tids[WORKERS + 1];
-                volatile int stop, sender_done;
+                volatile int stop, rt_done, usr1_done;
                 volatile long usr1_sent, usr1_recv, usr1_slow, rt_sent, rt_refused, rt_bad;
                 volatile unsigned char rt_count[RT_MAX + 1];
             };
@@ -126,13 +126,18 @@ class HostileConditionsTest {
                 return 0;
             }
 
-            static void send_signals(pid_t pid) {
+            static void become_sender(pid_t pid) {
                 prctl(PR_SET_PDEATHSIG, SIGKILL);
                 if (getppid() != pid)
                     _exit(0);
                 alarm(120);
+            }
+
+            /* a real-time signal to the process and one to each thread, every half millisecond */
+            static void send_rt(pid_t pid) {
+                become_sender(pid);
                 int v = 0;
-                for (long round = 0; !sh->stop && v + WORKERS + 2 < RT_MAX; round++) {
+                while (!sh->stop && v + WORKERS + 2 < RT_MAX) {
                     for (int k = -1; k <= WORKERS; k++) {
                         /* k = -1: to the process (any thread may take it); else to thread k (0 is main) */
                         if (queue_rt(pid, k < 0 ? 0 : sh->tids[k], v + 1))
@@ -140,6 +145,16 @@ class HostileConditionsTest {
                         else
                             sh->rt_refused++;
                     }
+                    nap(500);
+                }
+                sh->rt_done = 1;
+                _exit(0);
+            }
+
+            /* SIGUSR1 to the process or to one thread, the next only once the previous one was handled */
+            static void send_usr1(pid_t pid) {
+                become_sender(pid);
+                for (long round = 0; !sh->stop; round++) {
                     long before = sh->usr1_recv;
                     int r = round % 2 ? kill(pid, SIGUSR1)
                                       : (int) syscall(SYS_tgkill, pid, sh->tids[(round / 2) % (WORKERS + 1)], SIGUSR1);
@@ -153,12 +168,12 @@ class HostileConditionsTest {
                     }
                     nap(300);
                 }
-                sh->sender_done = 1;
+                sh->usr1_done = 1;
                 _exit(0);
             }
 
             static void report(void) {
-                for (int w = 0; !sh->sender_done && w < 5000; w++)
+                for (int w = 0; !(sh->rt_done && sh->usr1_done) && w < 5000; w++)
                     nap(1000);
                 long recv = 0, dup = 0, missing = 0, beyond = 0;
                 for (int w = 0; w < 3000; w++) {
@@ -181,7 +196,7 @@ class HostileConditionsTest {
                         beyond++;
                 }
                 printf("report done %d usr1 sent %ld recv %ld slow %ld rt sent %ld recv %ld dup %ld missing %ld"
-                       " beyond %ld bad %ld refused %ld\\n", sh->sender_done, sh->usr1_sent, sh->usr1_recv,
+                       " beyond %ld bad %ld refused %ld\\n", sh->rt_done && sh->usr1_done, sh->usr1_sent, sh->usr1_recv,
                        sh->usr1_slow, sh->rt_sent, recv, dup, missing, beyond, sh->rt_bad, sh->rt_refused);
             }
 
@@ -211,7 +226,9 @@ class HostileConditionsTest {
                         nap(1000);
                 pid_t me = getpid();
                 if (signals && fork() == 0)
-                    send_signals(me);
+                    send_rt(me);
+                if (signals && fork() == 0)
+                    send_usr1(me);
                 int reported = 0;
                 for (;;) {
                     printf("value %d\\n", value());
