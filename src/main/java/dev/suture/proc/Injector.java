@@ -111,6 +111,8 @@ final class Injector {
                 Syscalls.setRegisters(t.tid, saved);
                 deliverAndPark(t);
                 Syscalls.getRegisters(t.tid, saved);
+                // what a recovery must give back is now the registers at the handler's entry
+                tracer.injectionLog().borrowing(t.tid, site.address(), original, STUB.clone(), saved.clone());
             }
             resume(t, Ptrace.PTRACE_SYSCALL);
             awaitSyscallStop(t, nr, false);
