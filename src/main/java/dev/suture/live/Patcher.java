@@ -79,6 +79,21 @@ public final class Patcher {
         return Recovery.recoverAll(timeout);
     }
 
+    /** A transaction an interrupted suture left on a process: what it was, and the journal that says so. */
+    public record Interrupted(int pid, String description, java.nio.file.Path journal) {}
+
+    /**
+     * The interrupted transactions that await {@code suture recover}: of {@code pid}, or of every process when
+     * null. Journals of processes that are gone are not listed.
+     */
+    public static List<Interrupted> interrupted(Integer pid) {
+        var out = new ArrayList<Interrupted>();
+        for (var p : Recovery.journals(pid)) {
+            out.add(new Interrupted(p.pid(), p.describe(), p.file()));
+        }
+        return out;
+    }
+
     /** Where journals and per-process locks live: SUTURE_RUN_DIR, else -Dsuture.runDir, else /run/suture. */
     public static java.nio.file.Path runDirectory() {
         return Journal.directory();

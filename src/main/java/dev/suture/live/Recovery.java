@@ -47,8 +47,6 @@ final class Recovery {
                 var outcome = switch (pending.operation()) {
                     case APPLY -> run.apply();
                     case REVERT -> run.revert();
-                    case RECOVER -> throw new SutureException(SutureException.Kind.BAD_INPUT, "the journal "
-                            + pending.file() + " records no transaction to recover");
                 };
                 journal.end();
                 tracer.injectionLog(null);
@@ -62,28 +60,47 @@ final class Recovery {
 
     /** Recovers every process that has a journal in the run directory. */
     static List<Patcher.RecoverResult> recoverAll(Duration timeout) {
-        Path dir = Journal.directory();
-        var pids = new ArrayList<Integer>();
-        if (Files.isDirectory(dir)) {
-            try (Stream<Path> files = Files.list(dir)) {
-                for (Path f : files.toList()) {
-                    String name = f.getFileName().toString();
-                    if (name.endsWith(".journal") && name.substring(0, name.length() - 8).chars()
-                            .allMatch(Character::isDigit) && name.length() > 8) {
-                        pids.add(Integer.parseInt(name.substring(0, name.length() - 8)));
-                    }
-                }
-            } catch (IOException e) {
-                throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot list " + dir + ": "
-                        + e.getMessage());
-            }
-        }
-        pids.sort(null);
         var out = new ArrayList<Patcher.RecoverResult>();
-        for (int pid : pids) {
+        for (int pid : journaledPids()) {
             out.add(recover(pid, timeout));
         }
+        TargetLock.removeStale();
         return out;
+    }
+
+    /** The journals of live processes (of {@code pid} only, unless null); unreadable ones are skipped. */
+    static List<Journal.Pending> journals(Integer pid) {
+        var out = new ArrayList<Journal.Pending>();
+        for (int p : pid == null ? journaledPids() : List.of(pid)) {
+            try {
+                Journal.read(p).filter(Journal.Pending::sameProcess).ifPresent(out::add);
+            } catch (SutureException e) {
+                // damaged or unreadable: recover -p says why
+            }
+        }
+        return out;
+    }
+
+    private static List<Integer> journaledPids() {
+        Path dir = Journal.directory();
+        var pids = new ArrayList<Integer>();
+        if (!Files.isDirectory(dir)) {
+            return pids;
+        }
+        try (Stream<Path> files = Files.list(dir)) {
+            for (Path f : files.toList()) {
+                String name = f.getFileName().toString();
+                String stem = name.substring(0, Math.max(0, name.length() - ".journal".length()));
+                if (name.endsWith(".journal") && !stem.isEmpty() && stem.chars().allMatch(Character::isDigit)) {
+                    pids.add(Integer.parseInt(stem));
+                }
+            }
+        } catch (IOException e) {
+            throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot list " + dir + ": "
+                    + e.getMessage());
+        }
+        pids.sort(null);
+        return pids;
     }
 
     /**

@@ -5,17 +5,17 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Instant;
 
 /**
  * One suture at a time per target: an fcntl lock on {@code <pid>.lock} in the run directory, held for a whole
- * transaction. The kernel drops it when its holder dies, so a killed suture never blocks the next one; the file
- * names the holder, so the loser can say who holds the process and since when.
+ * transaction. The kernel drops it when its holder dies, so a killed suture never blocks the next one; while held,
+ * the file names the holder, so the loser can say who holds the process and since when.
  */
 final class TargetLock implements AutoCloseable {
     private final Path file;
@@ -32,51 +32,46 @@ final class TargetLock implements AutoCloseable {
     static TargetLock acquire(int pid, String what) {
         Path file = Journal.ensureDirectory().resolve(pid + ".lock");
         String me = "suture pid " + ProcessHandle.current().pid() + " (" + what + ") since " + Instant.now();
-        for (int attempt = 0; attempt < 5; attempt++) {
-            FileChannel channel = null;
+        FileChannel channel = null;
+        try {
+            channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ,
+                    StandardOpenOption.WRITE);
+            FileLock lock;
             try {
-                channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ,
-                        StandardOpenOption.WRITE);
-                FileLock lock;
-                try {
-                    lock = channel.tryLock();
-                } catch (java.nio.channels.OverlappingFileLockException e) {
-                    lock = null; // held by another thread of this very JVM
-                }
-                if (lock == null) {
-                    String holder = readQuietly(file);
-                    channel.close();
-                    throw new SutureException(SutureException.Kind.NOT_PERMITTED, "pid " + pid + " is being changed"
-                            + " by another suture" + (holder.isBlank() ? "" : ": " + holder) + "; wait for it to"
-                            + " finish, then try again");
-                }
-                channel.truncate(0);
-                channel.write(ByteBuffer.wrap(me.getBytes(StandardCharsets.UTF_8)), 0);
-                // The holder before us may have deleted the file after we opened it: then our lock is on an
-                // orphan, and the name belongs to whoever created it again. Ours only if the name shows our words.
-                if (readQuietly(file).equals(me)) {
-                    return new TargetLock(file, channel, lock);
-                }
-                lock.release();
-                channel.close();
-            } catch (IOException e) {
-                closeQuietly(channel);
-                throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot lock " + file + " ("
-                        + e.getMessage() + "); run as root, or point SUTURE_RUN_DIR at a directory you can write");
-            } catch (RuntimeException e) {
-                closeQuietly(channel);
-                throw e;
+                lock = channel.tryLock();
+            } catch (OverlappingFileLockException e) {
+                lock = null; // held by another thread of this very JVM
             }
+            if (lock == null) {
+                // read through the same channel: closing any other descriptor of the file would drop the
+                // locks this JVM holds on it (POSIX record locks belong to the process, not the descriptor)
+                String holder = read(channel);
+                throw new SutureException(SutureException.Kind.NOT_PERMITTED, "pid " + pid + " is being changed by"
+                        + " another suture" + (holder.isBlank() ? "" : ": " + holder) + "; wait for it to finish,"
+                        + " then try again");
+            }
+            channel.truncate(0);
+            channel.write(ByteBuffer.wrap(me.getBytes(StandardCharsets.UTF_8)), 0);
+            channel.force(false);
+            return new TargetLock(file, channel, lock);
+        } catch (IOException e) {
+            closeQuietly(channel);
+            throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot lock " + file + " ("
+                    + e.getMessage() + "); run as root, or point SUTURE_RUN_DIR at a directory you can write");
+        } catch (RuntimeException e) {
+            closeQuietly(channel);
+            throw e;
         }
-        throw new SutureException(SutureException.Kind.NOT_PERMITTED, "pid " + pid + ": the lock " + file
-                + " kept changing hands; another suture is working on it, try again");
     }
 
-    /** Deletes the lock file while still holding it, then releases it. */
+    /**
+     * Empties the file and releases the lock. The file stays: deleting it would let a suture that opened it just
+     * before lock an orphan while a third one locks a new file of the same name.
+     */
     @Override
     public void close() {
         try {
-            Files.deleteIfExists(file);
+            channel.truncate(0);
             lock.release();
         } catch (IOException ignored) {
             // the lock dies with the channel anyway
@@ -85,14 +80,30 @@ final class TargetLock implements AutoCloseable {
         }
     }
 
-    private static String readQuietly(Path file) {
-        try {
-            return Files.readString(file, StandardCharsets.UTF_8).strip();
-        } catch (NoSuchFileException e) {
-            return "";
-        } catch (IOException e) {
-            return "";
+    /** The lock files of processes that no longer exist (removed by {@code recover --all}). */
+    static void removeStale() {
+        Path dir = Journal.directory();
+        if (!Files.isDirectory(dir)) {
+            return;
         }
+        try (var files = Files.list(dir)) {
+            for (Path f : files.toList()) {
+                String name = f.getFileName().toString();
+                String stem = name.substring(0, Math.max(0, name.length() - ".lock".length()));
+                if (name.endsWith(".lock") && !stem.isEmpty() && stem.chars().allMatch(Character::isDigit)
+                        && !Files.exists(Path.of("/proc", stem))) {
+                    Files.deleteIfExists(f);
+                }
+            }
+        } catch (IOException ignored) {
+            // a leftover empty file costs nothing
+        }
+    }
+
+    private static String read(FileChannel channel) throws IOException {
+        var buf = ByteBuffer.allocate(4096);
+        channel.read(buf, 0);
+        return new String(buf.array(), 0, buf.position(), StandardCharsets.UTF_8).strip();
     }
 
     private static void closeQuietly(FileChannel channel) {
