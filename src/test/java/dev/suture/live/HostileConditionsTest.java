@@ -20,6 +20,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -32,11 +33,11 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class HostileConditionsTest {
     /**
-     * Main prints value() every 10 ms; three workers sleep. Mode "signals" forks two senders: one queues real-time
-     * signals carrying sequence numbers (to the process and to each thread) without pause, the other sends SIGUSR1s,
-     * each only once the previous one was handled (standard signals coalesce); SIGUSR2 ends the stream and makes main report
-     * what arrived. Mode "exit" keeps a worker inside held() forever, so a patch of held() can never be applied,
-     * and SIGUSR2 makes main exit(0).
+     * Main prints value() every 10 ms; three workers sleep. Mode "signals" forks two senders: one queues a
+     * real-time signal carrying a sequence number to the process and to each thread every millisecond, the other
+     * sends SIGUSR1s, each only once the previous one was handled (standard signals coalesce); SIGUSR2 ends the
+     * stream and makes main report what arrived. Mode "exit" keeps a worker inside held() forever, so a patch of
+     * held() can never be applied, and SIGUSR2 makes main exit(0).
      */
     static final String PROGRAM = """
             #define _GNU_SOURCE
@@ -53,7 +54,7 @@ class HostileConditionsTest {
             #include <unistd.h>
 
             #define WORKERS 3
-            #define RT_MAX 200000
+            #define RT_MAX 400000
 
             struct shared {
                 volatile int tids[WORKERS + 1];
@@ -66,7 +67,8 @@ class HostileConditionsTest {
 
             static void nap(long us) {
                 struct timespec t = {us / 1000000, (us % 1000000) * 1000L};
-                nanosleep(&t, 0);
+                while (nanosleep(&t, &t) != 0 && errno == EINTR)
+                    ; /* a signal handler ran: sleep the rest */
             }
 
             int value(void) {
@@ -133,7 +135,7 @@ class HostileConditionsTest {
                 alarm(120);
             }
 
-            /* a real-time signal to the process and one to each thread, every half millisecond */
+            /* a real-time signal to the process and one to each thread, every millisecond */
             static void send_rt(pid_t pid) {
                 become_sender(pid);
                 int v = 0;
@@ -145,7 +147,7 @@ class HostileConditionsTest {
                         else
                             sh->rt_refused++;
                     }
-                    nap(500);
+                    nap(1000);
                 }
                 sh->rt_done = 1;
                 _exit(0);
@@ -255,6 +257,23 @@ class HostileConditionsTest {
     static Path exe;
     static Path patch;
 
+    private static String runDirBefore;
+
+    /** Journals and locks of this class's transactions go to a temporary run directory (unless SUTURE_RUN_DIR). */
+    @BeforeAll
+    static void runDirectory() throws IOException {
+        runDirBefore = System.setProperty("suture.runDir", Files.createDirectories(dir.resolve("run")).toString());
+    }
+
+    @AfterAll
+    static void restoreRunDirectory() {
+        if (runDirBefore == null) {
+            System.clearProperty("suture.runDir");
+        } else {
+            System.setProperty("suture.runDir", runDirBefore);
+        }
+    }
+
     @BeforeAll
     static void build() throws IOException {
         if (PATCHED.equals(PROGRAM) || !PATCHED.contains("return 2;\n}\n\nint held")
@@ -357,8 +376,6 @@ class HostileConditionsTest {
 
     @Test
     void processDyingDuringApplyIsReportedVanished() throws Exception {
-        Path runDir = Files.createDirectories(dir.resolve("run"));
-        String previous = System.setProperty("suture.runDir", runDir.toString()); // unless SUTURE_RUN_DIR is set
         var pool = Executors.newSingleThreadExecutor();
         try {
             // held() is always on a stack, so the apply retries until its timeout: it is in progress when the
@@ -389,11 +406,6 @@ class HostileConditionsTest {
             }
         } finally {
             pool.shutdownNow();
-            if (previous == null) {
-                System.clearProperty("suture.runDir");
-            } else {
-                System.setProperty("suture.runDir", previous);
-            }
         }
     }
 
