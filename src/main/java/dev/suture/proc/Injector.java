@@ -26,6 +26,8 @@ final class Injector {
     /** {@code syscall; jmp .}: should the tool die mid-call, the thread spins harmlessly instead of trapping. */
     private static final byte[] STUB = {0x0f, 0x05, (byte) 0xeb, (byte) 0xfe};
     private static final long TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(5);
+    /** Signals a borrowed thread may take before our system call: a bound, should they never stop coming. */
+    private static final int MAX_SIGNALS = 10_000;
 
     private final Tracer tracer;
     private StubSite site;
@@ -99,7 +101,7 @@ final class Injector {
         tracer.write(site.address(), STUB);
         boolean restored = false;
         try {
-            while (true) {
+            for (int signals = 0; ; signals++) {
                 Syscalls.setRegisters(t.tid, Registers.of(saved).forSyscall(site.address(), nr, a0, a1, a2, a3, a4,
                         a5).words());
                 resume(t, Ptrace.PTRACE_SYSCALL);
@@ -113,6 +115,11 @@ final class Injector {
                 Syscalls.getRegisters(t.tid, saved);
                 // what a recovery must give back is now the registers at the handler's entry
                 tracer.injectionLog().borrowing(t.tid, site.address(), original, STUB.clone(), saved.clone());
+                if (signals == MAX_SIGNALS) {
+                    throw new SutureException(SutureException.Kind.UNSAFE, "process " + pid + ": thread " + t.tid
+                            + " took " + MAX_SIGNALS + " signals in a row on its way to a system call run for"
+                            + " suture; the process is flooded with signals: retry when it is calmer");
+                }
             }
             resume(t, Ptrace.PTRACE_SYSCALL);
             awaitSyscallStop(t, nr, false);

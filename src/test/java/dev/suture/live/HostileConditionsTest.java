@@ -319,6 +319,7 @@ class HostileConditionsTest {
             }
             assertEquals(1, n[1], "the sender did not finish: " + line);
             assertTrue(n[2] >= 20 && n[5] >= 100, "too few signals sent to prove anything: " + line);
+            assertTrue(n[5] < 400_000 - 10, "the stream ran out before the last revert: " + line);
             assertEquals(n[2], n[3], "SIGUSR1 sent != received: " + line);
             assertEquals(n[5], n[6], "real-time signals sent != received: " + line);
             assertEquals(0, n[7], "real-time signals delivered twice: " + line);
