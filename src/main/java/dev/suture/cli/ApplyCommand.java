@@ -5,9 +5,9 @@ import dev.suture.live.PatchStore;
 import dev.suture.live.Patcher;
 import dev.suture.live.Processes;
 import dev.suture.patch.PatchFile;
+import dev.suture.patch.TrustedKeys;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -25,8 +25,17 @@ import picocli.CommandLine.Spec;
         description = {"Applies patches to a running process (-p) or to every process that maps a module the",
                 "patch is for (--all). A DIR is a patch store: <build-id>.suture or <build-id>/<level>.suture.",
                 "The code is loaded while the process runs; it is stopped only to check that no thread is inside",
-                "a replaced function and to write the jumps. Prints the pause it measured."})
+                "a replaced function and to write the jumps. Prints the pause it measured.",
+                "",
+                "Signatures: a patch whose signature does not verify (changed after signing) is always refused.",
+                "With --require-signed or --trust, every patch given (every file of a store) must be signed by a",
+                "key in a trust directory, checked before any process is touched. A trust directory in the",
+                "configuration ($SUTURE_TRUST_DIR, else " + ApplyCommand.SYSTEM_TRUST_DIR + ") that exists makes",
+                "signatures required for every apply and is used when no --trust is given."})
 public final class ApplyCommand implements Callable<Integer> {
+    /** The trust directory of the machine's configuration, when $SUTURE_TRUST_DIR does not name another. */
+    static final String SYSTEM_TRUST_DIR = "/etc/suture/trusted-keys";
+
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
@@ -44,9 +53,8 @@ public final class ApplyCommand implements Callable<Integer> {
     @Parameters(arity = "1..*", paramLabel = "PATCH|DIR", description = "Patch files or patch stores.")
     List<Path> inputs;
 
-    @Option(names = "--timeout", paramLabel = "MS", defaultValue = "5000",
-            description = "How long to retry while a replaced function is busy (default: ${DEFAULT-VALUE} ms).")
-    long timeoutMillis;
+    @Mixin
+    BusyTimeout timeout;
 
     @Option(names = "--dry-run", description = "Check and bind everything, write nothing, report what would happen.")
     boolean dryRun;
@@ -54,19 +62,28 @@ public final class ApplyCommand implements Callable<Integer> {
     @Option(names = "--replace", description = "Swap every earlier patch of the module for this one, in one step.")
     boolean replace;
 
+    @Option(names = "--require-signed",
+            description = "Apply only patches signed by a key in a trust directory (--trust, or the configured one).")
+    boolean requireSigned;
+
+    @Option(names = "--trust", paramLabel = "DIR",
+            description = "A directory of trusted public keys (*.pub files, or one .pub file); repeatable. "
+                    + "Implies --require-signed.")
+    List<Path> trust;
+
     @Mixin
     JsonOutput json;
+
+    /** A patch that passed the signature policy, and by whom it is signed (null: unsigned, none required). */
+    record Checked(Path file, PatchFile patch, String trustedAs) {}
 
     /** One process × patch outcome. */
     record Line(int pid, String process, String patch, Patcher.ApplyResult result, String error, int code) {}
 
     @Override
     public Integer call() throws Exception {
-        if (timeoutMillis < 0) {
-            throw new SutureException(SutureException.Kind.BAD_INPUT, "--timeout must be >= 0");
-        }
-        var options = new Patcher.ApplyOptions(Duration.ofMillis(timeoutMillis), dryRun, replace);
-        var patches = readPatches();
+        var options = new Patcher.ApplyOptions(timeout.duration(), dryRun, replace);
+        var patches = readPatches(trustedKeys());
         var lines = new ArrayList<Line>();
         var processes = new Processes();
         List<Integer> pids = which.all ? Processes.all() : List.of(which.pid);
@@ -82,8 +99,9 @@ public final class ApplyCommand implements Callable<Integer> {
                     continue;
                 }
                 any = true;
-                for (Path file : e.getValue()) {
-                    lines.add(applyOne(pid, PatchFile.read(file), options));
+                for (var checked : e.getValue()) {
+                    // the patch read and checked above, not the file again: it could have changed since
+                    lines.add(applyOne(pid, checked.patch(), options));
                 }
             }
             if (!any) {
@@ -94,22 +112,63 @@ public final class ApplyCommand implements Callable<Integer> {
                 }
             }
         }
-        return report(lines, which.all ? skipped : 0);
+        return report(lines, which.all ? skipped : 0, patches);
+    }
+
+    /**
+     * The keys signatures must come from, or null when none are required: --trust, else the configured trust
+     * directory ($SUTURE_TRUST_DIR, else /etc/suture/trusted-keys) if it exists or --require-signed asks for it.
+     */
+    private TrustedKeys trustedKeys() {
+        if (trust != null && !trust.isEmpty()) {
+            return TrustedKeys.load(trust);
+        }
+        String configured = System.getenv("SUTURE_TRUST_DIR");
+        Path dir = Path.of(configured != null && !configured.isEmpty() ? configured : SYSTEM_TRUST_DIR);
+        if (Files.isDirectory(dir)) {
+            return TrustedKeys.load(List.of(dir));
+        }
+        if (configured != null && !configured.isEmpty()) {
+            throw new SutureException(SutureException.Kind.BAD_INPUT, "SUTURE_TRUST_DIR names " + dir
+                    + ", which is not a directory; point it at a directory of trusted *.pub keys or unset it");
+        }
+        if (requireSigned) {
+            throw new SutureException(SutureException.Kind.BAD_INPUT, "--require-signed needs trusted keys: give"
+                    + " --trust DIR (a directory of *.pub files) or create " + SYSTEM_TRUST_DIR);
+        }
+        return null;
     }
 
     private boolean isStore() {
         return inputs.stream().anyMatch(Files::isDirectory);
     }
 
-    /** Patch files by target build-id, in the order given (files read now, so bad input fails before any apply). */
-    private Map<String, List<Path>> readPatches() {
-        var out = new LinkedHashMap<String, List<Path>>();
+    /**
+     * Patches by target build-id, in the order given, read and checked against the signature policy now: bad input
+     * and an untrusted patch (anywhere in a store, even for a module no process maps) fail before any process is
+     * touched.
+     */
+    private Map<String, List<Checked>> readPatches(TrustedKeys keys) {
+        var out = new LinkedHashMap<String, List<Checked>>();
         for (Path in : inputs) {
+            var files = new LinkedHashMap<Path, String>(); // a store's file, by the build-id it is stored under
             if (Files.isDirectory(in)) {
-                PatchStore.load(in).forEach((id, p) -> out.computeIfAbsent(id, k -> new ArrayList<>()).add(p));
+                PatchStore.load(in).forEach((id, p) -> files.put(p, id));
             } else {
-                var patch = PatchFile.read(in);
-                out.computeIfAbsent(patch.targetBuildId(), k -> new ArrayList<>()).add(in);
+                files.put(in, null);
+            }
+            for (var entry : files.entrySet()) {
+                Path file = entry.getKey();
+                var patch = PatchFile.read(file);
+                String trustedAs = null;
+                if (keys != null) {
+                    trustedAs = keys.check(patch);
+                } else {
+                    TrustedKeys.requireIntact(patch);
+                }
+                String buildId = entry.getValue() != null ? entry.getValue() : patch.targetBuildId();
+                out.computeIfAbsent(buildId, k -> new ArrayList<>())
+                        .add(new Checked(file, patch, trustedAs));
             }
         }
         if (out.isEmpty()) {
@@ -131,8 +190,9 @@ public final class ApplyCommand implements Callable<Integer> {
         }
     }
 
-    private int report(List<Line> lines, int skipped) throws Exception {
+    private int report(List<Line> lines, int skipped, Map<String, List<Checked>> patches) throws Exception {
         var out = spec.commandLine().getOut();
+        var trusted = patches.values().stream().flatMap(List::stream).filter(c -> c.trustedAs() != null).toList();
         int code = lines.stream().mapToInt(Line::code).filter(c -> c != 0).findFirst().orElse(ExitCodes.OK);
         if (json.enabled()) {
             var doc = new LinkedHashMap<String, Object>();
@@ -163,6 +223,13 @@ public final class ApplyCommand implements Callable<Integer> {
                 results.add(m);
             }
             doc.put("results", results);
+            var sigs = new ArrayList<Map<String, Object>>();
+            for (var c : trusted) {
+                var sig = c.patch().signature().orElseThrow();
+                sigs.add(Map.of("file", c.file().toString(), "patch", c.patch().id(), "signer", sig.signer(),
+                        "keyId", sig.keyId(), "trustedAs", c.trustedAs()));
+            }
+            doc.put("signatures", sigs);
             if (which.all) {
                 doc.put("summary", Map.of("applied", count(lines, Patcher.Outcome.APPLIED),
                         "alreadyApplied", count(lines, Patcher.Outcome.ALREADY_APPLIED),
@@ -171,6 +238,10 @@ public final class ApplyCommand implements Callable<Integer> {
             }
             JsonOutput.print(out, doc);
         } else {
+            for (var c : trusted) {
+                out.println(c.file() + ": patch " + c.patch().id() + " signed by " + c.patch().signature().orElseThrow()
+                        + ", a trusted key (" + c.trustedAs() + ")");
+            }
             for (var l : lines) {
                 out.println(text(l));
             }

@@ -1,6 +1,9 @@
 package dev.suture.cli;
 
 import dev.suture.build.SourceBuild;
+import dev.suture.patch.Keys;
+import dev.suture.patch.PatchFile;
+import dev.suture.patch.PatchSignature;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -61,18 +64,33 @@ public final class BuildCommand implements Callable<Integer> {
             description = "Give up on a build after this long (default: ${DEFAULT-VALUE}).")
     long timeoutSeconds;
 
+    @Option(names = "--sign", paramLabel = "KEY",
+            description = "Sign each patch with this Ed25519 private key (PKCS#8 PEM, e.g. from suture keygen).")
+    Path signKey;
+
     @Mixin
     JsonOutput json;
 
     @Override
     public Integer call() throws Exception {
+        // the key is read first, so a wrong path fails before a long build
+        var signing = signKey == null ? null : Keys.readSigningKey(signKey);
         var request = new SourceBuild.Request(src, diffs, strip, make,
                 targets.stream().map(SourceBuild.Target::parse).toList(), output, force, keep, serial,
                 Duration.ofSeconds(timeoutSeconds));
         var result = SourceBuild.run(request);
+        var signatures = new LinkedHashMap<Path, PatchSignature>();
+        if (signing != null) {
+            for (var t : result.targets()) {
+                if (t.diff() != null) {
+                    signatures.put(t.diff().patchFile(),
+                            PatchFile.sign(t.diff().patchFile(), signing).signature().orElseThrow());
+                }
+            }
+        }
         var out = spec.commandLine().getOut();
         if (json.enabled()) {
-            JsonOutput.print(out, document(result));
+            JsonOutput.print(out, document(result, signatures));
         } else {
             var err = spec.commandLine().getErr();
             result.warnings().forEach(w -> err.println("warning: " + w));
@@ -88,6 +106,9 @@ public final class BuildCommand implements Callable<Integer> {
                 out.println("  replaced: " + list(t.diff().replaced()));
                 out.println("  new:      " + list(t.diff().added()));
                 out.println("  objects:  " + String.join(" ", t.changedObjects()));
+                if (signatures.containsKey(t.diff().patchFile())) {
+                    out.println("  signed:   " + signatures.get(t.diff().patchFile()));
+                }
             }
             if (result.workDir() != null) {
                 out.println("scratch directory kept: " + result.workDir());
@@ -98,7 +119,7 @@ public final class BuildCommand implements Callable<Integer> {
         return ExitCodes.OK;
     }
 
-    private static Map<String, Object> document(SourceBuild.Result result) {
+    private static Map<String, Object> document(SourceBuild.Result result, Map<Path, PatchSignature> signatures) {
         var targetsDoc = new ArrayList<Map<String, Object>>();
         for (var t : result.targets()) {
             var doc = new LinkedHashMap<String, Object>();
@@ -115,6 +136,8 @@ public final class BuildCommand implements Callable<Integer> {
                 doc.put("replaced", t.diff().replaced());
                 doc.put("added", t.diff().added());
                 doc.put("warnings", t.diff().warnings());
+                var sig = signatures.get(t.diff().patchFile());
+                doc.put("signature", sig == null ? null : Map.of("signer", sig.signer(), "keyId", sig.keyId()));
             }
             targetsDoc.add(doc);
         }

@@ -2,6 +2,8 @@ package dev.suture.cli;
 
 import dev.suture.build.DiffRequest;
 import dev.suture.build.Differ;
+import dev.suture.patch.Keys;
+import dev.suture.patch.PatchFile;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -10,6 +12,7 @@ import picocli.CommandLine.Spec;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 
 /** {@code suture diff}: a patch file from the objects of two builds, bound to the deployed binary. */
@@ -43,12 +46,19 @@ public final class DiffCommand implements Callable<Integer> {
     @Option(names = "--force", description = "Patch even if the original build does not reproduce BINARY's functions.")
     boolean force;
 
+    @Option(names = "--sign", paramLabel = "KEY",
+            description = "Sign the patch with this Ed25519 private key (PKCS#8 PEM, e.g. from suture keygen).")
+    Path signKey;
+
     @Mixin
     JsonOutput json;
 
     @Override
     public Integer call() throws Exception {
+        // the key is read first, so a wrong path fails before the diff does any work
+        var signing = signKey == null ? null : Keys.readSigningKey(signKey);
         var result = Differ.diff(new DiffRequest(target, originals, patched, name, force), output);
+        var signature = signing == null ? null : PatchFile.sign(result.patchFile(), signing).signature().orElseThrow();
         var out = spec.commandLine().getOut();
         if (json.enabled()) {
             var doc = new LinkedHashMap<String, Object>();
@@ -58,6 +68,8 @@ public final class DiffCommand implements Callable<Integer> {
             doc.put("replaced", result.replaced());
             doc.put("added", result.added());
             doc.put("warnings", result.warnings());
+            doc.put("signature", signature == null ? null
+                    : Map.of("signer", signature.signer(), "keyId", signature.keyId()));
             JsonOutput.print(out, doc);
         } else {
             for (String w : result.warnings()) {
@@ -67,6 +79,9 @@ public final class DiffCommand implements Callable<Integer> {
                     + result.targetBuildId() + ")");
             out.println("replaced: " + (result.replaced().isEmpty() ? "(none)" : String.join(" ", result.replaced())));
             out.println("new:      " + (result.added().isEmpty() ? "(none)" : String.join(" ", result.added())));
+            if (signature != null) {
+                out.println("signed:   " + signature);
+            }
         }
         out.flush();
         return ExitCodes.OK;

@@ -37,6 +37,8 @@ public final class Main implements Runnable {
             new StacksCommand(),
             new RecoverCommand(),
             new DemoCommand(),
+            new KeygenCommand(),
+            new SignCommand(),
         };
     }
 

@@ -12,8 +12,8 @@ import java.util.List;
 
 /**
  * The patch part of {@code suture inspect}: id, target, replaced functions with address, size and hash, new
- * functions and data, undefined external symbols and relocation counts, read through {@link PatchFile} (so an
- * invalid patch is reported as such).
+ * functions and data, undefined external symbols and relocation counts, and who signed it, read through
+ * {@link PatchFile} (so an invalid patch is reported as such).
  */
 final class PatchInspectPart implements InspectPart {
 
@@ -32,6 +32,10 @@ final class PatchInspectPart implements InspectPart {
         out.println("patch " + p.id() + " (format " + p.formatVersion() + ")");
         out.println("target " + p.targetName() + "  build-id " + p.targetBuildId() + "  ("
                 + p.info().targetTypeName() + ")");
+        out.println("signature: " + p.signature().map(sig -> "signed by " + sig.signer() + ", key id " + sig.keyId()
+                + (sig.valid() ? ", verifies against the public key it carries"
+                        : ", DOES NOT VERIFY: the file was changed after it was signed"))
+                .orElse("none (unsigned)"));
         out.println("replaced functions:");
         if (p.replaced().isEmpty()) {
             out.println("  (none)");
@@ -75,6 +79,13 @@ final class PatchInspectPart implements InspectPart {
         node.put("targetBuildId", p.targetBuildId());
         node.put("targetName", p.targetName());
         node.put("targetType", p.info().targetTypeName());
+        p.signature().ifPresentOrElse(sig -> {
+            var o = node.putObject("signature");
+            o.put("signer", sig.signer());
+            o.put("keyId", sig.keyId());
+            o.put("algorithm", "Ed25519");
+            o.put("valid", sig.valid());
+        }, () -> node.putNull("signature"));
         var rep = node.putArray("replaced");
         for (var r : p.replaced()) {
             var o = rep.addObject();

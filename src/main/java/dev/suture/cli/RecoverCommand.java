@@ -1,7 +1,6 @@
 package dev.suture.cli;
 
 import dev.suture.live.Patcher;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -37,18 +36,16 @@ public final class RecoverCommand implements Callable<Integer> {
         boolean all;
     }
 
-    @Option(names = "--timeout", paramLabel = "MS", defaultValue = "5000",
-            description = "How long to retry while the code to take out is busy (default: ${DEFAULT-VALUE} ms).")
-    long timeoutMillis;
+    @Mixin
+    BusyTimeout timeout;
 
     @Mixin
     JsonOutput json;
 
     @Override
     public Integer call() throws Exception {
-        var timeout = Duration.ofMillis(timeoutMillis);
-        List<Patcher.RecoverResult> results = which.all ? Patcher.recoverAll(timeout)
-                : List.of(Patcher.recover(which.pid, timeout));
+        List<Patcher.RecoverResult> results = which.all ? Patcher.recoverAll(timeout.duration())
+                : List.of(Patcher.recover(which.pid, timeout.duration()));
         var out = spec.commandLine().getOut();
         if (json.enabled()) {
             var list = new ArrayList<Map<String, Object>>();

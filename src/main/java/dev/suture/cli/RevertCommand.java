@@ -2,7 +2,6 @@ package dev.suture.cli;
 
 import dev.suture.SutureException;
 import dev.suture.live.Patcher;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -32,9 +31,8 @@ public final class RevertCommand implements Callable<Integer> {
     @Option(names = "--all", description = "Revert every patch applied to the process.")
     boolean all;
 
-    @Option(names = "--timeout", paramLabel = "MS", defaultValue = "5000",
-            description = "How long to retry while the patch's code is busy (default: ${DEFAULT-VALUE} ms).")
-    long timeoutMillis;
+    @Mixin
+    BusyTimeout timeout;
 
     @Mixin
     JsonOutput json;
@@ -44,7 +42,7 @@ public final class RevertCommand implements Callable<Integer> {
         if (ids.isEmpty() && !all) {
             throw new SutureException(SutureException.Kind.BAD_INPUT, "name the patches to revert, or give --all");
         }
-        var results = Patcher.revert(pid, ids, all, Duration.ofMillis(timeoutMillis));
+        var results = Patcher.revert(pid, ids, all, timeout.duration());
         var out = spec.commandLine().getOut();
         if (json.enabled()) {
             var list = new ArrayList<Map<String, Object>>();

@@ -30,6 +30,8 @@ import java.util.regex.Pattern;
 public final class PatchFile {
     public static final int FORMAT_VERSION = 1;
     public static final String INFO_SECTION = ".suture.info";
+    /** The optional signature section (docs/patch-format.md, section 7). */
+    public static final String SIGNATURE_SECTION = ".suture.sig";
     static final String MAGIC = "suture-patch";
     private static final Pattern ID = Pattern.compile("[A-Za-z0-9._+-]{1,128}");
     private static final Pattern BUILD_ID = Pattern.compile("[0-9a-f]{2,128}");
@@ -42,10 +44,17 @@ public final class PatchFile {
     private final List<PatchSymbol> symbols;
     private final List<ReplacedFunction> replaced;
     private final List<NewSymbol> added;
+    private final PatchSignature signature;
 
     PatchFile(String file, PatchInfo info, List<PatchSection> sections, List<PatchSymbol> symbols,
               List<ReplacedFunction> replaced, List<NewSymbol> added) {
+        this(file, info, sections, symbols, replaced, added, null);
+    }
+
+    private PatchFile(String file, PatchInfo info, List<PatchSection> sections, List<PatchSymbol> symbols,
+                      List<ReplacedFunction> replaced, List<NewSymbol> added, PatchSignature signature) {
         this.file = file;
+        this.signature = signature;
         this.info = info;
         this.sections = List.copyOf(sections);
         this.symbols = List.copyOf(symbols);
@@ -69,6 +78,23 @@ public final class PatchFile {
     /** Decodes and validates a patch held in memory; {@code name} is used in error messages. */
     public static PatchFile parse(String name, byte[] bytes) {
         ElfFile elf = ElfFile.parse(name, bytes);
+        // The signature is checked first: when a signed file no longer reads as a patch, the change after
+        // signing is the story to tell, not the symptom it caused.
+        var signature = SignatureSection.read(name, bytes, elf);
+        try {
+            return parse(name, elf, signature);
+        } catch (SutureException e) {
+            if (signature.isPresent() && !signature.get().valid()) {
+                throw new PatchTrustException(name + ": carries a signature by " + signature.get() + " that does not"
+                        + " verify: the file was changed after it was signed (and no longer reads as a patch: "
+                        + e.getMessage() + "). Do not use this copy; get the original file, or rebuild and sign the"
+                        + " patch again.");
+            }
+            throw e;
+        }
+    }
+
+    private static PatchFile parse(String name, ElfFile elf, Optional<PatchSignature> signature) {
         var h = elf.header();
         if (h.e_type() != ET_REL || h.e_machine() != EM_X86_64) {
             throw new PatchFormatException(name, "not an x86-64 relocatable ELF object (ET_REL, EM_X86_64)");
@@ -81,7 +107,8 @@ public final class PatchFile {
         var sectionByIndex = new HashMap<Integer, dev.suture.elf.Section>();
         for (var s : elf.sections()) {
             boolean content = s.index() != 0 && s.sh_type() != SHT_RELA && s.sh_type() != SHT_SYMTAB
-                    && s.sh_type() != SHT_STRTAB && s.index() != infoSection.index();
+                    && s.sh_type() != SHT_STRTAB && s.index() != infoSection.index()
+                    && !s.name().equals(SIGNATURE_SECTION);
             if (content) {
                 if (s.sh_type() == SHT_REL || s.sh_type() == SHT_GROUP || s.sh_type() == SHT_DYNSYM) {
                     throw new PatchFormatException(name, "section " + s.name() + " has a type a patch cannot have ("
@@ -151,7 +178,9 @@ public final class PatchFile {
                     s.sh_entsize(), s.sh_size(), s.isNobits() ? new byte[0] : elf.bytes(s),
                     relocationsBySection.getOrDefault(s.index(), List.of())));
         }
-        var patch = parseInfo(name, infoText, sections, symbols, byIndex);
+        var unsigned = parseInfo(name, infoText, sections, symbols, byIndex);
+        var patch = new PatchFile(name, unsigned.info, sections, symbols, unsigned.replaced, unsigned.added,
+                signature.orElse(null));
         patch.validate();
         return patch;
     }
@@ -329,14 +358,54 @@ public final class PatchFile {
         return sb.toString();
     }
 
-    /** The file image. */
+    /** The file image, unsigned (a signature this patch was read with is not kept: it signed other bytes). */
     public byte[] toBytes() {
-        return PatchWriter.write(this);
+        return PatchWriter.write(this, null);
+    }
+
+    /** The file image with a {@code .suture.sig} section signed by {@code key}. */
+    public byte[] toBytes(Keys.SigningKey key) {
+        return SignatureSection.sign(PatchWriter.write(this, SignatureSection.template(key)), key);
     }
 
     /** Writes the file image to {@code path} (replacing it). */
     public void write(Path path) throws IOException {
         Files.write(path, toBytes());
+    }
+
+    /**
+     * Signs the patch file at {@code path} in place with {@code key} (replacing any earlier signature): the
+     * signed image goes to a temporary file next to it that then replaces it, so readers see the old or the new
+     * file, never half of one. Returns the signed patch as read back.
+     */
+    public static PatchFile sign(Path path, Keys.SigningKey key) {
+        var patch = read(path);
+        byte[] image = patch.toBytes(key);
+        Path tmp = path.resolveSibling(path.getFileName() + ".signing");
+        try {
+            Files.write(tmp, image);
+            Files.move(tmp, path, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+                    java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            try {
+                Files.deleteIfExists(tmp);
+            } catch (IOException ignored) {
+                // the message below is what matters
+            }
+            throw new SutureException(SutureException.Kind.BAD_INPUT, "cannot write the signed patch " + path
+                    + ": " + e.getMessage());
+        }
+        var signed = read(path);
+        if (signed.signature().filter(PatchSignature::valid).isEmpty()) {
+            throw new SutureException(SutureException.Kind.INTERNAL, path + ": the signature just written does not"
+                    + " verify");
+        }
+        return signed;
+    }
+
+    /** The signature the file carries, if any ({@link PatchSignature#valid()} says whether it verifies). */
+    public Optional<PatchSignature> signature() {
+        return Optional.ofNullable(signature);
     }
 
     public PatchInfo info() {

@@ -16,7 +16,8 @@ import java.util.List;
 final class PatchWriter {
     private PatchWriter() {}
 
-    static byte[] write(PatchFile patch) {
+    /** The image; with a {@code signatureSection}, a {@code .suture.sig} section holding it after the metadata. */
+    static byte[] write(PatchFile patch, byte[] signatureSection) {
         var w = new ElfWriter();
         var sections = new HashMap<Integer, ElfWriter.SectionRef>();
         int expected = 1;
@@ -28,6 +29,9 @@ final class PatchWriter {
                     : w.addSection(s.name(), s.type(), s.flags(), s.align(), s.entsize(), s.bytes()));
         }
         w.addSection(PatchFile.INFO_SECTION, SHT_PROGBITS, 0, 1, patch.infoText().getBytes(StandardCharsets.UTF_8));
+        if (signatureSection != null) {
+            w.addSection(PatchFile.SIGNATURE_SECTION, SHT_PROGBITS, 0, 1, signatureSection);
+        }
         // ElfWriter numbers locals in the order added, then globals: the patch's own order (section 3 of the spec).
         List<ElfWriter.SymbolRef> refs = new ArrayList<>();
         for (var sym : patch.symbols()) {

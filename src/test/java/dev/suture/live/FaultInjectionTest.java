@@ -193,7 +193,9 @@ class FaultInjectionTest {
         if (!Patcher.applied(pid).isEmpty()) {
             return "BAD " + what + ": a region is left after recovery: " + Patcher.applied(pid);
         }
-        return (isPatched ? "patched" : "original") + " " + recovered.outcome() + (r.killed() ? "" : " (not killed)");
+        return (isPatched ? "patched" : "original") + " " + recovered.outcome()
+                + (recovered.threadsReturned().isEmpty() ? "" : " thread-given-back")
+                + (r.killed() ? "" : " (not killed)");
     }
 
     /** Null when every thread runs untraced (TracerPid 0, not in a tracing or job-control stop). */

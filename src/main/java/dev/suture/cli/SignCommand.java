@@ -1,0 +1,63 @@
+package dev.suture.cli;
+
+import dev.suture.patch.Keys;
+import dev.suture.patch.PatchFile;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/** {@code suture sign}: signs existing patch files in place. */
+@Command(name = "sign", header = "Signs patch files in place.", mixinStandardHelpOptions = true,
+        description = {"Adds (or replaces) the .suture.sig section of each PATCH: an Ed25519 signature by KEY over",
+                "every other byte of the file. apply --require-signed --trust DIR accepts it when DIR holds",
+                "the matching .pub file."})
+public final class SignCommand implements Callable<Integer> {
+    @Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Parameters(arity = "1..*", paramLabel = "PATCH", description = "Patch files to sign.")
+    List<Path> patches;
+
+    @Option(names = "--key", required = true, paramLabel = "KEY",
+            description = "The private key (PKCS#8 PEM, e.g. from suture keygen); its file name is the signer name.")
+    Path key;
+
+    @Mixin
+    JsonOutput json;
+
+    @Override
+    public Integer call() throws Exception {
+        var signing = Keys.readSigningKey(key);
+        // read every patch first: a bad one fails before any file is rewritten
+        patches.forEach(PatchFile::read);
+        var signed = new ArrayList<Map<String, Object>>();
+        var out = spec.commandLine().getOut();
+        for (Path p : patches) {
+            var patch = PatchFile.sign(p, signing);
+            var sig = patch.signature().orElseThrow();
+            if (json.enabled()) {
+                var doc = new LinkedHashMap<String, Object>();
+                doc.put("patch", p.toString());
+                doc.put("id", patch.id());
+                doc.put("signer", sig.signer());
+                doc.put("keyId", sig.keyId());
+                signed.add(doc);
+            } else {
+                out.println("signed " + p + " (patch " + patch.id() + ") as " + sig);
+            }
+        }
+        if (json.enabled()) {
+            JsonOutput.print(out, Map.of("signed", signed));
+        }
+        out.flush();
+        return ExitCodes.OK;
+    }
+}
