@@ -13,11 +13,13 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 
 /**
  * What a transaction is about to do to a process, written and fsync'd before it does it (principle 3), so that
@@ -39,7 +41,8 @@ final class Journal implements InjectionLog, AutoCloseable {
     private final Path file;
     private final FileChannel channel;
     private boolean ended;
-    private int borrowed;
+    /** Threads borrowed and not given back; a thread recorded again (new registers) is still one. */
+    private final Set<Integer> borrowed = new HashSet<>();
     private int synced;
     private long syncedNanos;
     private int unsynced;
@@ -181,18 +184,18 @@ final class Journal implements InjectionLog, AutoCloseable {
             sb.append(' ').append(Long.toHexString(r));
         }
         append(sb.toString(), false);
-        borrowed++;
+        borrowed.add(tid);
     }
 
     @Override
     public void returned(int tid) {
         append("returned " + tid, false);
-        borrowed--;
+        borrowed.remove(tid);
     }
 
     /** Threads borrowed and not (yet) given back. */
     int borrowed() {
-        return borrowed;
+        return borrowed.size();
     }
 
     /** The transaction ended, done or fully undone: the journal goes. */

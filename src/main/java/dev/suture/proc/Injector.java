@@ -26,6 +26,8 @@ final class Injector {
     /** {@code syscall; jmp .}: should the tool die mid-call, the thread spins harmlessly instead of trapping. */
     private static final byte[] STUB = {0x0f, 0x05, (byte) 0xeb, (byte) 0xfe};
     private static final long TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(5);
+    /** Signals a borrowed thread may take before our system call: a bound, should they never stop coming. */
+    private static final int MAX_SIGNALS = 10_000;
 
     private final Tracer tracer;
     private StubSite site;
@@ -99,10 +101,26 @@ final class Injector {
         tracer.write(site.address(), STUB);
         boolean restored = false;
         try {
-            Syscalls.setRegisters(t.tid, Registers.of(saved).forSyscall(site.address(), nr, a0, a1, a2, a3, a4, a5)
-                    .words());
-            resume(t, Ptrace.PTRACE_SYSCALL);
-            awaitSyscallStop(t, nr, true);
+            for (int signals = 0; ; signals++) {
+                Syscalls.setRegisters(t.tid, Registers.of(saved).forSyscall(site.address(), nr, a0, a1, a2, a3, a4,
+                        a5).words());
+                resume(t, Ptrace.PTRACE_SYSCALL);
+                if (awaitSyscallStop(t, nr, true)) {
+                    break;
+                }
+                // A signal was dequeued on the way to the stub: the thread takes it with its own registers, as it
+                // would have without us, and we start over from the interrupt stop that follows.
+                Syscalls.setRegisters(t.tid, saved);
+                deliverAndPark(t);
+                Syscalls.getRegisters(t.tid, saved);
+                // what a recovery must give back is now the registers at the handler's entry
+                tracer.injectionLog().borrowing(t.tid, site.address(), original, STUB.clone(), saved.clone());
+                if (signals == MAX_SIGNALS) {
+                    throw new SutureException(SutureException.Kind.UNSAFE, "process " + pid + ": thread " + t.tid
+                            + " took " + MAX_SIGNALS + " signals in a row on its way to a system call run for"
+                            + " suture; the process is flooded with signals: retry when it is calmer");
+                }
+            }
             resume(t, Ptrace.PTRACE_SYSCALL);
             awaitSyscallStop(t, nr, false);
             long[] after = new long[Registers.WORDS];
@@ -161,9 +179,14 @@ final class Injector {
         }
     }
 
-    /** A held thread in a plain interrupt (or group) stop: its registers are its own user state. */
+    /**
+     * A held thread in a plain interrupt (or group) stop: its registers are its own user state. When every thread
+     * is held with a signal on its way in (a process receiving a stream of signals), one of them takes its signal
+     * first and is borrowed from the interrupt stop that follows.
+     */
     private Tracer.Tracee borrowable() {
         Tracer.Tracee fallback = null;
+        Tracer.Tracee signalled = null;
         for (var t : tracer.tracees().values()) {
             if (t.state != Tracer.State.STOPPED) {
                 continue;
@@ -174,16 +197,50 @@ final class Injector {
             if (t.stop == Tracer.Stop.GROUP && fallback == null) {
                 fallback = t;
             }
+            if (t.stop == Tracer.Stop.SIGNAL && signalled == null) {
+                signalled = t;
+            }
         }
         if (fallback != null) {
             return fallback;
+        }
+        if (signalled != null) {
+            deliverAndPark(signalled);
+            return signalled;
         }
         throw new SutureException(SutureException.Kind.INTERNAL, "process " + tracer.pid()
                 + ": no held thread is in a plain interrupt stop to run a system call on; resume and retry");
     }
 
-    /** Waits for the syscall-entry or -exit stop of our call, answering anything else that stops the thread. */
-    private void awaitSyscallStop(Tracer.Tracee t, int nr, boolean entry) {
+    /**
+     * Lets a thread held in a signal-delivery stop take its signal (the kernel sets up the handler's frame, as it
+     * would have without us; a signal can be neither dropped nor sent again without changing what the program
+     * sees) and parks it in the interrupt stop that follows, before the handler's first instruction.
+     */
+    private void deliverAndPark(Tracer.Tracee t) {
+        ptrace(Ptrace.PTRACE_INTERRUPT, t, 0);
+        int sig = t.pendingSignal;
+        t.pendingSignal = 0;
+        while (true) {
+            ptrace(Ptrace.PTRACE_CONT, t, sig);
+            t.state = Tracer.State.RUNNING;
+            WaitStatus ws = await(t);
+            if (ws.event() == Ptrace.PTRACE_EVENT_STOP) {
+                t.groupStopped = Ptrace.isStopSignal(ws.stopSignal());
+                t.stop = t.groupStopped ? Tracer.Stop.GROUP : Tracer.Stop.INTERRUPT;
+                t.state = Tracer.State.STOPPED;
+                return;
+            }
+            // the next signal on its way in: delivered too, in the order the kernel chose
+            sig = ws.event() == 0 && !ws.syscallStop() ? ws.stopSignal() : 0;
+        }
+    }
+
+    /**
+     * Waits for the syscall-entry or -exit stop of our call, answering anything else that stops the thread; false
+     * when, on the way to the entry, the thread stopped with a signal on its way in ({@code t.pendingSignal}).
+     */
+    private boolean awaitSyscallStop(Tracer.Tracee t, int nr, boolean entry) {
         while (true) {
             WaitStatus ws = await(t);
             if (ws.syscallStop()) {
@@ -195,10 +252,17 @@ final class Injector {
                                 + "system call " + regs[15] + " instead of " + nr + " at 0x" + Long.toHexString(regs[16]));
                     }
                 }
-                return;
+                return true;
+            }
+            if (ws.event() == 0 && entry) {
+                t.state = Tracer.State.STOPPED;
+                t.stop = Tracer.Stop.SIGNAL;
+                t.pendingSignal = ws.stopSignal();
+                return false;
             }
             if (ws.event() == 0) {
-                // A signal dequeued by the borrowed thread: hold it back now, send it again when the thread resumes.
+                // Between entry and exit no signal is dequeued; should one be, hold it back now and send it again
+                // when the thread resumes.
                 t.requeueSignals |= 1L << (ws.stopSignal() - 1);
             }
             // A stale interrupt or group-stop trap: carry on to our syscall.

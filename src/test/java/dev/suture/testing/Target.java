@@ -103,6 +103,13 @@ public final class Target implements AutoCloseable {
                 }
             }
             if (!alive()) {
+                // it may have printed the line just before it exited, after the lines above were read
+                var last = lines();
+                for (int i = skip; i < last.size(); i++) {
+                    if (line.test(last.get(i))) {
+                        return last.get(i);
+                    }
+                }
                 throw new AssertionError("pid " + pid + " exited; output:\n" + output());
             }
             if (System.nanoTime() > deadline) {
