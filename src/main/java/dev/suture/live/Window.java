@@ -34,6 +34,11 @@ final class Window {
         while (true) {
             attempts++;
             var outcome = tracer.run(() -> once(tracer, guard, writes));
+            if (DEBUG) {
+                long[] parts = sampler.captureNanos();
+                System.err.printf("window: capture: registers %d us, stack copies %d us, unwinding %d us%n",
+                        parts[0] / 1000, parts[1] / 1000, parts[2] / 1000);
+            }
             if (outcome.blocker() == null) {
                 return new Result(outcome.pauseNanos(), attempts);
             }
@@ -70,8 +75,9 @@ final class Window {
         long end = System.nanoTime();
         if (DEBUG) {
             // after the window: the first printf loads classes for milliseconds
-            System.err.printf("window: stop %d us, check %d us, write %d us, resume %d us%n", (stopped - start) / 1000,
-                    (checked - stopped) / 1000, (written - checked) / 1000, (end - written) / 1000);
+            System.err.printf("window: from %d for %d us: stop %d us, check %d us, write %d us, resume %d us%n", start,
+                    (end - start) / 1000, (stopped - start) / 1000, (checked - stopped) / 1000,
+                    (written - checked) / 1000, (end - written) / 1000);
         }
         return new Outcome(blocker, end - start);
     }

@@ -22,6 +22,7 @@ import java.util.concurrent.FutureTask;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.Consumer;
 import java.util.function.Supplier;
 
 /**
@@ -52,6 +53,11 @@ public final class Tracer implements AutoCloseable {
     private int tracerTid;
     private int memFd = -1;
     private final Injector injector = new Injector(this);
+    /** SUTURE_DEBUG: the spans all threads were held, printed by {@link #close()} (never inside a window). */
+    private static final boolean DEBUG = System.getenv("SUTURE_DEBUG") != null;
+    private final long[] holds = new long[64];
+    private int holdCount;
+    private long holdStart;
 
     /** What we know of one traced thread. */
     static final class Tracee {
@@ -248,6 +254,9 @@ public final class Tracer implements AutoCloseable {
         } finally {
             shutdown = true;
             thread.interrupt();
+            if (DEBUG) {
+                printHolds();
+            }
         }
     }
 
@@ -566,67 +575,167 @@ public final class Tracer implements AutoCloseable {
     // ---- stop and resume ----
 
     void stopAllHere() {
+        stopAllHere(null);
+    }
+
+    /**
+     * Interrupts every running thread and waits for their stops; {@code onStop}, when given, is told of each thread
+     * as soon as it has stopped (release detaches it there, so no thread waits for the others).
+     */
+    private void stopAllHere(Consumer<Tracee> onStop) {
         if (vanished) {
             throw ProcessVanishedException.process(pid, "stop");
         }
         if (held) {
             return;
         }
+        holdStart = System.nanoTime();
         serviceEvents(); // answer what is already queued, so the interrupts meet running threads
-        var pending = new ArrayList<Tracee>();
+        pending.clear();
         for (var t : tracees.values()) {
             if (t.state != State.STOPPED) {
-                int errno = Syscalls.ptraceErrno(Ptrace.PTRACE_INTERRUPT, t.tid, 0, 0);
-                if (errno != 0 && errno != Errno.ESRCH) {
-                    throw SysException.of("ptrace(PTRACE_INTERRUPT)", errno, "thread " + t.tid);
-                }
+                interrupt(t);
                 pending.add(t);
             }
         }
-        awaitStops(pending, "stop");
+        awaitStops(pending, "stop", onStop);
         held = true;
     }
 
-    /** Waits until every thread in {@code pending} reports a stop (adding the threads they create meanwhile). */
-    private void awaitStops(List<Tracee> pending, String during) {
-        long deadline = System.nanoTime() + STOP_TIMEOUT_NANOS;
-        int idle = 0;
+    /** Reused by every stop: a window allocates nothing it can avoid. */
+    private final ArrayList<Tracee> pending = new ArrayList<>();
+
+    private void interrupt(Tracee t) {
+        int errno = Syscalls.ptraceErrno(Ptrace.PTRACE_INTERRUPT, t.tid, 0, 0);
+        if (errno != 0 && errno != Errno.ESRCH) {
+            throw SysException.of("ptrace(PTRACE_INTERRUPT)", errno, "thread " + t.tid);
+        }
+    }
+
+    /**
+     * Stops one thread for the injector to borrow, leaving the others running: preferably a sleeping thread other
+     * than the main one, whose pause then costs the program nothing it would notice. Falls back to stopping every
+     * thread when the chosen one does not come to a plain interrupt stop (a signal or event was on its way).
+     */
+    void holdOneHere() {
+        if (vanished) {
+            throw ProcessVanishedException.process(pid, "stop");
+        }
+        if (held) {
+            return;
+        }
+        Tracee pick = null;
+        for (var t : tracees.values()) {
+            if (t.state != State.RUNNING) {
+                continue;
+            }
+            if (pick == null) {
+                pick = t;
+            }
+            if (t.tid != pid && ThreadState.of(pid, t.tid) == 'S') {
+                pick = t;
+                break;
+            }
+        }
+        holdStart = System.nanoTime();
+        serviceEvents();
+        if (pick != null && pick.state == State.RUNNING) {
+            interrupt(pick);
+            pending.clear();
+            pending.add(pick);
+            awaitStops(pending, "stop", null);
+            held = true;
+            if (pick.state == State.STOPPED && pick.stop == Stop.INTERRUPT) {
+                return;
+            }
+            held = false;
+        }
+        stopAllHere(null);
+    }
+
+    /**
+     * Waits until every thread in {@code pending} reports a stop (adding the threads they create meanwhile); tells
+     * {@code onStop} (if given) of each stopped thread at once. One waitid(P_ALL, WNOWAIT) names a thread with
+     * something to report and only that one is reaped: the pass over every pending thread is only for when the
+     * waitable child is not a pending thread (another child of the JVM) or nothing came for a while. While
+     * nothing comes, the tracer polls for a few microseconds, then sleeps in short naps.
+     */
+    private void awaitStops(List<Tracee> pending, String during, Consumer<Tracee> onStop) {
+        long start = System.nanoTime();
+        long lastProgress = start;
+        int rounds = 0;
         while (!pending.isEmpty()) {
             boolean progress = false;
-            for (int i = 0; i < pending.size(); i++) {
-                var t = pending.get(i);
-                WaitStatus ws;
-                try {
-                    ws = Syscalls.waitpid(t.tid, Ptrace.WNOHANG | Ptrace.__WALL);
-                } catch (ProcessVanishedException e) {
-                    ws = new WaitStatus(t.tid, 0); // ECHILD: reaped or released already; treat as exited
-                }
-                if (ws == null) {
-                    continue;
-                }
-                progress = true;
-                if (recordStop(t, ws, pending)) {
-                    pending.remove(i--);
+            int who = Syscalls.peekWaitable();
+            int at = who > 0 ? indexOf(pending, who) : -1;
+            if (at >= 0) {
+                progress = reap(pending, at, onStop);
+            } else if (who > 0 || ++rounds % 64 == 0) {
+                for (int i = 0; i < pending.size(); i++) {
+                    if (reap(pending, i, onStop)) {
+                        progress = true;
+                        i--;
+                    }
                 }
             }
-            if (vanished || tracees.isEmpty()) {
+            if (vanished || (tracees.isEmpty() && onStop == null)) {
                 vanished = true;
                 throw ProcessVanishedException.process(pid, during);
             }
+            long now = System.nanoTime();
             if (progress) {
-                idle = 0;
-            } else if (++idle > 64) {
-                if (System.nanoTime() > deadline) {
+                lastProgress = now;
+            } else if (now - lastProgress < SPIN_NANOS) {
+                Thread.onSpinWait();
+            } else {
+                if (now - start > STOP_TIMEOUT_NANOS && !pending.isEmpty()) {
                     var t = pending.getFirst();
                     throw new SysException("waitpid", Errno.EAGAIN, "thread " + t.tid + " of process " + pid
                             + " did not stop within 5 s (state " + ThreadState.of(pid, t.tid)
                             + "); it may be in uninterruptible sleep: retry later");
                 }
-                LockSupport.parkNanos(Math.min(1_000_000, 1000L * (idle - 64)));
-            } else {
-                Thread.onSpinWait();
+                // asleep, the tracer leaves the CPUs to the tracees, which must run to reach their stops
+                LockSupport.parkNanos(Math.clamp((now - lastProgress) / 16, MIN_POLL_NANOS, IDLE_POLL_NANOS));
             }
         }
+    }
+
+    /**
+     * How long the tracer polls without sleeping for the next stop: a woken thread stops within microseconds
+     * unless it waits for a CPU, and then a spinning tracer would be in its way (measured: spinning longer
+     * made stops slower on 2 busy cores; yielding was no better than short sleeps).
+     */
+    private static final long SPIN_NANOS = TimeUnit.MICROSECONDS.toNanos(50);
+
+    private static int indexOf(List<Tracee> list, int tid) {
+        for (int i = 0; i < list.size(); i++) {
+            if (list.get(i).tid == tid) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    /**
+     * Reaps what {@code pending.get(at)} has to report, if anything; returns true (and removes it from
+     * {@code pending}) when it is now stopped or gone.
+     */
+    private boolean reap(List<Tracee> pending, int at, Consumer<Tracee> onStop) {
+        var t = pending.get(at);
+        WaitStatus ws;
+        try {
+            ws = Syscalls.waitpid(t.tid, Ptrace.WNOHANG | Ptrace.__WALL);
+        } catch (ProcessVanishedException e) {
+            ws = new WaitStatus(t.tid, 0); // ECHILD: reaped or released already; treat as exited
+        }
+        if (ws == null || !recordStop(t, ws, pending)) {
+            return false;
+        }
+        pending.remove(t);
+        if (onStop != null && t.state == State.STOPPED) {
+            onStop.accept(t);
+        }
+        return true;
     }
 
     /**
@@ -687,6 +796,27 @@ public final class Tracer implements AutoCloseable {
                 cont(t, sig);
             }
         }
+        recordHold(holdLabel);
+        holdLabel = "hold";
+    }
+
+    /** What the current hold is for, in the SUTURE_DEBUG listing. */
+    String holdLabel = "hold";
+    private final String[] holdLabels = new String[holds.length / 2];
+
+    private void recordHold(String label) {
+        if (DEBUG && holdCount < holdLabels.length) {
+            holds[2 * holdCount] = holdStart;
+            holds[2 * holdCount + 1] = System.nanoTime();
+            holdLabels[holdCount++] = label;
+        }
+    }
+
+    private void printHolds() {
+        for (int i = 0; i < holdCount; i++) {
+            System.err.printf("tracer: %s held from %d for %d us%n", holdLabels[i], holds[2 * i],
+                    (holds[2 * i + 1] - holds[2 * i]) / 1000);
+        }
     }
 
     /** Sends again, to the same thread, the signals it dequeued while it ran a system call for us. */
@@ -704,34 +834,41 @@ public final class Tracer implements AutoCloseable {
     }
 
     private void releaseAll() {
-        if (!vanished && !tracees.isEmpty()) {
+        if (!vanished && !tracees.isEmpty() && !held) {
             try {
-                if (!held) {
-                    stopAllHere();
-                }
+                // every thread is detached as soon as it stops: none is held while the others come to a stop
+                stopAllHere(detachTask);
             } catch (ProcessVanishedException e) {
                 // fall through: detach what is left
             }
         }
         for (var t : List.copyOf(tracees.values())) {
-            requeue(t);
-            int sig = t.stop == Stop.SIGNAL ? t.pendingSignal : 0;
-            int errno = Syscalls.ptraceErrno(Ptrace.PTRACE_DETACH, t.tid, 0, sig);
-            if (errno != 0) {
-                // Dead or dying: reap it if it is already a zombie we owe a wait.
-                try {
-                    Syscalls.waitpid(t.tid, Ptrace.WNOHANG | Ptrace.__WALL);
-                } catch (SysException ignored) {
-                    // not ours any more
-                }
-            }
-            tracees.remove(t.tid);
+            detach(t);
         }
         held = false;
+        recordHold("release");
         if (memFd >= 0) {
             Syscalls.close(memFd);
             memFd = -1;
         }
+    }
+
+    private final Consumer<Tracee> detachTask = this::detach;
+
+    /** PTRACE_DETACH of a stopped thread, passing on the signals it holds; a group-stopped thread stays stopped. */
+    private void detach(Tracee t) {
+        requeue(t);
+        int sig = t.stop == Stop.SIGNAL ? t.pendingSignal : 0;
+        int errno = Syscalls.ptraceErrno(Ptrace.PTRACE_DETACH, t.tid, 0, sig);
+        if (errno != 0) {
+            // Dead or dying: reap it if it is already a zombie we owe a wait.
+            try {
+                Syscalls.waitpid(t.tid, Ptrace.WNOHANG | Ptrace.__WALL);
+            } catch (SysException ignored) {
+                // not ours any more
+            }
+        }
+        tracees.remove(t.tid);
     }
 
     // ---- helpers for the injector and memory ----
@@ -767,6 +904,9 @@ public final class Tracer implements AutoCloseable {
     ProcessVanishedException threadDied(Tracee t, String during) {
         tracees.remove(t.tid);
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);
+        // a SIGKILL reaches threads one by one: running threads may look alive for a moment
+        long settled = held && tracees.values().stream().anyMatch(o -> o.state != State.STOPPED)
+                ? System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(50) : 0;
         while (System.nanoTime() < deadline) {
             char leader = ThreadState.of(pid, pid);
             if (leader == 'Z' || leader == 'X' || leader == '?' || t.tid == pid) {
@@ -774,8 +914,9 @@ public final class Tracer implements AutoCloseable {
                 vanished = true;
                 return ProcessVanishedException.process(pid, during);
             }
-            if (tracees.values().stream().allMatch(o -> ThreadState.of(pid, o.tid) == 't')) {
-                return null; // the others are alive and held: only this thread ended
+            if (System.nanoTime() > settled && tracees.values().stream().allMatch(o -> o.state == State.STOPPED
+                    ? ThreadState.of(pid, o.tid) == 't' : !ThreadState.dying(pid, o.tid))) {
+                return null; // the others are alive (held, or running while one thread is borrowed): only it ended
             }
             LockSupport.parkNanos(1_000_000);
         }
@@ -841,7 +982,8 @@ public final class Tracer implements AutoCloseable {
             stopAllHere();
         }
         try {
-            int tid = tracees.keySet().iterator().next();
+            int tid = tracees.values().stream().filter(t -> t.state == State.STOPPED).findFirst()
+                    .orElseThrow(() -> ProcessVanishedException.process(pid, "memory write")).tid;
             long start = address & ~7L;
             long end = (address + bytes.length + 7) & ~7L;
             for (long word = start; word < end; word += 8) {

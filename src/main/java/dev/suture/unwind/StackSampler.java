@@ -161,6 +161,11 @@ public final class StackSampler {
                 + " unreadable" : null);
     }
 
+    /** The last capture's time (ns) spent reading registers, copying stacks and unwinding: {registers, copy, unwind}. */
+    public long[] captureNanos() {
+        return new long[] {registersNanos, copyNanos, unwindNanos};
+    }
+
     /** Reads outside the stack copy from the stopped process itself, one small read each. */
     private static final class LiveMemory implements Memory {
         private final Tracer tracer;
