@@ -28,6 +28,7 @@ final class Window {
         var sampler = new StackSampler(tracer, ProcessCode.load(pid, false));
         var guard = new StackGuard(forbidden, sampler, StackGuard.ranges(Maps.read(pid)), () -> StackGuard.ranges(
                 Maps.read(pid)));
+        guard.rehearse(tracer);
         long deadline = System.nanoTime() + timeout.toNanos();
         long backoff = FIRST_BACKOFF_NANOS;
         int attempts = 0;

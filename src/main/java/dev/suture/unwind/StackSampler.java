@@ -1,6 +1,7 @@
 package dev.suture.unwind;
 
 import dev.suture.proc.Registers;
+import dev.suture.proc.ThreadState;
 import dev.suture.proc.Tracer;
 import dev.suture.SutureException;
 import java.util.ArrayList;
@@ -59,14 +60,53 @@ public final class StackSampler {
     }
 
     /**
-     * Runs {@link #captureHeld()}'s own path once while the process runs, so its first real run, inside a window,
-     * meets linked and loaded code: every register read fails harmlessly (no thread is held) and is recorded as
-     * that thread's error, which the next capture overwrites.
+     * Runs {@link #captureHeld()}'s own path while the process runs, so its first real run, inside a window,
+     * meets linked, loaded and compiled code and sized buffers. Once as is: every register read fails harmlessly
+     * (no thread is held) and is recorded as that thread's error, which the next capture overwrites. Then the
+     * stack copies and unwinds, on the tracer thread (whose buffers they size), from where each blocked thread
+     * sits (/proc/PID/task/TID/syscall), often enough for the JIT: a blocked thread's stack is the one the window
+     * will copy, so the FDEs it needs get parsed too.
      */
     private void rehearse() {
-        if (!tracer.isHeld()) {
-            captureHeld();
+        if (tracer.isHeld()) {
+            return;
         }
+        captureHeld();
+        var blocked = new ArrayList<Registers>();
+        var tids = new ArrayList<Integer>();
+        for (int tid : tracer.threads()) {
+            Registers at = ThreadState.blockedAt(tracer.pid(), tid);
+            if (at != null) {
+                blocked.add(at);
+                tids.add(tid);
+            }
+        }
+        if (blocked.isEmpty()) {
+            return;
+        }
+        int rounds = Math.max(2, REHEARSALS / blocked.size());
+        rehearsal = tracer.run(() -> {
+            var out = new ArrayList<ThreadStack>();
+            for (int round = 0; round < rounds; round++) {
+                out.clear();
+                for (int i = 0; i < blocked.size(); i++) {
+                    out.add(copyAndUnwind(tids.get(i), blocked.get(i), frames(tids.get(i))));
+                }
+            }
+            return List.copyOf(out);
+        });
+    }
+
+    /** Unwinds per thread that a rehearsal runs at least (spread over the threads), about the JIT's threshold. */
+    private static final int REHEARSALS = 400;
+    private List<ThreadStack> rehearsal = List.of();
+
+    /**
+     * The last rehearsal's results (threads unwound from where they were blocked, not held): for a caller that
+     * checks the stacks in the window to rehearse its own check. Empty when no thread was blocked.
+     */
+    public List<ThreadStack> rehearsal() {
+        return rehearsal;
     }
 
     /**
@@ -128,12 +168,7 @@ public final class StackSampler {
     }
 
     private ThreadStack sampleThread(int tid) {
-        // no computeIfAbsent: linking its lambda on the first call would cost the window most of a millisecond
-        FrameBuffer frames = buffers.get(tid);
-        if (frames == null) {
-            frames = new FrameBuffer(MAX_FRAMES);
-            buffers.put(tid, frames);
-        }
+        FrameBuffer frames = frames(tid);
         Registers regs;
         long t0 = System.nanoTime();
         try {
@@ -142,10 +177,26 @@ public final class StackSampler {
             frames.clear();
             return new ThreadStack(tid, null, frames, 0, "registers unreadable: " + e.getMessage());
         }
+        registersNanos += System.nanoTime() - t0;
+        return copyAndUnwind(tid, regs, frames);
+    }
+
+    private FrameBuffer frames(int tid) {
+        // no computeIfAbsent: linking its lambda on the first call would cost the window most of a millisecond
+        FrameBuffer frames = buffers.get(tid);
+        if (frames == null) {
+            frames = new FrameBuffer(MAX_FRAMES);
+            buffers.put(tid, frames);
+        }
+        return frames;
+    }
+
+    /** Copies the stack above {@code regs}' rsp with one read and unwinds it in memory. */
+    private ThreadStack copyAndUnwind(int tid, Registers regs, FrameBuffer frames) {
+        long t1 = System.nanoTime();
         for (int r = 0; r < Dwarf.REGISTER_COUNT; r++) {
             dwarf[r] = regs.dwarf(r);
         }
-        long t1 = System.nanoTime();
         long rsp = regs.rsp();
         long end = code.mappingEnd(rsp);
         long want = end == 0 ? UNKNOWN_MAPPING_READ : Math.min(end - rsp, STACK_CAP);
@@ -154,7 +205,6 @@ public final class StackSampler {
         long t2 = System.nanoTime();
         unwinder.unwind(dwarf, copy, frames);
         long t3 = System.nanoTime();
-        registersNanos += t1 - t0;
         copyNanos += t2 - t1;
         unwindNanos += t3 - t2;
         return new ThreadStack(tid, regs, frames, got, got == 0 ? "stack at 0x" + Long.toHexString(rsp)
