@@ -203,6 +203,24 @@ public final class Tracer implements AutoCloseable {
     }
 
     /**
+     * Reads {@code count} ranges with one process_vm_readv into {@code dst}, packed from index 0 (runs on the
+     * calling thread); returns the bytes read in total. The kernel stops at the first range it cannot read to its
+     * end: the ranges wholly below the total are complete, the others are to be read again with {@link #read}.
+     */
+    public long readRanges(long[] addresses, int[] lengths, int count, byte[] dst) {
+        try {
+            return Syscalls.readMemoryRanges(pid, addresses, lengths, count, dst);
+        } catch (ProcessVanishedException e) {
+            throw ProcessVanishedException.process(pid, "memory read");
+        } catch (SysException e) {
+            if (e.errno() == Errno.EFAULT) {
+                return 0;
+            }
+            throw e;
+        }
+    }
+
+    /**
      * Writes {@code bytes} at {@code address} through /proc/PID/mem, which writes even read-only text (a private
      * copy of the page, as a debugger's breakpoint does); falls back to PTRACE_POKEDATA on a held thread.
      */

@@ -2,6 +2,7 @@ package dev.suture.unwind;
 
 import dev.suture.proc.Registers;
 import dev.suture.proc.ThreadState;
+import dev.suture.sys.Syscalls;
 import dev.suture.proc.Tracer;
 import dev.suture.SutureException;
 import java.util.ArrayList;
@@ -85,15 +86,14 @@ public final class StackSampler {
             return;
         }
         int rounds = Math.max(2, REHEARSALS / blocked.size());
+        var regs = blocked.toArray(Registers[]::new);
+        var errors = new String[regs.length];
         rehearsal = tracer.run(() -> {
-            var out = new ArrayList<ThreadStack>();
+            List<ThreadStack> out = List.of();
             for (int round = 0; round < rounds; round++) {
-                out.clear();
-                for (int i = 0; i < blocked.size(); i++) {
-                    out.add(copyAndUnwind(tids.get(i), blocked.get(i), frames(tids.get(i))));
-                }
+                out = copyAndUnwind(tids, regs, errors);
             }
-            return List.copyOf(out);
+            return out;
         });
     }
 
@@ -160,25 +160,19 @@ public final class StackSampler {
      */
     public List<ThreadStack> captureHeld() {
         registersNanos = copyNanos = unwindNanos = 0;
-        var out = new ArrayList<ThreadStack>();
-        for (int tid : tracer.threads()) {
-            out.add(sampleThread(tid));
-        }
-        return List.copyOf(out);
-    }
-
-    private ThreadStack sampleThread(int tid) {
-        FrameBuffer frames = frames(tid);
-        Registers regs;
+        List<Integer> tids = tracer.threads();
+        var regs = new Registers[tids.size()];
+        var errors = new String[tids.size()];
         long t0 = System.nanoTime();
-        try {
-            regs = tracer.registers(tid);
-        } catch (SutureException e) {
-            frames.clear();
-            return new ThreadStack(tid, null, frames, 0, "registers unreadable: " + e.getMessage());
+        for (int i = 0; i < regs.length; i++) {
+            try {
+                regs[i] = tracer.registers(tids.get(i));
+            } catch (SutureException e) {
+                errors[i] = "registers unreadable: " + e.getMessage();
+            }
         }
-        registersNanos += System.nanoTime() - t0;
-        return copyAndUnwind(tid, regs, frames);
+        registersNanos = System.nanoTime() - t0;
+        return copyAndUnwind(tids, regs, errors);
     }
 
     private FrameBuffer frames(int tid) {
@@ -191,24 +185,84 @@ public final class StackSampler {
         return frames;
     }
 
-    /** Copies the stack above {@code regs}' rsp with one read and unwinds it in memory. */
-    private ThreadStack copyAndUnwind(int tid, Registers regs, FrameBuffer frames) {
+    /** At most this much stack is copied with the one read for all threads; threads past it are read alone. */
+    private static final int BATCH_CAP = 8 << 20;
+    private byte[] batch = new byte[64 << 10];
+    private long[] rangeAt = new long[0];
+    private int[] rangeLength = new int[0];
+    private int[] offsetOf = new int[0];
+
+    /**
+     * Copies the stack above each thread's rsp (to the end of its mapping, at most {@link #STACK_CAP}), all with
+     * one process_vm_readv (up to {@link #BATCH_CAP} bytes in all), and unwinds each in memory. A range the
+     * kernel could not read to its end, and every range after it, is read again alone; a thread past the cap is
+     * read alone. A thread without registers ({@code regs[i]} null) gets {@code errors[i]}.
+     */
+    private List<ThreadStack> copyAndUnwind(List<Integer> tids, Registers[] regs, String[] errors) {
         long t1 = System.nanoTime();
-        for (int r = 0; r < Dwarf.REGISTER_COUNT; r++) {
-            dwarf[r] = regs.dwarf(r);
+        int n = regs.length;
+        if (offsetOf.length < n) {
+            offsetOf = new int[n];
+            rangeAt = new long[Math.min(n, Syscalls.MAX_RANGES)];
+            rangeLength = new int[rangeAt.length];
         }
-        long rsp = regs.rsp();
+        int count = 0;
+        int total = 0;
+        for (int i = 0; i < n; i++) {
+            offsetOf[i] = -1;
+            int want = regs[i] == null ? 0 : wanted(regs[i].rsp());
+            if (regs[i] != null && count < rangeAt.length && total + want <= BATCH_CAP) {
+                rangeAt[count] = regs[i].rsp();
+                rangeLength[count++] = want;
+                offsetOf[i] = total;
+                total += want;
+            }
+        }
+        if (batch.length < total) {
+            batch = new byte[Math.max(total, 2 * batch.length)];
+        }
+        long got = count == 0 ? 0 : tracer.readRanges(rangeAt, rangeLength, count, batch);
+        long unwinding = 0;
+        var out = new ArrayList<ThreadStack>(n);
+        for (int i = 0; i < n; i++) {
+            int tid = tids.get(i);
+            FrameBuffer frames = frames(tid);
+            if (regs[i] == null) {
+                frames.clear();
+                out.add(new ThreadStack(tid, null, frames, 0, errors[i]));
+                continue;
+            }
+            long rsp = regs[i].rsp();
+            int want = wanted(rsp);
+            int have;
+            if (offsetOf[i] >= 0) {
+                have = (int) Math.clamp(got - offsetOf[i], 0, want);
+                if (have < want) {
+                    have = tracer.read(rsp, batch, offsetOf[i], want); // past where the one read stopped
+                }
+                copy.reset(rsp, batch, offsetOf[i], have);
+            } else {
+                have = tracer.read(rsp, stack, 0, want);
+                copy.reset(rsp, stack, 0, have);
+            }
+            for (int r = 0; r < Dwarf.REGISTER_COUNT; r++) {
+                dwarf[r] = regs[i].dwarf(r);
+            }
+            long u0 = System.nanoTime();
+            unwinder.unwind(dwarf, copy, frames);
+            unwinding += System.nanoTime() - u0;
+            out.add(new ThreadStack(tid, regs[i], frames, have, have == 0 ? "stack at 0x" + Long.toHexString(rsp)
+                    + " unreadable" : null));
+        }
+        copyNanos = System.nanoTime() - t1 - unwinding;
+        unwindNanos = unwinding;
+        return List.copyOf(out);
+    }
+
+    /** How much stack to copy above {@code rsp}: to the end of its mapping, at most {@link #STACK_CAP}. */
+    private int wanted(long rsp) {
         long end = code.mappingEnd(rsp);
-        long want = end == 0 ? UNKNOWN_MAPPING_READ : Math.min(end - rsp, STACK_CAP);
-        int got = tracer.read(rsp, stack, 0, (int) want);
-        copy.reset(rsp, stack, got);
-        long t2 = System.nanoTime();
-        unwinder.unwind(dwarf, copy, frames);
-        long t3 = System.nanoTime();
-        copyNanos += t2 - t1;
-        unwindNanos += t3 - t2;
-        return new ThreadStack(tid, regs, frames, got, got == 0 ? "stack at 0x" + Long.toHexString(rsp)
-                + " unreadable" : null);
+        return (int) (end == 0 ? UNKNOWN_MAPPING_READ : Math.clamp(end - rsp, 0, STACK_CAP));
     }
 
     /** The last capture's time (ns) spent reading registers, copying stacks and unwinding: {registers, copy, unwind}. */
