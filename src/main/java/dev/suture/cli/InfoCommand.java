@@ -16,7 +16,8 @@ import picocli.CommandLine.Spec;
 /** {@code suture info}: what is applied where, read from the processes' own memory. */
 @Command(name = "info", mixinStandardHelpOptions = true,
         description = {"Lists the patches applied to a process (-p) or to every process this user may inspect:",
-                "module, patch id, functions and when it was applied. Reads each process's memory; stops nothing."})
+                "module, patch id, functions and when it was applied. Reads each process's memory; stops nothing.",
+                "Also names the processes with an interrupted apply or revert that awaits 'suture recover'."})
 public final class InfoCommand implements Callable<Integer> {
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
@@ -44,6 +45,7 @@ public final class InfoCommand implements Callable<Integer> {
                 }
             }
         }
+        var interrupted = Patcher.interrupted(pid);
         var out = spec.commandLine().getOut();
         if (json.enabled()) {
             var list = new ArrayList<Map<String, Object>>();
@@ -70,27 +72,37 @@ public final class InfoCommand implements Callable<Integer> {
                 doc.put("pid", pid);
             }
             doc.put("patches", list);
+            doc.put("interrupted", interrupted.stream().map(i -> Map.of("pid", i.pid(), "transaction",
+                    i.description(), "journal", i.journal().toString())).toList());
             JsonOutput.print(out, doc);
         } else if (found.isEmpty()) {
             out.println(pid != null ? "pid " + pid + ": no patches applied" : "no patched processes");
         } else {
-            int last = -1;
-            for (var a : found) {
-                if (a.pid() != last) {
-                    out.println("pid " + a.pid() + " (" + Processes.name(a.pid()) + ")");
-                    last = a.pid();
-                }
-                out.printf("  %s  %s  build-id %s  %s%s  region %s (%d KiB)%n", a.patchId(), a.module(),
-                        a.buildId(), a.state(), a.applied() == null ? "" : " " + a.applied(),
-                        ApplyCommand.hex(a.regionAddress()), a.regionSize() / 1024);
-                for (var f : a.functions()) {
-                    out.printf("    %s %s -> %s%n", f.name(), ApplyCommand.hex(f.oldAddress()),
-                            ApplyCommand.hex(f.newAddress()));
-                }
+            printPatches(out, found);
+        }
+        if (!json.enabled()) {
+            for (var i : interrupted) {
+                out.printf("pid %d has %s: run 'suture recover -p %d'%n", i.pid(), i.description(), i.pid());
             }
         }
         out.flush();
         return ExitCodes.OK;
     }
 
+    private static void printPatches(java.io.PrintWriter out, List<Patcher.AppliedPatch> found) {
+        int last = -1;
+        for (var a : found) {
+            if (a.pid() != last) {
+                out.println("pid " + a.pid() + " (" + Processes.name(a.pid()) + ")");
+                last = a.pid();
+            }
+            out.printf("  %s  %s  build-id %s  %s%s  region %s (%d KiB)%n", a.patchId(), a.module(),
+                    a.buildId(), a.state(), a.applied() == null ? "" : " " + a.applied(),
+                    ApplyCommand.hex(a.regionAddress()), a.regionSize() / 1024);
+            for (var f : a.functions()) {
+                out.printf("    %s %s -> %s%n", f.name(), ApplyCommand.hex(f.oldAddress()),
+                        ApplyCommand.hex(f.newAddress()));
+            }
+        }
+    }
 }

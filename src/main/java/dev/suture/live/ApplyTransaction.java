@@ -26,8 +26,11 @@ final class ApplyTransaction {
     private ApplyTransaction() {}
 
     static Patcher.ApplyResult apply(int pid, PatchFile patch, Patcher.ApplyOptions options) {
-        try (Tracer tracer = Tracer.attach(pid)) {
-            return new Run(pid, patch, options, tracer).apply();
+        try (var lock = TargetLock.acquire(pid, "apply " + patch.id())) {
+            Journal.refusePending(pid);
+            try (Tracer tracer = Tracer.attach(pid); var journal = new Journaled(pid)) {
+                return journal.settle(() -> new Run(pid, patch, options, tracer, journal).apply());
+            }
         }
     }
 
@@ -40,13 +43,15 @@ final class ApplyTransaction {
         final Patcher.ApplyOptions options;
         final Tracer tracer;
         final RemoteMemory memory;
+        final Journaled journal;
 
-        Run(int pid, PatchFile patch, Patcher.ApplyOptions options, Tracer tracer) {
+        Run(int pid, PatchFile patch, Patcher.ApplyOptions options, Tracer tracer, Journaled journal) {
             this.pid = pid;
             this.patch = patch;
             this.options = options;
             this.tracer = tracer;
             this.memory = RemoteMemory.of(tracer);
+            this.journal = journal;
         }
 
         Patcher.ApplyResult apply() {
@@ -81,13 +86,31 @@ final class ApplyTransaction {
                         + plan.size() + " bytes at 0x" + Long.toHexString(at) + " and write "
                         + image.entries().size() + " jump(s); nothing was written");
             }
-            long base = tracer.mmap(at, plan.size(), Mman.PROT_READ | Mman.PROT_EXEC,
-                    Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS | Mman.MAP_FIXED_NOREPLACE);
+            var text = textRange(at, plan.layout());
+            journal.begin(tracer, Journal.Operation.APPLY, "apply " + patch.id()).region(at, plan.size(),
+                    text.start(), text.end());
+            long base;
             try {
-                return install(module, plan, base, externals, regions, replacing, chain, saved);
+                base = tracer.mmap(at, plan.size(), Mman.PROT_READ | Mman.PROT_EXEC,
+                        Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS | Mman.MAP_FIXED_NOREPLACE);
             } catch (RuntimeException e) {
+                journal.endIfUntouched(List.of()); // the mmap failed: nothing is mapped
+                throw e;
+            }
+            var writes = new ArrayList<Write>();
+            try {
+                var window = install(module, plan, base, externals, regions, replacing, chain, saved, writes);
+                return finish(module, window, replacing);
+            } catch (RuntimeException e) {
+                if (journal.committed()) {
+                    throw e; // the jumps are in: the region must stay; recover finishes the rest
+                }
                 try {
                     tracer.munmap(base, plan.size());
+                    journal.journal().unmapped(base);
+                    long end = base + plan.size();
+                    journal.endIfUntouched(writes.stream()
+                            .filter(w -> w.address() < base || w.address() >= end).toList());
                 } catch (RuntimeException suppressed) {
                     e.addSuppressed(suppressed);
                 }
@@ -95,9 +118,25 @@ final class ApplyTransaction {
             }
         }
 
-        private Patcher.ApplyResult install(Module module, Binder.Plan plan, long base, Externals externals,
-                                            List<Regions.Found> regions, List<Regions.Found> replacing, Chain chain,
-                                            List<byte[]> saved) {
+        /** After the window: the replaced patches' regions go, and the journal with them. */
+        private Patcher.ApplyResult finish(Module module, Installed installed, List<Regions.Found> replacing) {
+            for (var r : replacing) {
+                try {
+                    tracer.munmap(r.address(), r.header().regionSize());
+                } catch (RuntimeException ignored) {
+                    // the old code is unreachable already; a leftover mapping is harmless
+                }
+            }
+            journal.end();
+            return result(module, installed.image(), Patcher.Outcome.APPLIED, replacing,
+                    installed.window().pauseNanos(), installed.window().attempts(), "applied");
+        }
+
+        private record Installed(Image image, Window.Result window) {}
+
+        private Installed install(Module module, Binder.Plan plan, long base, Externals externals,
+                                  List<Regions.Found> regions, List<Regions.Found> replacing, Chain chain,
+                                  List<byte[]> saved, List<Write> writes) {
             var layout = plan.layout();
             if (layout.dataOffset() < plan.size()) {
                 tracer.mprotect(base + layout.dataOffset(), plan.size() - layout.dataOffset(),
@@ -105,7 +144,6 @@ final class ApplyTransaction {
             }
             Image image = Binder.bind(patch, plan, base, module.loadBias(), externals);
             var functions = new ArrayList<RegionHeader.Function>();
-            var writes = new ArrayList<Write>();
             for (int i = 0; i < image.entries().size(); i++) {
                 var e = image.entries().get(i);
                 byte[] current = saved.get(i);
@@ -148,16 +186,13 @@ final class ApplyTransaction {
                 writes.add(new Write(r.address() + RegionHeader.STATE_OFFSET,
                         stateBytes(RegionHeader.State.REVERTING), stateBytes(r.header().state())));
             }
-            var window = Window.run(pid, tracer, forbidden, writes, options.timeout(), "apply " + patch.id());
+            journal.journal().writes(writes);
             for (var r : replacing) {
-                try {
-                    tracer.munmap(r.address(), r.header().regionSize());
-                } catch (RuntimeException ignored) {
-                    // the old code is unreachable already; a leftover mapping is harmless
-                }
+                journal.journal().unmap(r.address(), r.header().regionSize(), r.header().patchId());
             }
-            return result(module, image, Patcher.Outcome.APPLIED, replacing, window.pauseNanos(), window.attempts(),
-                    "applied");
+            var window = Window.run(pid, tracer, forbidden, writes, options.timeout(), "apply " + patch.id());
+            journal.commit();
+            return new Installed(image, window);
         }
 
         private Patcher.ApplyResult result(Module module, Image image, Patcher.Outcome outcome,
@@ -213,9 +248,14 @@ final class ApplyTransaction {
     }
 
     static Image.Range textRange(Regions.Found r) {
-        var l = r.header().layout();
-        return new Image.Range("patch " + r.header().patchId(), r.address() + l.textOffset(),
-                r.address() + l.jumpTableOffset() + (long) l.jumpTableCount() * RegionHeader.JUMP_ENTRY_SIZE);
+        var range = textRange(r.address(), r.header().layout());
+        return new Image.Range("patch " + r.header().patchId(), range.start(), range.end());
+    }
+
+    /** The code of a region at {@code base}: its text and its jump table. */
+    static Image.Range textRange(long base, RegionHeader.Layout l) {
+        return new Image.Range("the new region", base + l.textOffset(),
+                base + l.jumpTableOffset() + (long) l.jumpTableCount() * RegionHeader.JUMP_ENTRY_SIZE);
     }
 
     /** The state field as written into a header at {@link RegionHeader#STATE_OFFSET}. */

@@ -44,6 +44,16 @@ public final class Patcher {
                                long regionAddress, long regionSize, int sequence, String state, Instant applied,
                                List<FunctionPatch> functions, long jumpTable, int jumpTableEntries) {}
 
+    /** How recovery ended: no journal, the journal's process gone, the transaction finished, or undone. */
+    public enum RecoverOutcome { NOTHING, GONE, FINISHED, ROLLED_BACK }
+
+    /**
+     * What recover did for one process. {@code operation}: the interrupted transaction (APPLY, REVERT), null
+     * when there was none; {@code threadsReturned}: threads found parked in an injection stub and given back.
+     */
+    public record RecoverResult(int pid, RecoverOutcome outcome, String operation, List<Integer> threadsReturned,
+                                String message) {}
+
     public static ApplyResult apply(int pid, PatchFile patch, ApplyOptions options) {
         return ApplyTransaction.apply(pid, patch, options);
     }
@@ -54,6 +64,39 @@ public final class Patcher {
             throw new SutureException(SutureException.Kind.BAD_INPUT, "name the patches to revert, or --all");
         }
         return RevertTransaction.revert(pid, ids, all, timeout);
+    }
+
+    /**
+     * Finishes or undoes the transaction an interrupted suture left on {@code pid}, from its journal
+     * (docs/journal.md); {@code timeout} bounds the wait for a safe window, as for apply.
+     */
+    public static RecoverResult recover(int pid, Duration timeout) {
+        return Recovery.recover(pid, timeout);
+    }
+
+    /** {@link #recover} for every process with a journal in the run directory. */
+    public static List<RecoverResult> recoverAll(Duration timeout) {
+        return Recovery.recoverAll(timeout);
+    }
+
+    /** A transaction an interrupted suture left on a process: what it was, and the journal that says so. */
+    public record Interrupted(int pid, String description, java.nio.file.Path journal) {}
+
+    /**
+     * The interrupted transactions that await {@code suture recover}: of {@code pid}, or of every process when
+     * null. Journals of processes that are gone are not listed.
+     */
+    public static List<Interrupted> interrupted(Integer pid) {
+        var out = new ArrayList<Interrupted>();
+        for (var p : Recovery.journals(pid)) {
+            out.add(new Interrupted(p.pid(), p.describe(), p.file()));
+        }
+        return out;
+    }
+
+    /** Where journals and per-process locks live: SUTURE_RUN_DIR, else -Dsuture.runDir, else /run/suture. */
+    public static java.nio.file.Path runDirectory() {
+        return Journal.directory();
     }
 
     /** The patches applied in process {@code pid}, read from its memory without stopping it. */

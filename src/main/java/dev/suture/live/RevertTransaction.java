@@ -19,45 +19,70 @@ final class RevertTransaction {
     private RevertTransaction() {}
 
     static List<Patcher.RevertResult> revert(int pid, List<String> ids, boolean all, Duration timeout) {
-        try (Tracer tracer = Tracer.attach(pid)) {
-            var memory = RemoteMemory.of(tracer);
-            var regions = Regions.scan(pid, Maps.read(pid), memory);
-            var chosen = choose(pid, regions, ids, all);
-            if (chosen.isEmpty()) {
-                return List.of();
+        try (var lock = TargetLock.acquire(pid, "revert")) {
+            Journal.refusePending(pid);
+            try (Tracer tracer = Tracer.attach(pid); var journal = new Journaled(pid)) {
+                return journal.settle(() -> revert(pid, ids, all, timeout, tracer, journal));
             }
-            refuseOutOfOrder(pid, regions, chosen);
-            var forbidden = new ArrayList<Image.Range>();
-            var writes = new ArrayList<ApplyTransaction.Write>();
-            for (var r : chosen) {
-                forbidden.add(ApplyTransaction.textRange(r));
-                writes.add(new ApplyTransaction.Write(r.address() + RegionHeader.STATE_OFFSET,
-                        ApplyTransaction.stateBytes(RegionHeader.State.REVERTING),
-                        ApplyTransaction.stateBytes(r.header().state())));
-                for (var f : r.header().functions()) {
-                    byte[] current = tracer.read(f.oldAddress(), 5);
-                    if (r.header().state() == RegionHeader.State.APPLIED
-                            && !Arrays.equals(current, f.installedBytes())) {
-                        throw new SutureException(SutureException.Kind.UNSAFE, String.format("pid %d: the entry of"
-                                + " %s at 0x%x does not hold patch %s's jump (%s); something else rewrote it, so"
-                                + " suture will not touch it", pid, f.name(), f.oldAddress(), r.header().patchId(),
-                                ApplyTransaction.hex(current)));
-                    }
-                    if (r.header().state() != RegionHeader.State.PREPARED) {
-                        writes.add(new ApplyTransaction.Write(f.oldAddress(), f.savedBytes(), current));
-                    }
+        }
+    }
+
+    private static List<Patcher.RevertResult> revert(int pid, List<String> ids, boolean all, Duration timeout,
+                                                     Tracer tracer, Journaled journal) {
+        var memory = RemoteMemory.of(tracer);
+        var regions = Regions.scan(pid, Maps.read(pid), memory);
+        var chosen = choose(pid, regions, ids, all);
+        if (chosen.isEmpty()) {
+            return List.of();
+        }
+        refuseOutOfOrder(pid, regions, chosen);
+        var forbidden = new ArrayList<Image.Range>();
+        var writes = new ArrayList<ApplyTransaction.Write>();
+        for (var r : chosen) {
+            forbidden.add(ApplyTransaction.textRange(r));
+            writes.add(new ApplyTransaction.Write(r.address() + RegionHeader.STATE_OFFSET,
+                    ApplyTransaction.stateBytes(RegionHeader.State.REVERTING),
+                    ApplyTransaction.stateBytes(r.header().state())));
+            for (var f : r.header().functions()) {
+                byte[] current = tracer.read(f.oldAddress(), 5);
+                if (r.header().state() == RegionHeader.State.APPLIED
+                        && !Arrays.equals(current, f.installedBytes())) {
+                    throw new SutureException(SutureException.Kind.UNSAFE, String.format("pid %d: the entry of"
+                            + " %s at 0x%x does not hold patch %s's jump (%s); something else rewrote it, so"
+                            + " suture will not touch it", pid, f.name(), f.oldAddress(), r.header().patchId(),
+                            ApplyTransaction.hex(current)));
+                }
+                if (r.header().state() != RegionHeader.State.PREPARED) {
+                    writes.add(new ApplyTransaction.Write(f.oldAddress(), f.savedBytes(), current));
                 }
             }
-            var window = Window.run(pid, tracer, forbidden, writes, timeout, "revert");
-            var out = new ArrayList<Patcher.RevertResult>();
-            for (var r : chosen) {
-                tracer.munmap(r.address(), r.header().regionSize());
-                out.add(new Patcher.RevertResult(pid, r.header().patchId(), r.header().modulePath(),
-                        r.header().functions().stream().map(RegionHeader.Function::name).toList(),
-                        window.pauseNanos()));
-            }
-            return out;
         }
+        var log = journal.begin(tracer, Journal.Operation.REVERT, "revert " + String.join(" ",
+                chosen.stream().map(r -> r.header().patchId()).toList()));
+        for (var f : forbidden) {
+            log.forbid(f.start(), f.end());
+        }
+        log.writes(writes);
+        for (var r : chosen) {
+            log.unmap(r.address(), r.header().regionSize(), r.header().patchId());
+        }
+        Window.Result window;
+        try {
+            window = Window.run(pid, tracer, forbidden, writes, timeout, "revert");
+        } catch (RuntimeException e) {
+            journal.endIfUntouched(writes);
+            throw e;
+        }
+        journal.commit();
+        var out = new ArrayList<Patcher.RevertResult>();
+        for (var r : chosen) {
+            tracer.munmap(r.address(), r.header().regionSize());
+            out.add(new Patcher.RevertResult(pid, r.header().patchId(), r.header().modulePath(),
+                    r.header().functions().stream().map(RegionHeader.Function::name).toList(),
+                    window.pauseNanos()));
+        }
+        journal.end();
+        return out;
     }
 
     /** The regions to revert, newest first. */

@@ -98,6 +98,7 @@ final class Injector {
         long[] saved = new long[Registers.WORDS];
         Syscalls.getRegisters(t.tid, saved);
         byte[] original = Arrays.copyOf(site.original(), STUB.length);
+        tracer.injectionLog().borrowing(t.tid, site.address(), original, STUB.clone(), saved.clone());
         tracer.write(site.address(), STUB);
         boolean restored = false;
         try {
@@ -118,6 +119,9 @@ final class Injector {
                 tryRestore(t, saved);
             }
             tracer.write(site.address(), original);
+            if (restored) {
+                tracer.injectionLog().returned(t.tid);
+            }
         }
     }
 

@@ -13,12 +13,13 @@ public record Registers(
     /** Number of words in user_regs_struct. */
     public static final int WORDS = 27;
 
-    static Registers of(long[] w) {
+    /** From the 27 words of user_regs_struct, in the kernel's order. */
+    public static Registers of(long[] w) {
         return new Registers(w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8], w[9], w[10], w[11], w[12],
                 w[13], w[14], w[15], w[16], w[17], w[18], w[19], w[20], w[21], w[22], w[23], w[24], w[25], w[26]);
     }
 
-    long[] words() {
+    public long[] words() {
         return new long[] {r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8, rax, rcx, rdx, rsi, rdi, orig_rax, rip,
             cs, eflags, rsp, ss, fs_base, gs_base, ds, es, fs, gs};
     }

@@ -58,6 +58,7 @@ public final class Tracer implements AutoCloseable {
     private final long[] holds = new long[64];
     private int holdCount;
     private long holdStart;
+    private volatile InjectionLog injectionLog = InjectionLog.NONE;
 
     /** What we know of one traced thread. */
     static final class Tracee {
@@ -279,6 +280,15 @@ public final class Tracer implements AutoCloseable {
     }
 
     // ---- remote system calls ----
+
+    /** Who is told about each borrowed thread before its registers change (the journal, principle 3). */
+    public void injectionLog(InjectionLog log) {
+        this.injectionLog = log == null ? InjectionLog.NONE : log;
+    }
+
+    InjectionLog injectionLog() {
+        return injectionLog;
+    }
 
     /**
      * mmap(2) run inside the process by a borrowed held thread (the process is stopped for it if it runs); returns

@@ -148,6 +148,9 @@ public final class Syscalls {
     // ---- ptrace ----
 
     private static long rawPtrace(Scratch s, int request, int tid, long addr, long data) {
+        if (FaultInjection.ACTIVE) {
+            FaultInjection.step(requestName(request), tid, addr);
+        }
         try {
             return (long) Ptraces.H.invokeExact(s.errno, request, tid, addr, data);
         } catch (Throwable t) {
@@ -350,6 +353,7 @@ public final class Syscalls {
     /** process_vm_writev of one range (writable mappings only); returns the bytes written. */
     public static int writeMemory(int pid, long address, byte[] src, int offset, int length) {
         Scratch s = SCRATCH.get();
+        FaultInjection.step("process_vm_writev", pid, address);
         MemorySegment buf = s.buffer(length);
         MemorySegment.copy(src, offset, buf, ValueLayout.JAVA_BYTE, 0, length);
         s.oneRange(buf, address, length);
@@ -421,6 +425,7 @@ public final class Syscalls {
 
     /** pwrite(2) at {@code position}; returns the bytes written. */
     public static int pwrite(int fd, byte[] src, int offset, int length, long position) {
+        FaultInjection.step("pwrite", fd, position);
         Scratch s = SCRATCH.get();
         MemorySegment buf = s.buffer(length);
         MemorySegment.copy(src, offset, buf, ValueLayout.JAVA_BYTE, 0, length);
@@ -481,6 +486,10 @@ public final class Syscalls {
      * real call inside a time-critical window costs what every later one does. Call it on the tracer thread.
      */
     public static void warmUp() {
+        FaultInjection.uncounted(Syscalls::warmUpHandles);
+    }
+
+    private static void warmUpHandles() {
         int self = (int) ProcessHandle.current().pid();
         int tid = gettid();
         byte[] probe = new byte[16];

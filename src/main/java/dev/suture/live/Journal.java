@@ -1,0 +1,434 @@
+package dev.suture.live;
+
+import dev.suture.SutureException;
+import dev.suture.proc.InjectionLog;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * What a transaction is about to do to a process, written and fsync'd before it does it (principle 3), so that
+ * {@code suture recover} can finish or undo it after suture died at any instant: the region it maps, every byte
+ * it will write with the bytes to put back, the regions it will unmap, and each thread it borrows for a system
+ * call with that thread's registers. One append-only text file per target, {@code <pid>.journal} in
+ * {@link #directory()}, deleted when the transaction has ended either way. docs/journal.md is its specification.
+ *
+ * <p>Every record is written before the action it describes, and nothing is written inside the stop-the-world
+ * window: the window's writes are recorded before the threads stop, its end after they run again. Records written
+ * while the target runs are also forced to the disk.
+ */
+final class Journal implements InjectionLog, AutoCloseable {
+    static final String MAGIC = "suture-journal 1";
+    private static final HexFormat HEX = HexFormat.of();
+
+    enum Operation { APPLY, REVERT }
+
+    private final Path file;
+    private final FileChannel channel;
+    private boolean ended;
+    private int borrowed;
+    private int synced;
+    private long syncedNanos;
+    private int unsynced;
+    private long unsyncedNanos;
+    private static final boolean DEBUG = System.getenv("SUTURE_DEBUG") != null;
+
+    private Journal(Path file, FileChannel channel) {
+        this.file = file;
+        this.channel = channel;
+    }
+
+    /**
+     * The directory of journals and locks: {@code SUTURE_RUN_DIR} from the environment, else the system property
+     * {@code suture.runDir}, else {@code /run/suture} when this user may write there (root), else
+     * {@code $XDG_RUNTIME_DIR/suture}, else {@code /tmp/suture-USER}. The same user always gets the same one.
+     */
+    static Path directory() {
+        String env = System.getenv("SUTURE_RUN_DIR");
+        if (env != null && !env.isBlank()) {
+            return Path.of(env);
+        }
+        String property = System.getProperty("suture.runDir");
+        if (property != null && !property.isBlank()) {
+            return Path.of(property);
+        }
+        Path system = Path.of("/run/suture");
+        if (Files.isDirectory(system) ? Files.isWritable(system) : Files.isWritable(system.getParent())) {
+            return system;
+        }
+        String runtime = System.getenv("XDG_RUNTIME_DIR");
+        if (runtime != null && !runtime.isBlank() && Files.isDirectory(Path.of(runtime))) {
+            return Path.of(runtime, "suture");
+        }
+        return Path.of(System.getProperty("java.io.tmpdir"), "suture-" + System.getProperty("user.name"));
+    }
+
+    static Path fileOf(int pid) {
+        return directory().resolve(pid + ".journal");
+    }
+
+    /** Creates the directory (mode 0700 when new), or explains why it cannot. */
+    static Path ensureDirectory() {
+        Path dir = directory();
+        try {
+            if (!Files.isDirectory(dir)) {
+                Files.createDirectories(dir);
+                try {
+                    Files.setPosixFilePermissions(dir, java.nio.file.attribute.PosixFilePermissions.fromString(
+                            "rwx------"));
+                } catch (UnsupportedOperationException | IOException ignored) {
+                    // a file system without POSIX modes: the directory still works
+                }
+            }
+            return dir;
+        } catch (IOException e) {
+            throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot create suture's run directory "
+                    + dir + " (" + e.getMessage() + "); run as root, or point SUTURE_RUN_DIR at a directory you"
+                    + " can write");
+        }
+    }
+
+    /**
+     * Starts the journal of a transaction on {@code pid}. The caller holds the target's {@link TargetLock}; a
+     * journal left by an earlier, interrupted transaction must have been recovered (see {@link #refusePending}).
+     */
+    static Journal begin(int pid, Operation op, String what) {
+        Path dir = ensureDirectory();
+        Path file = dir.resolve(pid + ".journal");
+        try {
+            var channel = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+            var journal = new Journal(file, channel);
+            journal.append(MAGIC + "\nbegin " + op.name().toLowerCase(java.util.Locale.ROOT) + " pid=" + pid
+                    + " start=" + startOf(pid).map(Instant::toString).orElse("-") + " tool="
+                    + ProcessHandle.current().pid() + " at=" + Instant.now() + " what=" + escape(what));
+            return journal;
+        } catch (IOException e) {
+            throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot write the journal " + file
+                    + " (" + e.getMessage() + "); run as root, or point SUTURE_RUN_DIR at a directory you can"
+                    + " write");
+        }
+    }
+
+    /** Reopens a journal left behind, to append what recovery does. */
+    static Journal resume(Pending pending) {
+        try {
+            return new Journal(pending.file(), FileChannel.open(pending.file(), StandardOpenOption.WRITE,
+                    StandardOpenOption.APPEND));
+        } catch (IOException e) {
+            throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot write the journal "
+                    + pending.file() + ": " + e.getMessage());
+        }
+    }
+
+    /** The region about to be mapped, and the part of it that holds code (forbidden on the stacks to undo it). */
+    void region(long address, long size, long textStart, long textEnd) {
+        append("region " + hex(address) + " " + hex(size) + " " + hex(textStart) + " " + hex(textEnd));
+    }
+
+    /** Code that must be on no stack before the writes can be completed (revert: the patch being removed). */
+    void forbid(long start, long end) {
+        append("forbid " + hex(start) + " " + hex(end));
+    }
+
+    /** The writes of the window, each with the bytes to put back. */
+    void writes(List<ApplyTransaction.Write> writes) {
+        var sb = new StringBuilder();
+        for (var w : writes) {
+            if (!sb.isEmpty()) {
+                sb.append('\n');
+            }
+            sb.append("write ").append(hex(w.address())).append(' ').append(HEX.formatHex(w.bytes())).append(' ')
+                    .append(HEX.formatHex(w.undo()));
+        }
+        if (!sb.isEmpty()) {
+            append(sb.toString());
+        }
+    }
+
+    /** The window's writes are all in: from here on the transaction can only be finished, not undone. */
+    void committed() {
+        append("committed");
+    }
+
+    /** A region the transaction will unmap once committed (an older patch replaced, a patch reverted). */
+    void unmap(long address, long size, String patchId) {
+        append("unmap " + hex(address) + " " + hex(size) + " " + escape(patchId));
+    }
+
+    /** The transaction's region is unmapped (the address may be handed out again). */
+    void unmapped(long address) {
+        append("unmapped " + hex(address));
+    }
+
+    @Override
+    public void borrowing(int tid, long stub, byte[] stubOriginal, byte[] stubCode, long[] registers) {
+        var sb = new StringBuilder("inject ").append(tid).append(' ').append(hex(stub)).append(' ')
+                .append(HEX.formatHex(stubOriginal)).append(' ').append(HEX.formatHex(stubCode));
+        for (long r : registers) {
+            sb.append(' ').append(Long.toHexString(r));
+        }
+        append(sb.toString(), false);
+        borrowed++;
+    }
+
+    @Override
+    public void returned(int tid) {
+        append("returned " + tid, false);
+        borrowed--;
+    }
+
+    /** Threads borrowed and not (yet) given back. */
+    int borrowed() {
+        return borrowed;
+    }
+
+    /** The transaction ended, done or fully undone: the journal goes. */
+    void end() {
+        ended = true;
+    }
+
+    boolean isEnded() {
+        return ended;
+    }
+
+    /** Deletes the file if the transaction {@link #end() ended}; otherwise leaves it for {@code suture recover}. */
+    @Override
+    public void close() {
+        if (DEBUG) {
+            System.err.printf("journal: %d synced appends in %d us while the target ran; %d unsynced in %d us inside"
+                    + " injection stops; none in the window%n", synced, syncedNanos / 1000, unsynced,
+                    unsyncedNanos / 1000);
+        }
+        try {
+            channel.close();
+            if (ended) {
+                Files.deleteIfExists(file);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private void append(String record) {
+        append(record, true);
+    }
+
+    /**
+     * Writes one record; {@code sync} also forces it to the disk. Once write(2) returns, the record is in the page
+     * cache, which outlives suture: that is what recovery after suture's death needs. The force adds safety only
+     * against the machine crashing, which takes the target with it; it costs milliseconds on a disk, so records
+     * written while the target is stopped (a borrowed thread's) are not forced.
+     */
+    private void append(String record, boolean sync) {
+        long start = System.nanoTime();
+        try {
+            var buf = ByteBuffer.wrap((record + "\n").getBytes(StandardCharsets.UTF_8));
+            while (buf.hasRemaining()) {
+                channel.write(buf);
+            }
+            if (sync) {
+                channel.force(false);
+            }
+            if (sync) {
+                synced++;
+                syncedNanos += System.nanoTime() - start;
+            } else {
+                unsynced++;
+                unsyncedNanos += System.nanoTime() - start;
+            }
+        } catch (IOException e) {
+            throw new SutureException(SutureException.Kind.INTERNAL, "cannot write the journal " + file + ": "
+                    + e.getMessage());
+        }
+    }
+
+    // ---- reading ----
+
+    /** A thread borrowed for a system call and not given back: its registers, and the stub's original bytes. */
+    record Injection(int tid, long stub, byte[] stubOriginal, byte[] stubCode, long[] registers) {}
+
+    /** A journal left behind: what the interrupted transaction was doing. */
+    record Pending(Path file, Operation operation, int pid, String start, long toolPid, String at, String what,
+                   Region region, List<Range> forbidden, List<ApplyTransaction.Write> writes, boolean committed,
+                   List<Unmap> unmaps, List<Long> unmapped, List<Injection> injections) {
+        /** True when the journal belongs to the process now running under that pid (not an earlier one). */
+        boolean sameProcess() {
+            return startOf(pid).map(Instant::toString).orElse("gone").equals(start);
+        }
+
+        String describe() {
+            return "an interrupted " + operation.name().toLowerCase(java.util.Locale.ROOT) + " (" + what
+                    + ", by suture pid " + toolPid + " at " + at + ")";
+        }
+    }
+
+    record Region(long address, long size, long textStart, long textEnd) {}
+
+    record Range(long start, long end) {}
+
+    record Unmap(long address, long size, String patchId) {}
+
+    /** The journal of {@code pid}, if one was left behind. */
+    static Optional<Pending> read(int pid) {
+        return read(fileOf(pid));
+    }
+
+    /**
+     * Parses a journal. A last line without its newline is a record whose write was cut short: the action it
+     * announced never started, so it is ignored.
+     */
+    static Optional<Pending> read(Path file) {
+        String text;
+        try {
+            text = Files.readString(file, StandardCharsets.UTF_8);
+        } catch (NoSuchFileException e) {
+            return Optional.empty();
+        } catch (IOException e) {
+            throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot read the journal " + file + ": "
+                    + e.getMessage());
+        }
+        int complete = text.lastIndexOf('\n');
+        var lines = complete < 0 ? List.<String>of() : List.of(text.substring(0, complete).split("\n"));
+        if (lines.isEmpty() || !lines.getFirst().equals(MAGIC)) {
+            throw bad(file, "it does not start with '" + MAGIC + "'");
+        }
+        Operation op = null;
+        int pid = 0;
+        long tool = 0;
+        String start = null;
+        String at = "";
+        String what = "";
+        Region region = null;
+        var forbidden = new ArrayList<Range>();
+        var writes = new ArrayList<ApplyTransaction.Write>();
+        var unmaps = new ArrayList<Unmap>();
+        var unmapped = new ArrayList<Long>();
+        var injections = new LinkedHashMap<Integer, Injection>();
+        boolean committed = false;
+        for (String line : lines.subList(1, lines.size())) {
+            String[] f = line.split(" ");
+            try {
+                switch (f[0]) {
+                    case "begin" -> {
+                        op = Operation.valueOf(f[1].toUpperCase(java.util.Locale.ROOT));
+                        Map<String, String> kv = new LinkedHashMap<>();
+                        for (int i = 2; i < f.length; i++) {
+                            int eq = f[i].indexOf('=');
+                            kv.put(f[i].substring(0, eq), f[i].substring(eq + 1));
+                        }
+                        pid = Integer.parseInt(kv.get("pid"));
+                        start = kv.get("start");
+                        tool = Long.parseLong(kv.get("tool"));
+                        at = kv.getOrDefault("at", "");
+                        what = unescape(kv.getOrDefault("what", ""));
+                    }
+                    case "region" -> region = new Region(num(f[1]), num(f[2]), num(f[3]), num(f[4]));
+                    case "forbid" -> forbidden.add(new Range(num(f[1]), num(f[2])));
+                    case "write" -> writes.add(new ApplyTransaction.Write(num(f[1]), HEX.parseHex(f[2]),
+                            HEX.parseHex(f[3])));
+                    case "committed" -> committed = true;
+                    case "unmap" -> unmaps.add(new Unmap(num(f[1]), num(f[2]), unescape(f[3])));
+                    case "unmapped" -> unmapped.add(num(f[1]));
+                    case "inject" -> {
+                        long[] regs = new long[f.length - 5];
+                        for (int i = 0; i < regs.length; i++) {
+                            regs[i] = Long.parseUnsignedLong(f[5 + i], 16);
+                        }
+                        int tid = Integer.parseInt(f[1]);
+                        injections.put(tid, new Injection(tid, num(f[2]), HEX.parseHex(f[3]), HEX.parseHex(f[4]),
+                                regs));
+                    }
+                    case "returned" -> injections.remove(Integer.parseInt(f[1]));
+                    default -> throw bad(file, "unknown record '" + f[0] + "'");
+                }
+            } catch (RuntimeException e) {
+                if (e instanceof SutureException s) {
+                    throw s;
+                }
+                throw bad(file, "cannot parse '" + line + "' (" + e + ")");
+            }
+        }
+        if (op == null || start == null) {
+            throw bad(file, "it has no begin record");
+        }
+        return Optional.of(new Pending(file, op, pid, start, tool, at, what, region, forbidden, writes, committed,
+                unmaps, unmapped, List.copyOf(injections.values())));
+    }
+
+    /** Refuses to start a transaction on a process with a journal left by an interrupted one. */
+    static void refusePending(int pid) {
+        var pending = read(pid);
+        if (pending.isEmpty()) {
+            return;
+        }
+        if (!pending.get().sameProcess()) {
+            // the pid belongs to another process now: the journal speaks of one that is gone
+            try {
+                Files.deleteIfExists(pending.get().file());
+            } catch (IOException ignored) {
+                // recover --all will clear it
+            }
+            return;
+        }
+        throw new SutureException(SutureException.Kind.NOT_PERMITTED, "pid " + pid + " has "
+                + pending.get().describe() + ", journaled in " + pending.get().file() + "; run 'suture recover -p "
+                + pid + "' first, which finishes or undoes it");
+    }
+
+    static Optional<Instant> startOf(int pid) {
+        return ProcessHandle.of(pid).flatMap(h -> h.info().startInstant());
+    }
+
+    private static SutureException bad(Path file, String why) {
+        return new SutureException(SutureException.Kind.BAD_INPUT, "the journal " + file + " is damaged: " + why
+                + "; inspect the process with 'suture info' and remove the file by hand");
+    }
+
+    private static String hex(long v) {
+        return "0x" + Long.toHexString(v);
+    }
+
+    private static long num(String s) {
+        return Long.parseUnsignedLong(s.substring(2), 16);
+    }
+
+    /** Free text in a space-separated record: spaces, newlines and '%' as %XX. */
+    private static String escape(String s) {
+        var sb = new StringBuilder();
+        for (char c : s.toCharArray()) {
+            if (c == ' ' || c == '\n' || c == '%' || c == '\r' || c == '=') {
+                sb.append('%').append(String.format("%02x", (int) c));
+            } else {
+                sb.append(c);
+            }
+        }
+        return sb.toString();
+    }
+
+    private static String unescape(String s) {
+        var sb = new StringBuilder();
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c == '%' && i + 2 < s.length()) {
+                sb.append((char) Integer.parseInt(s.substring(i + 1, i + 3), 16));
+                i += 2;
+            } else {
+                sb.append(c);
+            }
+        }
+        return sb.toString();
+    }
+}

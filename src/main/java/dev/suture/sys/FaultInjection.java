@@ -1,0 +1,85 @@
+package dev.suture.sys;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A test hook that proves principle 3 (the target survives the tool's death at any instant): every ptrace call
+ * and every write into another process is a numbered step, and with {@code SUTURE_FAULT_KILL_AT=N} in the
+ * environment suture kills itself with SIGKILL just before step N. {@code SUTURE_FAULT_LOG=FILE} writes, at a
+ * normal exit, one line per step taken ("N what"), so a test learns how many steps a transaction has and what
+ * each one is. With neither variable set, a step costs one read of a constant.
+ */
+public final class FaultInjection {
+    private static final long KILL_AT = parse(System.getenv("SUTURE_FAULT_KILL_AT"));
+    private static final String LOG = System.getenv("SUTURE_FAULT_LOG");
+    static final boolean ACTIVE = KILL_AT > 0 || LOG != null;
+    private static final int SIGKILL = 9;
+
+    private static long count;
+    private static boolean suspended;
+    private static final List<String> steps = new ArrayList<>();
+
+    static {
+        if (LOG != null) {
+            Runtime.getRuntime().addShutdownHook(new Thread(FaultInjection::writeLog));
+        }
+    }
+
+    private FaultInjection() {}
+
+    /** One step is about to be taken; {@code what} names it (only called when a test hook is set). */
+    static void step(String what, int tid, long address) {
+        if (!ACTIVE) {
+            return;
+        }
+        synchronized (FaultInjection.class) {
+            if (suspended) {
+                return;
+            }
+            count++;
+            if (count == KILL_AT) {
+                Syscalls.kill((int) ProcessHandle.current().pid(), SIGKILL);
+            }
+            if (LOG != null) {
+                steps.add(count + " " + what + " " + tid + " 0x" + Long.toHexString(address));
+            }
+        }
+    }
+
+    /** Runs {@code work} without counting its calls (warming up the native handles on ourselves is no step). */
+    static void uncounted(Runnable work) {
+        synchronized (FaultInjection.class) {
+            suspended = true;
+        }
+        try {
+            work.run();
+        } finally {
+            synchronized (FaultInjection.class) {
+                suspended = false;
+            }
+        }
+    }
+
+    private static synchronized void writeLog() {
+        try {
+            Files.write(Path.of(LOG), steps);
+        } catch (IOException e) {
+            System.err.println("suture: cannot write the fault-injection log " + LOG + ": " + e.getMessage());
+        }
+    }
+
+    private static long parse(String value) {
+        if (value == null || value.isBlank()) {
+            return 0;
+        }
+        try {
+            return Long.parseLong(value.strip());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("SUTURE_FAULT_KILL_AT must be a step number, not '" + value + "'");
+        }
+    }
+}
