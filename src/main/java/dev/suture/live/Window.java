@@ -29,6 +29,7 @@ final class Window {
         var guard = new StackGuard(forbidden, sampler, StackGuard.ranges(Maps.read(pid)), () -> StackGuard.ranges(
                 Maps.read(pid)));
         guard.rehearse(tracer);
+        touch(tracer, writes);
         long deadline = System.nanoTime() + timeout.toNanos();
         long backoff = FIRST_BACKOFF_NANOS;
         int attempts = 0;
@@ -50,6 +51,17 @@ final class Window {
             }
             sleep(backoff);
             backoff = Math.min(backoff * 2, MAX_BACKOFF_NANOS);
+        }
+    }
+
+    /**
+     * Writes back, while the target runs, the bytes each write will replace, exactly as they are now: the kernel's
+     * copy-on-write of a text page (a page allocated and copied, the mapping updated) then happens here, and the
+     * window's write only changes bytes in a page the process already owns. Nothing the process sees changes.
+     */
+    private static void touch(Tracer tracer, List<ApplyTransaction.Write> writes) {
+        for (var w : writes) {
+            tracer.write(w.address(), tracer.read(w.address(), w.bytes().length));
         }
     }
 
