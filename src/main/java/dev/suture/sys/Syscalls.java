@@ -310,6 +310,14 @@ public final class Syscalls {
         return (int) n;
     }
 
+    /**
+     * Makes the calling thread's native scratch buffer hold at least {@code bytes}, so that a later read or write
+     * of that size allocates nothing (for a time-critical window that reads every stack at once).
+     */
+    public static void reserve(long bytes) {
+        SCRATCH.get().buffer(bytes);
+    }
+
     /** At most this many ranges per {@link #readMemoryRanges} call (the kernel's IOV_MAX). */
     public static final int MAX_RANGES = 1024;
 

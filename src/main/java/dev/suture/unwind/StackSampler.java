@@ -86,12 +86,19 @@ public final class StackSampler {
             return;
         }
         int rounds = Math.max(2, REHEARSALS / blocked.size());
+        int all = tracer.threads().size();
         var regs = blocked.toArray(Registers[]::new);
         var errors = new String[regs.length];
         rehearsal = tracer.run(() -> {
             List<ThreadStack> out = List.of();
             for (int round = 0; round < rounds; round++) {
                 out = copyAndUnwind(tids, regs, errors);
+            }
+            // room for the threads that ran (not rehearsed) and for stacks that grow: no allocation in the window
+            int room = Math.min(BATCH_CAP, 2 * lastTotal + (all - tids.size()) * UNKNOWN_MAPPING_READ);
+            Syscalls.reserve(room);
+            if (batch.length < room) {
+                batch = new byte[room];
             }
             return out;
         });
@@ -191,6 +198,7 @@ public final class StackSampler {
     private long[] rangeAt = new long[0];
     private int[] rangeLength = new int[0];
     private int[] offsetOf = new int[0];
+    private int lastTotal;
 
     /**
      * Copies the stack above each thread's rsp (to the end of its mapping, at most {@link #STACK_CAP}), all with
@@ -218,6 +226,7 @@ public final class StackSampler {
                 total += want;
             }
         }
+        lastTotal = total;
         if (batch.length < total) {
             batch = new byte[Math.max(total, 2 * batch.length)];
         }

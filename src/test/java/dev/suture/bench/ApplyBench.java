@@ -21,13 +21,20 @@ import java.util.Locale;
 
 /**
  * Benchmark (not a unit test) of {@code suture apply}: on targets with 1, 8, 32 and 128 threads, the pause of a
- * one-function apply as the tool reports it (its stop-the-world window) and as the target sees it (the longest
- * stall its main thread measured during the whole apply), the wall time of the whole {@code ./suture apply}
- * command, and the noise: the same stall measured over the same duration with no apply.
+ * one-function apply as the tool reports it (its stop-the-world window) and as the target sees it: the longest
+ * stall its main thread measured inside the window, and during the whole apply (which also holds threads to
+ * run mmap inside the target and to detach). Also the wall time of the whole {@code ./suture apply} command, and
+ * the noise: the longest stall measured over as long again with no apply.
  *
- * <p>The target's main thread loops on a 50 µs nanosleep and clock_gettime, keeping its longest gap, and prints
- * it (and starts over) on SIGUSR1; the other threads sleep in 5 ms nanosleeps. Every target calls alarm(120).
- * Run: {@code bench/apply.sh [repetitions]} (default 3). Prints one table; no assertions.
+ * <p>The target's main thread loops on a 50 µs nanosleep and clock_gettime and records every gap over 0.2 ms
+ * with its CLOCK_MONOTONIC span; on SIGUSR1 it prints them and its longest gap, and starts over. The other
+ * threads sleep in 5 ms nanosleeps. The target calls alarm(120) at start and again on each SIGUSR1. suture runs
+ * with SUTURE_DEBUG set, so it lists each span it held threads (System.nanoTime is CLOCK_MONOTONIC too): each
+ * is printed per repetition with the target's longest gap overlapping it.
+ *
+ * <p>Run: {@code bench/apply.sh [repetitions [threads,...]]} (default 3 and 1,8,32,128); with
+ * {@code SUTURE_BENCH_ROOTS=dirA,dirB} it compares two builds, interleaved. Prints a table per build; no
+ * assertions.
  */
 public final class ApplyBench {
     private static final String TARGET = """
