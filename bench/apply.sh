@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the apply benchmark (src/test/java/dev/suture/bench/ApplyBench.java): builds the jar (./suture) and the
-# test classes, then runs its main() on them. Argument: repetitions per row (default 3).
+# test classes, then runs its main() on them. Arguments: repetitions per row (default 3), then optionally the thread
+# counts (default 1,8,32,128). SUTURE_BENCH_ROOTS=dirA,dirB compares builds (checkouts with a built jar),
+# interleaving their runs so that both meet the same machine load.
 set -eu
 . "$(dirname "$(readlink -f "$0")")/../scripts/env.sh"
 find_jdk || exit 2
@@ -11,4 +13,4 @@ export JAVA_HOME="$SUTURE_JAVA_HOME"
 mvn -B -ntp -o -q test-compile >/dev/null
 exec "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED \
   -cp "target/test-classes:target/suture.jar" \
-  -Dsuture.root="$SUTURE_ROOT" dev.suture.bench.ApplyBench "$@"
+  -Dsuture.root="${SUTURE_BENCH_ROOTS:-$SUTURE_ROOT}" dev.suture.bench.ApplyBench "$@"

@@ -81,7 +81,28 @@ final class StackGuard {
         if (forbidden.isEmpty()) {
             return null;
         }
-        for (var t : sampler.captureHeld()) {
+        return inspect(tracer, sampler.captureHeld());
+    }
+
+    /**
+     * Runs the check's own code on the sampler's rehearsal (threads unwound from where they are blocked, not
+     * held), often enough that the window meets it compiled; its verdict means nothing and is dropped.
+     */
+    void rehearse(Tracer tracer) {
+        var threads = sampler.rehearsal();
+        if (forbidden.isEmpty() || threads.isEmpty()) {
+            return;
+        }
+        tracer.run(() -> {
+            for (int i = 0; i < Math.max(2, 400 / threads.size()); i++) {
+                inspect(tracer, threads);
+            }
+            return null;
+        });
+    }
+
+    private Blocker inspect(Tracer tracer, List<StackSampler.ThreadStack> threads) {
+        for (var t : threads) {
             Registers r = t.registers() != null ? t.registers() : tracer.registers(t.tid());
             int hit = rangeOf(r.rip());
             if (hit >= 0) {

@@ -28,6 +28,8 @@ final class Injector {
     private static final long TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(5);
     /** Signals a borrowed thread may take before our system call: a bound, should they never stop coming. */
     private static final int MAX_SIGNALS = 10_000;
+    /** How long a wait polls before it sleeps in short naps: a stop normally comes within microseconds. */
+    private static final long SPIN_NANOS = TimeUnit.MICROSECONDS.toNanos(50);
 
     private final Tracer tracer;
     private StubSite site;
@@ -51,7 +53,7 @@ final class Injector {
     /**
      * Runs system call {@code nr} with up to six arguments in a held thread and returns its result; a result in
      * [-4095, -1] is an errno and raised as {@link SysException}. If the process runs, it is stopped for the call
-     * and resumed after.
+     * and resumed after (only the borrowed thread, when it can be).
      */
     long syscall(String name, int nr, long a0, long a1, long a2, long a3, long a4, long a5) {
         boolean wasHeld = tracer.held();
@@ -63,7 +65,8 @@ final class Injector {
                 Syscalls.warmUp();
                 warmedUp = true;
             }
-            tracer.stopAllHere();
+            tracer.holdOneHere(); // the call needs one thread; the others run on
+            tracer.holdLabel = name;
         }
         try {
             long result = inject(nr, a0, a1, a2, a3, a4, a5);
@@ -271,8 +274,8 @@ final class Injector {
     }
 
     private WaitStatus await(Tracer.Tracee t) {
-        long deadline = System.nanoTime() + TIMEOUT_NANOS;
-        int spins = 0;
+        long start = System.nanoTime();
+        long deadline = start + TIMEOUT_NANOS;
         while (true) {
             WaitStatus ws;
             try {
@@ -289,14 +292,15 @@ final class Injector {
                 }
                 continue;
             }
-            if (System.nanoTime() > deadline) {
+            long now = System.nanoTime();
+            if (now > deadline) {
                 throw new SysException("waitpid", Errno.EAGAIN, "process " + tracer.pid() + " thread " + t.tid
                         + ": the injected system call did not complete within 5 s");
             }
-            if (++spins > 100) {
-                LockSupport.parkNanos(20_000);
-            } else {
+            if (now - start < SPIN_NANOS) {
                 Thread.onSpinWait();
+            } else {
+                LockSupport.parkNanos(20_000); // the borrowed thread may be waiting for this very CPU
             }
         }
     }

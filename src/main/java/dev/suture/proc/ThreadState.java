@@ -29,6 +29,32 @@ public final class ThreadState {
         return close >= 0 && close + 2 < stat.length() ? stat.charAt(close + 2) : '?';
     }
 
+    /**
+     * Where a blocked thread sits, read from /proc/PID/task/TID/syscall ("NR ARGS... SP PC", or "-1 SP PC"):
+     * registers with only rsp and rip set, or null when the thread runs or the file cannot be read. Lets a tool
+     * rehearse an unwind on the thread's real stack without stopping it.
+     */
+    public static Registers blockedAt(int pid, int tid) {
+        String line;
+        try {
+            line = Files.readString(Path.of("/proc/" + pid + "/task/" + tid + "/syscall")).strip();
+        } catch (IOException | RuntimeException e) {
+            return null;
+        }
+        String[] f = line.split(" ");
+        if (f.length < 3 || !f[f.length - 1].startsWith("0x") || !f[f.length - 2].startsWith("0x")) {
+            return null; // "running"
+        }
+        long[] w = new long[Registers.WORDS];
+        try {
+            w[19] = Long.parseUnsignedLong(f[f.length - 2].substring(2), 16);
+            w[16] = Long.parseUnsignedLong(f[f.length - 1].substring(2), 16);
+        } catch (NumberFormatException e) {
+            return null;
+        }
+        return Registers.of(w);
+    }
+
     /** True when the thread is gone, a zombie, or already exiting. */
     static boolean dying(int pid, int tid) {
         String stat = stat(pid, tid);

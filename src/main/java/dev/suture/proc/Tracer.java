@@ -22,6 +22,7 @@ import java.util.concurrent.FutureTask;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.Consumer;
 import java.util.function.Supplier;
 
 /**
@@ -52,6 +53,11 @@ public final class Tracer implements AutoCloseable {
     private int tracerTid;
     private int memFd = -1;
     private final Injector injector = new Injector(this);
+    /** SUTURE_DEBUG: the spans all threads were held, printed by {@link #close()} (never inside a window). */
+    private static final boolean DEBUG = System.getenv("SUTURE_DEBUG") != null;
+    private final long[] holds = new long[64];
+    private int holdCount;
+    private long holdStart;
     private volatile InjectionLog injectionLog = InjectionLog.NONE;
 
     /** What we know of one traced thread. */
@@ -198,6 +204,24 @@ public final class Tracer implements AutoCloseable {
     }
 
     /**
+     * Reads {@code count} ranges with one process_vm_readv into {@code dst}, packed from index 0 (runs on the
+     * calling thread); returns the bytes read in total. The kernel stops at the first range it cannot read to its
+     * end: the ranges wholly below the total are complete, the others are to be read again with {@link #read}.
+     */
+    public long readRanges(long[] addresses, int[] lengths, int count, byte[] dst) {
+        try {
+            return Syscalls.readMemoryRanges(pid, addresses, lengths, count, dst);
+        } catch (ProcessVanishedException e) {
+            throw ProcessVanishedException.process(pid, "memory read");
+        } catch (SysException e) {
+            if (e.errno() == Errno.EFAULT) {
+                return 0;
+            }
+            throw e;
+        }
+    }
+
+    /**
      * Writes {@code bytes} at {@code address} through /proc/PID/mem, which writes even read-only text (a private
      * copy of the page, as a debugger's breakpoint does); falls back to PTRACE_POKEDATA on a held thread.
      */
@@ -249,6 +273,9 @@ public final class Tracer implements AutoCloseable {
         } finally {
             shutdown = true;
             thread.interrupt();
+            if (DEBUG) {
+                printHolds();
+            }
         }
     }
 
@@ -576,50 +603,104 @@ public final class Tracer implements AutoCloseable {
     // ---- stop and resume ----
 
     void stopAllHere() {
+        stopAllHere(null);
+    }
+
+    /**
+     * Interrupts every running thread and waits for their stops; {@code onStop}, when given, is told of each thread
+     * as soon as it has stopped (release detaches it there, so no thread waits for the others).
+     */
+    private void stopAllHere(Consumer<Tracee> onStop) {
         if (vanished) {
             throw ProcessVanishedException.process(pid, "stop");
         }
         if (held) {
             return;
         }
+        holdStart = System.nanoTime();
         serviceEvents(); // answer what is already queued, so the interrupts meet running threads
-        var pending = new ArrayList<Tracee>();
+        pending.clear();
         for (var t : tracees.values()) {
             if (t.state != State.STOPPED) {
-                int errno = Syscalls.ptraceErrno(Ptrace.PTRACE_INTERRUPT, t.tid, 0, 0);
-                if (errno != 0 && errno != Errno.ESRCH) {
-                    throw SysException.of("ptrace(PTRACE_INTERRUPT)", errno, "thread " + t.tid);
-                }
+                interrupt(t);
                 pending.add(t);
             }
         }
-        awaitStops(pending, "stop");
+        awaitStops(pending, "stop", onStop);
         held = true;
     }
 
-    /** Waits until every thread in {@code pending} reports a stop (adding the threads they create meanwhile). */
-    private void awaitStops(List<Tracee> pending, String during) {
+    /** Reused by every stop: a window allocates nothing it can avoid. */
+    private final ArrayList<Tracee> pending = new ArrayList<>();
+
+    private void interrupt(Tracee t) {
+        int errno = Syscalls.ptraceErrno(Ptrace.PTRACE_INTERRUPT, t.tid, 0, 0);
+        if (errno != 0 && errno != Errno.ESRCH) {
+            throw SysException.of("ptrace(PTRACE_INTERRUPT)", errno, "thread " + t.tid);
+        }
+    }
+
+    /**
+     * Stops one thread for the injector to borrow, leaving the others running: preferably a sleeping thread other
+     * than the main one, whose pause then costs the program nothing it would notice. Falls back to stopping every
+     * thread when the chosen one does not come to a plain interrupt stop (a signal or event was on its way).
+     */
+    void holdOneHere() {
+        if (vanished) {
+            throw ProcessVanishedException.process(pid, "stop");
+        }
+        if (held) {
+            return;
+        }
+        Tracee pick = null;
+        for (var t : tracees.values()) {
+            if (t.state != State.RUNNING) {
+                continue;
+            }
+            if (pick == null) {
+                pick = t;
+            }
+            if (t.tid != pid && ThreadState.of(pid, t.tid) == 'S') {
+                pick = t;
+                break;
+            }
+        }
+        holdStart = System.nanoTime();
+        serviceEvents();
+        if (pick != null && pick.state == State.RUNNING) {
+            interrupt(pick);
+            pending.clear();
+            pending.add(pick);
+            awaitStops(pending, "stop", null);
+            held = true;
+            if (pick.state == State.STOPPED && pick.stop == Stop.INTERRUPT) {
+                return;
+            }
+            held = false;
+        }
+        stopAllHere(null);
+    }
+
+    /**
+     * Waits until every thread in {@code pending} reports a stop (adding the threads they create meanwhile); tells
+     * {@code onStop} (if given) of each stopped thread at once. Each pass asks every pending thread in turn
+     * (waitpid on one thread id costs the kernel no walk over the others), so the main thread, first in the
+     * list, is seen as soon as it stops. Measured on 2 cores with 128 threads, this beat a loop driven by
+     * waitid(P_ALL, WNOWAIT), which walks every tracee per call and names the newest thread first (stop 2.4 ms
+     * against 5-7 ms).
+     */
+    private void awaitStops(List<Tracee> pending, String during, Consumer<Tracee> onStop) {
         long deadline = System.nanoTime() + STOP_TIMEOUT_NANOS;
         int idle = 0;
         while (!pending.isEmpty()) {
             boolean progress = false;
             for (int i = 0; i < pending.size(); i++) {
-                var t = pending.get(i);
-                WaitStatus ws;
-                try {
-                    ws = Syscalls.waitpid(t.tid, Ptrace.WNOHANG | Ptrace.__WALL);
-                } catch (ProcessVanishedException e) {
-                    ws = new WaitStatus(t.tid, 0); // ECHILD: reaped or released already; treat as exited
-                }
-                if (ws == null) {
-                    continue;
-                }
-                progress = true;
-                if (recordStop(t, ws, pending)) {
-                    pending.remove(i--);
+                if (reap(pending, i, onStop)) {
+                    progress = true;
+                    i--;
                 }
             }
-            if (vanished || tracees.isEmpty()) {
+            if (vanished || (tracees.isEmpty() && onStop == null)) {
                 vanished = true;
                 throw ProcessVanishedException.process(pid, during);
             }
@@ -637,6 +718,28 @@ public final class Tracer implements AutoCloseable {
                 Thread.onSpinWait();
             }
         }
+    }
+
+    /**
+     * Reaps what {@code pending.get(at)} has to report, if anything; returns true (and removes it from
+     * {@code pending}) when it is now stopped or gone.
+     */
+    private boolean reap(List<Tracee> pending, int at, Consumer<Tracee> onStop) {
+        var t = pending.get(at);
+        WaitStatus ws;
+        try {
+            ws = Syscalls.waitpid(t.tid, Ptrace.WNOHANG | Ptrace.__WALL);
+        } catch (ProcessVanishedException e) {
+            ws = new WaitStatus(t.tid, 0); // ECHILD: reaped or released already; treat as exited
+        }
+        if (ws == null || !recordStop(t, ws, pending)) {
+            return false;
+        }
+        pending.remove(t);
+        if (onStop != null && t.state == State.STOPPED) {
+            onStop.accept(t);
+        }
+        return true;
     }
 
     /**
@@ -697,6 +800,27 @@ public final class Tracer implements AutoCloseable {
                 cont(t, sig);
             }
         }
+        recordHold(holdLabel);
+        holdLabel = "hold";
+    }
+
+    /** What the current hold is for, in the SUTURE_DEBUG listing. */
+    String holdLabel = "hold";
+    private final String[] holdLabels = new String[holds.length / 2];
+
+    private void recordHold(String label) {
+        if (DEBUG && holdCount < holdLabels.length) {
+            holds[2 * holdCount] = holdStart;
+            holds[2 * holdCount + 1] = System.nanoTime();
+            holdLabels[holdCount++] = label;
+        }
+    }
+
+    private void printHolds() {
+        for (int i = 0; i < holdCount; i++) {
+            System.err.printf("tracer: %s held from %d for %d us%n", holdLabels[i], holds[2 * i],
+                    (holds[2 * i + 1] - holds[2 * i]) / 1000);
+        }
     }
 
     /** Sends again, to the same thread, the signals it dequeued while it ran a system call for us. */
@@ -714,34 +838,41 @@ public final class Tracer implements AutoCloseable {
     }
 
     private void releaseAll() {
-        if (!vanished && !tracees.isEmpty()) {
+        if (!vanished && !tracees.isEmpty() && !held) {
             try {
-                if (!held) {
-                    stopAllHere();
-                }
+                // every thread is detached as soon as it stops: none is held while the others come to a stop
+                stopAllHere(detachTask);
             } catch (ProcessVanishedException e) {
                 // fall through: detach what is left
             }
         }
         for (var t : List.copyOf(tracees.values())) {
-            requeue(t);
-            int sig = t.stop == Stop.SIGNAL ? t.pendingSignal : 0;
-            int errno = Syscalls.ptraceErrno(Ptrace.PTRACE_DETACH, t.tid, 0, sig);
-            if (errno != 0) {
-                // Dead or dying: reap it if it is already a zombie we owe a wait.
-                try {
-                    Syscalls.waitpid(t.tid, Ptrace.WNOHANG | Ptrace.__WALL);
-                } catch (SysException ignored) {
-                    // not ours any more
-                }
-            }
-            tracees.remove(t.tid);
+            detach(t);
         }
         held = false;
+        recordHold("release");
         if (memFd >= 0) {
             Syscalls.close(memFd);
             memFd = -1;
         }
+    }
+
+    private final Consumer<Tracee> detachTask = this::detach;
+
+    /** PTRACE_DETACH of a stopped thread, passing on the signals it holds; a group-stopped thread stays stopped. */
+    private void detach(Tracee t) {
+        requeue(t);
+        int sig = t.stop == Stop.SIGNAL ? t.pendingSignal : 0;
+        int errno = Syscalls.ptraceErrno(Ptrace.PTRACE_DETACH, t.tid, 0, sig);
+        if (errno != 0) {
+            // Dead or dying: reap it if it is already a zombie we owe a wait.
+            try {
+                Syscalls.waitpid(t.tid, Ptrace.WNOHANG | Ptrace.__WALL);
+            } catch (SysException ignored) {
+                // not ours any more
+            }
+        }
+        tracees.remove(t.tid);
     }
 
     // ---- helpers for the injector and memory ----
@@ -777,6 +908,9 @@ public final class Tracer implements AutoCloseable {
     ProcessVanishedException threadDied(Tracee t, String during) {
         tracees.remove(t.tid);
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);
+        // a SIGKILL reaches threads one by one: running threads may look alive for a moment
+        long settled = held && tracees.values().stream().anyMatch(o -> o.state != State.STOPPED)
+                ? System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(50) : 0;
         while (System.nanoTime() < deadline) {
             char leader = ThreadState.of(pid, pid);
             if (leader == 'Z' || leader == 'X' || leader == '?' || t.tid == pid) {
@@ -784,8 +918,9 @@ public final class Tracer implements AutoCloseable {
                 vanished = true;
                 return ProcessVanishedException.process(pid, during);
             }
-            if (tracees.values().stream().allMatch(o -> ThreadState.of(pid, o.tid) == 't')) {
-                return null; // the others are alive and held: only this thread ended
+            if (System.nanoTime() > settled && tracees.values().stream().allMatch(o -> o.state == State.STOPPED
+                    ? ThreadState.of(pid, o.tid) == 't' : !ThreadState.dying(pid, o.tid))) {
+                return null; // the others are alive (held, or running while one thread is borrowed): only it ended
             }
             LockSupport.parkNanos(1_000_000);
         }
@@ -851,7 +986,8 @@ public final class Tracer implements AutoCloseable {
             stopAllHere();
         }
         try {
-            int tid = tracees.keySet().iterator().next();
+            int tid = tracees.values().stream().filter(t -> t.state == State.STOPPED).findFirst()
+                    .orElseThrow(() -> ProcessVanishedException.process(pid, "memory write")).tid;
             long start = address & ~7L;
             long end = (address + bytes.length + 7) & ~7L;
             for (long word = start; word < end; word += 8) {

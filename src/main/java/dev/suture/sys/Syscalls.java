@@ -58,6 +58,16 @@ public final class Syscalls {
         int errno() {
             return (int) ERRNO.get(errno, 0L);
         }
+
+        private MemorySegment iovs = arena.allocate(16 * 129, 8);
+
+        /** Room for {@code count} iovecs. */
+        MemorySegment iovs(int count) {
+            if (iovs.byteSize() < 16L * count) {
+                iovs = arena.allocate(16L * Math.max(count, 2 * iovs.byteSize() / 16), 8);
+            }
+            return iovs;
+        }
     }
 
     private static MethodHandle link(String name, FunctionDescriptor fd, Linker.Option... extra) {
@@ -300,6 +310,54 @@ public final class Syscalls {
         return (int) n;
     }
 
+    /**
+     * Makes the calling thread's native scratch buffer hold at least {@code bytes}, so that a later read or write
+     * of that size allocates nothing (for a time-critical window that reads every stack at once).
+     */
+    public static void reserve(long bytes) {
+        SCRATCH.get().buffer(bytes);
+    }
+
+    /** At most this many ranges per {@link #readMemoryRanges} call (the kernel's IOV_MAX). */
+    public static final int MAX_RANGES = 1024;
+
+    /**
+     * process_vm_readv of {@code count} ranges ({@code addresses[i]}, {@code lengths[i]} bytes) into {@code dst},
+     * packed one after another from index 0: one system call for all. Returns the bytes read in total; the kernel
+     * stops at the first range it cannot read to its end, so the ranges lying wholly below the total are complete
+     * and the rest are to be read again one by one.
+     */
+    public static long readMemoryRanges(int pid, long[] addresses, int[] lengths, int count, byte[] dst) {
+        if (count > MAX_RANGES) {
+            throw new IllegalArgumentException(count + " ranges in one process_vm_readv, more than " + MAX_RANGES);
+        }
+        Scratch s = SCRATCH.get();
+        long total = 0;
+        for (int i = 0; i < count; i++) {
+            total += lengths[i];
+        }
+        MemorySegment buf = s.buffer(total);
+        MemorySegment iov = s.iovs(count + 1);
+        iov.set(JAVA_LONG, 0, buf.address());
+        iov.set(JAVA_LONG, 8, total);
+        for (int i = 0; i < count; i++) {
+            iov.set(JAVA_LONG, 16L * (i + 1), addresses[i]);
+            iov.set(JAVA_LONG, 16L * (i + 1) + 8, lengths[i]);
+        }
+        long n;
+        try {
+            n = (long) VmReadv.H.invokeExact(s.errno, pid, iov, 1L, iov.asSlice(16), (long) count, 0L);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (n < 0) {
+            throw SysException.of("process_vm_readv", s.errno(), "process " + pid + ": " + count + " ranges from 0x"
+                    + Long.toHexString(count > 0 ? addresses[0] : 0));
+        }
+        MemorySegment.copy(buf, ValueLayout.JAVA_BYTE, 0, dst, 0, (int) n);
+        return n;
+    }
+
     /** process_vm_writev of one range (writable mappings only); returns the bytes written. */
     public static int writeMemory(int pid, long address, byte[] src, int offset, int length) {
         Scratch s = SCRATCH.get();
@@ -460,6 +518,7 @@ public final class Syscalls {
             peekWaitable();
             MemorySegment own = s.buffer(16);
             readMemory(self, own.address(), probe, 0, 16);
+            readMemoryRanges(self, new long[] {own.address(), own.address() + 8}, new int[] {8, 8}, 2, probe);
             writeMemory(self, own.address(), probe, 0, 16);
             tgkill(self, tid, 0);
             kill(self, 0);

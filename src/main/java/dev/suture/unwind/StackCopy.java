@@ -7,6 +7,7 @@ package dev.suture.unwind;
 public final class StackCopy implements Memory {
     private long base;
     private byte[] bytes;
+    private int offset;
     private int length;
     private final Memory fallback;
 
@@ -17,9 +18,15 @@ public final class StackCopy implements Memory {
 
     /** The copy now holds {@code length} bytes of {@code bytes}, which were at {@code base} in the thread. */
     public StackCopy reset(long base, byte[] bytes, int length) {
+        return reset(base, bytes, 0, length);
+    }
+
+    /** The copy now holds the {@code length} bytes of {@code bytes} from {@code offset}, which were at {@code base}. */
+    public StackCopy reset(long base, byte[] bytes, int offset, int length) {
         this.base = base;
         this.bytes = bytes;
-        this.length = Math.min(length, bytes.length);
+        this.offset = offset;
+        this.length = Math.max(0, Math.min(length, bytes.length - offset));
         return this;
     }
 
@@ -35,7 +42,7 @@ public final class StackCopy implements Memory {
     public long read(long address, int size) {
         long offset = address - base;
         if (offset >= 0 && offset <= length - size) {
-            int o = (int) offset;
+            int o = this.offset + (int) offset;
             long v = 0;
             for (int i = size - 1; i >= 0; i--) {
                 v = v << 8 | (bytes[o + i] & 0xffL);

@@ -1,6 +1,8 @@
 package dev.suture.unwind;
 
 import dev.suture.proc.Registers;
+import dev.suture.proc.ThreadState;
+import dev.suture.sys.Syscalls;
 import dev.suture.proc.Tracer;
 import dev.suture.SutureException;
 import java.util.ArrayList;
@@ -59,14 +61,59 @@ public final class StackSampler {
     }
 
     /**
-     * Runs {@link #captureHeld()}'s own path once while the process runs, so its first real run, inside a window,
-     * meets linked and loaded code: every register read fails harmlessly (no thread is held) and is recorded as
-     * that thread's error, which the next capture overwrites.
+     * Runs {@link #captureHeld()}'s own path while the process runs, so its first real run, inside a window,
+     * meets linked, loaded and compiled code and sized buffers. Once as is: every register read fails harmlessly
+     * (no thread is held) and is recorded as that thread's error, which the next capture overwrites. Then the
+     * stack copies and unwinds, on the tracer thread (whose buffers they size), from where each blocked thread
+     * sits (/proc/PID/task/TID/syscall), often enough for the JIT: a blocked thread's stack is the one the window
+     * will copy, so the FDEs it needs get parsed too.
      */
     private void rehearse() {
-        if (!tracer.isHeld()) {
-            captureHeld();
+        if (tracer.isHeld()) {
+            return;
         }
+        captureHeld();
+        var blocked = new ArrayList<Registers>();
+        var tids = new ArrayList<Integer>();
+        for (int tid : tracer.threads()) {
+            Registers at = ThreadState.blockedAt(tracer.pid(), tid);
+            if (at != null) {
+                blocked.add(at);
+                tids.add(tid);
+            }
+        }
+        if (blocked.isEmpty()) {
+            return;
+        }
+        int rounds = Math.max(2, REHEARSALS / blocked.size());
+        int all = tracer.threads().size();
+        var regs = blocked.toArray(Registers[]::new);
+        var errors = new String[regs.length];
+        rehearsal = tracer.run(() -> {
+            List<ThreadStack> out = List.of();
+            for (int round = 0; round < rounds; round++) {
+                out = copyAndUnwind(tids, regs, errors);
+            }
+            // room for the threads that ran (not rehearsed) and for stacks that grow: no allocation in the window
+            int room = Math.min(BATCH_CAP, 2 * lastTotal + (all - tids.size()) * UNKNOWN_MAPPING_READ);
+            Syscalls.reserve(room);
+            if (batch.length < room) {
+                batch = new byte[room];
+            }
+            return out;
+        });
+    }
+
+    /** Unwinds per thread that a rehearsal runs at least (spread over the threads), about the JIT's threshold. */
+    private static final int REHEARSALS = 400;
+    private List<ThreadStack> rehearsal = List.of();
+
+    /**
+     * The last rehearsal's results (threads unwound from where they were blocked, not held): for a caller that
+     * checks the stacks in the window to rehearse its own check. Empty when no thread was blocked.
+     */
+    public List<ThreadStack> rehearsal() {
+        return rehearsal;
     }
 
     /**
@@ -120,45 +167,116 @@ public final class StackSampler {
      */
     public List<ThreadStack> captureHeld() {
         registersNanos = copyNanos = unwindNanos = 0;
-        var out = new ArrayList<ThreadStack>();
-        for (int tid : tracer.threads()) {
-            out.add(sampleThread(tid));
+        List<Integer> tids = tracer.threads();
+        var regs = new Registers[tids.size()];
+        var errors = new String[tids.size()];
+        long t0 = System.nanoTime();
+        for (int i = 0; i < regs.length; i++) {
+            try {
+                regs[i] = tracer.registers(tids.get(i));
+            } catch (SutureException e) {
+                errors[i] = "registers unreadable: " + e.getMessage();
+            }
         }
-        return List.copyOf(out);
+        registersNanos = System.nanoTime() - t0;
+        return copyAndUnwind(tids, regs, errors);
     }
 
-    private ThreadStack sampleThread(int tid) {
+    private FrameBuffer frames(int tid) {
         // no computeIfAbsent: linking its lambda on the first call would cost the window most of a millisecond
         FrameBuffer frames = buffers.get(tid);
         if (frames == null) {
             frames = new FrameBuffer(MAX_FRAMES);
             buffers.put(tid, frames);
         }
-        Registers regs;
-        long t0 = System.nanoTime();
-        try {
-            regs = tracer.registers(tid);
-        } catch (SutureException e) {
-            frames.clear();
-            return new ThreadStack(tid, null, frames, 0, "registers unreadable: " + e.getMessage());
-        }
-        for (int r = 0; r < Dwarf.REGISTER_COUNT; r++) {
-            dwarf[r] = regs.dwarf(r);
-        }
+        return frames;
+    }
+
+    /** At most this much stack is copied with the one read for all threads; threads past it are read alone. */
+    private static final int BATCH_CAP = 8 << 20;
+    private byte[] batch = new byte[64 << 10];
+    private long[] rangeAt = new long[0];
+    private int[] rangeLength = new int[0];
+    private int[] offsetOf = new int[0];
+    private int lastTotal;
+
+    /**
+     * Copies the stack above each thread's rsp (to the end of its mapping, at most {@link #STACK_CAP}), all with
+     * one process_vm_readv (up to {@link #BATCH_CAP} bytes in all), and unwinds each in memory. A range the
+     * kernel could not read to its end, and every range after it, is read again alone; a thread past the cap is
+     * read alone. A thread without registers ({@code regs[i]} null) gets {@code errors[i]}.
+     */
+    private List<ThreadStack> copyAndUnwind(List<Integer> tids, Registers[] regs, String[] errors) {
         long t1 = System.nanoTime();
-        long rsp = regs.rsp();
+        int n = regs.length;
+        if (offsetOf.length < n) {
+            offsetOf = new int[n];
+            rangeAt = new long[Math.min(n, Syscalls.MAX_RANGES)];
+            rangeLength = new int[rangeAt.length];
+        }
+        int count = 0;
+        int total = 0;
+        for (int i = 0; i < n; i++) {
+            offsetOf[i] = -1;
+            int want = regs[i] == null ? 0 : wanted(regs[i].rsp());
+            if (regs[i] != null && count < rangeAt.length && total + want <= BATCH_CAP) {
+                rangeAt[count] = regs[i].rsp();
+                rangeLength[count++] = want;
+                offsetOf[i] = total;
+                total += want;
+            }
+        }
+        lastTotal = total;
+        if (batch.length < total) {
+            batch = new byte[Math.max(total, 2 * batch.length)];
+        }
+        long got = count == 0 ? 0 : tracer.readRanges(rangeAt, rangeLength, count, batch);
+        long unwinding = 0;
+        var out = new ArrayList<ThreadStack>(n);
+        for (int i = 0; i < n; i++) {
+            int tid = tids.get(i);
+            FrameBuffer frames = frames(tid);
+            if (regs[i] == null) {
+                frames.clear();
+                out.add(new ThreadStack(tid, null, frames, 0, errors[i]));
+                continue;
+            }
+            long rsp = regs[i].rsp();
+            int want = wanted(rsp);
+            int have;
+            if (offsetOf[i] >= 0) {
+                have = (int) Math.clamp(got - offsetOf[i], 0, want);
+                if (have < want) {
+                    have = tracer.read(rsp, batch, offsetOf[i], want); // past where the one read stopped
+                }
+                copy.reset(rsp, batch, offsetOf[i], have);
+            } else {
+                have = tracer.read(rsp, stack, 0, want);
+                copy.reset(rsp, stack, 0, have);
+            }
+            for (int r = 0; r < Dwarf.REGISTER_COUNT; r++) {
+                dwarf[r] = regs[i].dwarf(r);
+            }
+            long u0 = System.nanoTime();
+            unwinder.unwind(dwarf, copy, frames);
+            unwinding += System.nanoTime() - u0;
+            out.add(new ThreadStack(tid, regs[i], frames, have, have == 0 ? "stack at 0x" + Long.toHexString(rsp)
+                    + " unreadable" : null));
+        }
+        copyNanos = System.nanoTime() - t1 - unwinding;
+        unwindNanos = unwinding;
+        return List.copyOf(out);
+    }
+
+    /** How much stack to copy above {@code rsp}: to the end of its mapping, at most {@link #STACK_CAP}. */
+    private int wanted(long rsp) {
         long end = code.mappingEnd(rsp);
-        long want = end == 0 ? UNKNOWN_MAPPING_READ : Math.min(end - rsp, STACK_CAP);
-        int got = tracer.read(rsp, stack, 0, (int) want);
-        copy.reset(rsp, stack, got);
-        long t2 = System.nanoTime();
-        unwinder.unwind(dwarf, copy, frames);
-        long t3 = System.nanoTime();
-        registersNanos += t1 - t0;
-        copyNanos += t2 - t1;
-        unwindNanos += t3 - t2;
-        return new ThreadStack(tid, regs, frames, got, got == 0 ? "stack at 0x" + Long.toHexString(rsp)
-                + " unreadable" : null);
+        return (int) (end == 0 ? UNKNOWN_MAPPING_READ : Math.clamp(end - rsp, 0, STACK_CAP));
+    }
+
+    /** The last capture's time (ns) spent reading registers, copying stacks and unwinding: {registers, copy, unwind}. */
+    public long[] captureNanos() {
+        return new long[] {registersNanos, copyNanos, unwindNanos};
     }
 
     /** Reads outside the stack copy from the stopped process itself, one small read each. */

@@ -6,23 +6,35 @@ import dev.suture.build.Differ;
 import dev.suture.testing.Commands;
 import dev.suture.testing.Gcc;
 import dev.suture.testing.Target;
+import java.io.File;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import java.util.List;
 import java.util.Locale;
 
 /**
  * Benchmark (not a unit test) of {@code suture apply}: on targets with 1, 8, 32 and 128 threads, the pause of a
- * one-function apply as the tool reports it (its stop-the-world window) and as the target sees it (the longest
- * stall its main thread measured during the whole apply), the wall time of the whole {@code ./suture apply}
- * command, and the noise: the same stall measured over the same duration with no apply.
+ * one-function apply as the tool reports it (its stop-the-world window) and as the target sees it: the longest
+ * stall its main thread measured inside the window, and during the whole apply (which also holds threads to
+ * run mmap inside the target and to detach). Also the wall time of the whole {@code ./suture apply} command, and
+ * the noise: the longest stall measured over as long again with no apply.
  *
- * <p>The target's main thread loops on a 50 µs nanosleep and clock_gettime, keeping its longest gap, and prints
- * it (and starts over) on SIGUSR1; the other threads sleep in 5 ms nanosleeps. Every target calls alarm(120).
- * Run: {@code bench/apply.sh [repetitions]} (default 3). Prints one table; no assertions.
+ * <p>The target's main thread loops on a 50 µs nanosleep and clock_gettime and records every gap over 0.2 ms
+ * with its CLOCK_MONOTONIC span; on SIGUSR1 it prints them and its longest gap, and starts over. The other
+ * threads sleep in 5 ms nanosleeps. The target calls alarm(120) at start and again on each SIGUSR1. suture runs
+ * with SUTURE_DEBUG set, so it lists each span it held threads (System.nanoTime is CLOCK_MONOTONIC too): each
+ * is printed per repetition with the target's longest gap overlapping it.
+ *
+ * <p>Run: {@code bench/apply.sh [repetitions [threads,...]]} (default 3 and 1,8,32,128); with
+ * {@code SUTURE_BENCH_ROOTS=dirA,dirB} it compares two builds, interleaved. Prints a table per build; no
+ * assertions.
  */
 public final class ApplyBench {
     private static final String TARGET = """
@@ -60,7 +72,7 @@ public final class ApplyBench {
                 for (int i = 1; i < n; i++)
                     pthread_create(&t, 0, sleeper, 0);
                 int v = 0;
-                long max = 0, last = now();
+                long max = 0, last = now(), ngaps = 0, gaps[1024][2];
                 printf("ready\\n");
                 for (;;) {
                     nap(50000);
@@ -68,11 +80,19 @@ public final class ApplyBench {
                     long t = now();
                     if (t - last > max)
                         max = t - last;
+                    if (t - last > 200000) { /* the latest 1024 gaps over 0.2 ms */
+                        gaps[ngaps % 1024][0] = last;
+                        gaps[ngaps++ % 1024][1] = t;
+                    }
                     last = t;
                     if (report) {
                         report = 0;
+                        alarm(120); /* 120 s after the harness last asked, not after start: runs can be long */
+                        for (long i = ngaps > 1024 ? ngaps - 1024 : 0; i < ngaps; i++)
+                            printf("gap %ld %ld\\n", gaps[i % 1024][0], gaps[i % 1024][1]);
                         printf("stall %ld tick %d\\n", max, v);
                         max = 0;
+                        ngaps = 0;
                         last = now();
                     }
                 }
@@ -84,12 +104,20 @@ public final class ApplyBench {
 
     private ApplyBench() {}
 
-    record Row(int threads, List<Double> toolMs, List<Double> stallMs, List<Double> noiseMs, List<Double> wallMs) {}
+    /** One build of suture (its checkout's root) and what it measured, per thread count. */
+    record Build(Path root, Map<Integer, Row> rows) {}
+
+    record Row(List<Double> toolMs, List<Double> windowStallMs, List<Double> stallMs, List<Double> noiseMs,
+               List<Double> wallMs) {}
 
     public static void main(String[] args) throws Exception {
         int reps = args.length > 0 ? Integer.parseInt(args[0]) : 3;
-        Path root = Path.of(System.getProperty("suture.root", ".")).toAbsolutePath();
-        Path suture = root.resolve("suture");
+        int[] threads = args.length > 1 ? Arrays.stream(args[1].split(",")).mapToInt(Integer::parseInt).toArray()
+                : THREADS;
+        var builds = new ArrayList<Build>();
+        for (String r : System.getProperty("suture.root", ".").split(",")) {
+            builds.add(new Build(Path.of(r).toAbsolutePath(), new LinkedHashMap<>()));
+        }
         Path dir = Files.createTempDirectory("apply-bench");
         Path orig = compile(dir, "orig", TARGET);
         Path patched = compile(dir, "patched", TARGET.replace("return x + 1;", "return x + 2;"));
@@ -97,50 +125,84 @@ public final class ApplyBench {
         Gcc.run(dir, "gcc", "-pthread", "-no-pie", "-o", exe.toString(), orig.toString());
         Path patch = dir.resolve("tick.suture");
         Differ.diff(new DiffRequest(exe, List.of(orig), List.of(patched), "bench-tick", false), patch);
-        Commands.run(root, WAIT, suture.toString(), "--help"); // builds the jar and its AOT cache once
-
-        var rows = new ArrayList<Row>();
-        for (int n : THREADS) {
-            var row = new Row(n, new ArrayList<>(), new ArrayList<>(), new ArrayList<>(), new ArrayList<>());
+        for (var b : builds) {
+            suture(b, "--help"); // builds the jar and its AOT cache once
+        }
+        for (int n : threads) {
             try (var t = Target.start(exe, Integer.toString(n))) {
                 t.awaitLine("ready", WAIT);
                 for (int rep = 0; rep < reps; rep++) {
-                    stall(t); // starts a fresh measurement
-                    long start = System.nanoTime();
-                    var r = Commands.run(root, WAIT, suture.toString(), "apply", "-p", Long.toString(t.pid()),
-                            "--json", patch.toString());
-                    long wall = System.nanoTime() - start;
-                    double seen = stall(t);
-                    if (r.status() != 0) {
-                        throw new AssertionError("apply failed: " + r.output());
+                    for (var b : builds) { // interleaved, so every build meets the same machine load
+                        measure(b, n, rep, t, patch);
                     }
-                    String json = r.output().substring(r.output().indexOf('{'), r.output().lastIndexOf('}') + 1);
-                    double pause = new ObjectMapper().readTree(json).get("results").get(0).get("pauseMicros")
-                            .asDouble() / 1000;
-                    var rv = Commands.run(root, WAIT, suture.toString(), "revert", "-p", Long.toString(t.pid()),
-                            "bench-tick");
-                    if (rv.status() != 0) {
-                        throw new AssertionError("revert failed: " + rv.output());
-                    }
-                    stall(t);
-                    sleepNanos(wall);
-                    double noise = stall(t);
-                    row.toolMs().add(pause);
-                    row.stallMs().add(seen);
-                    row.noiseMs().add(noise);
-                    row.wallMs().add(wall / 1e6);
-                    System.err.printf(Locale.ROOT, "threads %d rep %d: pause %.3f ms, stall %.3f ms, noise %.3f ms,"
-                            + " wall %.0f ms%n", n, rep, pause, seen, noise, wall / 1e6);
                 }
             }
-            rows.add(row);
         }
-        System.out.println("one-function apply, " + reps + " repetitions each: median (max), ms");
-        System.out.printf("%-8s %-20s %-20s %-20s %-20s%n", "threads", "pause (tool)", "stall (target)",
-                "noise (no apply)", "apply wall");
-        for (var r : rows) {
-            System.out.printf("%-8d %-20s %-20s %-20s %-20s%n", r.threads(), cell(r.toolMs()), cell(r.stallMs()),
-                    cell(r.noiseMs()), cell(r.wallMs()));
+        System.out.printf(Locale.ROOT, "one-function apply, %d repetitions each, load average %s: median (max), ms%n",
+                reps, Files.readString(Path.of("/proc/loadavg")).strip());
+        for (var b : builds) {
+            System.out.println(b.root());
+            System.out.printf("%-8s %-17s %-17s %-17s %-17s %-17s%n", "threads", "window (tool)",
+                    "stall in window", "stall in apply", "noise (no apply)", "apply wall");
+            b.rows().forEach((n, r) -> System.out.printf("%-8d %-17s %-17s %-17s %-17s %-17s%n", n,
+                    cell(r.toolMs()), cell(r.windowStallMs()), cell(r.stallMs()), cell(r.noiseMs()),
+                    cell(r.wallMs())));
+        }
+    }
+
+    /** One apply, its revert, and the noise over as long as the apply took. */
+    private static void measure(Build b, int n, int rep, Target t, Path patch) throws Exception {
+        var row = b.rows().computeIfAbsent(n, k -> new Row(new ArrayList<>(), new ArrayList<>(), new ArrayList<>(),
+                new ArrayList<>(), new ArrayList<>()));
+        stall(t); // starts a fresh measurement
+        long start = System.nanoTime();
+        var r = suture(b, "apply", "-p", Long.toString(t.pid()), "--json", patch.toString());
+        long wall = System.nanoTime() - start;
+        var report = stall(t);
+        if (r.status() != 0) {
+            throw new AssertionError("apply failed: " + r.output());
+        }
+        String json = r.output().substring(r.output().indexOf('{'), r.output().lastIndexOf('}') + 1);
+        double pause = new ObjectMapper().readTree(json).get("results").get(0).get("pauseMicros").asDouble() / 1000;
+        var rv = suture(b, "revert", "-p", Long.toString(t.pid()), "bench-tick");
+        if (rv.status() != 0) {
+            throw new AssertionError("revert failed: " + rv.output());
+        }
+        stall(t);
+        sleepNanos(wall);
+        double noise = stall(t).maxMs();
+        double inWindow = windowStall(r.output(), report);
+        row.toolMs().add(pause);
+        if (inWindow >= 0) {
+            row.windowStallMs().add(inWindow);
+        }
+        row.stallMs().add(report.maxMs());
+        row.noiseMs().add(noise);
+        row.wallMs().add(wall / 1e6);
+        System.err.printf(Locale.ROOT, "%s threads %d rep %d: window %.3f ms, stall in window %.3f ms, in apply %.3f"
+                + " ms, noise %.3f ms, wall %.0f ms%s%n", b.root().getFileName(), n, rep, pause, inWindow,
+                report.maxMs(), noise, wall / 1e6, holds(r.output(), report));
+    }
+
+    /** Runs the build's ./suture with SUTURE_DEBUG set (it then lists its holds and the window's phases). */
+    private static Commands.Result suture(Build b, String... args) throws IOException, InterruptedException {
+        var cmd = new ArrayList<String>();
+        cmd.add(b.root().resolve("suture").toString());
+        cmd.addAll(List.of(args));
+        Path log = Files.createTempFile("apply-bench", ".log");
+        try {
+            var pb = new ProcessBuilder(cmd).directory(b.root().toFile()).redirectErrorStream(true)
+                    .redirectOutput(log.toFile()).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
+            pb.environment().put("SUTURE_DEBUG", "1");
+            var p = pb.start();
+            if (!p.waitFor(WAIT.toMillis(), TimeUnit.MILLISECONDS)) {
+                p.destroyForcibly();
+                p.waitFor(10, TimeUnit.SECONDS);
+                throw new AssertionError("timed out: " + cmd);
+            }
+            return new Commands.Result(p.exitValue(), Files.readString(log));
+        } finally {
+            Files.deleteIfExists(log);
         }
     }
 
@@ -152,15 +214,78 @@ public final class ApplyBench {
         return d.resolve("target.o");
     }
 
-    /** Asks the target for its longest stall since the last request (ms) and starts a new measurement. */
-    private static double stall(Target t) throws IOException {
+    /** The target's longest stall (ms) and its gaps over 0.2 ms as {start, end} on CLOCK_MONOTONIC (ns). */
+    record Stalls(double maxMs, List<long[]> gaps) {}
+
+    /** Asks the target for its stalls since the last request and starts a new measurement. */
+    private static Stalls stall(Target t) throws IOException {
         int skip = t.lines().size();
         t.signal("USR1");
         String line = t.awaitLine(l -> l.startsWith("stall "), WAIT, skip);
-        return Long.parseLong(line.split(" ")[1]) / 1e6;
+        var gaps = new ArrayList<long[]>();
+        for (String l : t.lines().subList(skip, t.lines().size())) {
+            if (l.startsWith("gap ")) {
+                String[] f = l.split(" ");
+                gaps.add(new long[] {Long.parseLong(f[1]), Long.parseLong(f[2])});
+            }
+        }
+        return new Stalls(Long.parseLong(line.split(" ")[1]) / 1e6, gaps);
+    }
+
+    /** The target's longest gap overlapping the window ("window: from NS for US us"), or -1 if not printed. */
+    private static double windowStall(String output, Stalls stalls) {
+        double seen = -1;
+        for (String l : output.lines().toList()) {
+            String[] f = l.split(" ");
+            if (l.startsWith("window: from ")) {
+                long from = Long.parseLong(f[2]);
+                long to = from + Long.parseLong(f[4]) * 1000;
+                seen = 0;
+                for (long[] g : stalls.gaps()) {
+                    if (g[0] < to && g[1] > from) {
+                        seen = Math.max(seen, (g[1] - g[0]) / 1e6);
+                    }
+                }
+            }
+        }
+        return seen;
+    }
+
+    /**
+     * With SUTURE_DEBUG set, the tool lists every span it held all threads ("tracer: LABEL held from NS for US us",
+     * System.nanoTime is CLOCK_MONOTONIC): each is printed with the target's longest gap overlapping it, so the
+     * target's stalls split into the tool's holds and the rest (noise, CPU contention).
+     */
+    private static String holds(String output, Stalls stalls) {
+        var out = new StringBuilder();
+        for (String l : output.lines().toList()) {
+            if (!l.startsWith("tracer: ")) {
+                continue;
+            }
+            String[] f = l.split(" ");
+            long from = Long.parseLong(f[4]);
+            long to = from + Long.parseLong(f[6]) * 1000;
+            long seen = 0;
+            for (long[] g : stalls.gaps()) {
+                if (g[0] < to && g[1] > from) {
+                    seen = Math.max(seen, g[1] - g[0]);
+                }
+            }
+            out.append(String.format(Locale.ROOT, "%n    %-8s held %6.3f ms, target's gap %6.3f ms", f[1],
+                    Long.parseLong(f[6]) / 1e3, seen / 1e6));
+        }
+        for (String l : output.lines().toList()) {
+            if (l.startsWith("window: ")) {
+                out.append("\n    ").append(l);
+            }
+        }
+        return out.toString();
     }
 
     private static String cell(List<Double> values) {
+        if (values.isEmpty()) {
+            return "-";
+        }
         var sorted = values.stream().sorted().toList();
         return String.format(Locale.ROOT, "%.3f (%.3f)", sorted.get(sorted.size() / 2), sorted.getLast());
     }
