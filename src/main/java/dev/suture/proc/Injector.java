@@ -30,6 +30,8 @@ final class Injector {
     private static final int MAX_SIGNALS = 10_000;
     /** How long a wait polls before it sleeps in short naps: a stop normally comes within microseconds. */
     private static final long SPIN_NANOS = TimeUnit.MICROSECONDS.toNanos(50);
+    /** How often a long wait looks in /proc whether the borrowed thread is dying. */
+    private static final long LOOK_NANOS = TimeUnit.MILLISECONDS.toNanos(5);
 
     private final Tracer tracer;
     private StubSite site;
@@ -276,6 +278,7 @@ final class Injector {
     private WaitStatus await(Tracer.Tracee t) {
         long start = System.nanoTime();
         long deadline = start + TIMEOUT_NANOS;
+        long nextLook = start + LOOK_NANOS;
         while (true) {
             WaitStatus ws;
             try {
@@ -296,6 +299,14 @@ final class Injector {
             if (now > deadline) {
                 throw new SysException("waitpid", Errno.EAGAIN, "process " + tracer.pid() + " thread " + t.tid
                         + ": the injected system call did not complete within 5 s");
+            }
+            if (now > nextLook) {
+                // A killed thread may be slow to report its exit while its siblings, not held, die around it:
+                // see it dying in /proc instead of waiting for the report.
+                if (ThreadState.dying(tracer.pid(), t.tid)) {
+                    throw died(t);
+                }
+                nextLook = now + LOOK_NANOS;
             }
             if (now - start < SPIN_NANOS) {
                 Thread.onSpinWait();
