@@ -16,7 +16,7 @@ import picocli.CommandLine.Spec;
 @Command(name = "recover", header = "Finishes or undoes an interrupted apply or revert.",
         mixinStandardHelpOptions = true,
         description = {"When suture is killed in the middle of apply or revert, the journal it keeps in the run",
-                "directory (SUTURE_RUN_DIR, default /run/suture) says what it was doing. recover gives back any",
+                "directory (SUTURE_RUN_DIR; for root /run/suture) says what it was doing. recover gives back any",
                 "thread it had borrowed, then finishes the transaction (an apply whose jumps were all in, a",
                 "revert) or undoes it (an apply that was not), with the same safety check as apply, so the",
                 "process ends fully patched or exactly as it was. apply and revert refuse to start on a process",
