@@ -193,13 +193,8 @@ public final class Tracer implements AutoCloseable {
     public int read(long address, byte[] dst, int offset, int length) {
         try {
             return Syscalls.readMemory(pid, address, dst, offset, length);
-        } catch (ProcessVanishedException e) {
-            throw ProcessVanishedException.process(pid, "memory read");
         } catch (SysException e) {
-            if (e.errno() == Errno.EFAULT) {
-                return 0;
-            }
-            throw e;
+            return (int) unreadable(e);
         }
     }
 
@@ -211,14 +206,20 @@ public final class Tracer implements AutoCloseable {
     public long readRanges(long[] addresses, int[] lengths, int count, byte[] dst) {
         try {
             return Syscalls.readMemoryRanges(pid, addresses, lengths, count, dst);
-        } catch (ProcessVanishedException e) {
-            throw ProcessVanishedException.process(pid, "memory read");
         } catch (SysException e) {
-            if (e.errno() == Errno.EFAULT) {
-                return 0;
-            }
-            throw e;
+            return unreadable(e);
         }
+    }
+
+    /** A failed process_vm_readv: the process vanished (thrown), or nothing was readable (EFAULT: 0 bytes). */
+    private long unreadable(SysException e) {
+        if (e instanceof ProcessVanishedException) {
+            throw ProcessVanishedException.process(pid, "memory read");
+        }
+        if (e.errno() == Errno.EFAULT) {
+            return 0;
+        }
+        throw e;
     }
 
     /**
