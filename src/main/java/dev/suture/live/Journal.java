@@ -79,6 +79,29 @@ final class Journal implements InjectionLog, AutoCloseable {
         return Path.of(System.getProperty("java.io.tmpdir"), "suture-" + System.getProperty("user.name"));
     }
 
+    /** The pids named by files {@code <pid><suffix>} in the run directory (journals, locks), ascending. */
+    static List<Integer> pidsWith(String suffix) {
+        Path dir = directory();
+        var pids = new ArrayList<Integer>();
+        if (!Files.isDirectory(dir)) {
+            return pids;
+        }
+        try (var files = Files.list(dir)) {
+            for (Path f : files.toList()) {
+                String name = f.getFileName().toString();
+                String stem = name.substring(0, Math.max(0, name.length() - suffix.length()));
+                if (name.endsWith(suffix) && !stem.isEmpty() && stem.chars().allMatch(Character::isDigit)) {
+                    pids.add(Integer.parseInt(stem));
+                }
+            }
+        } catch (IOException e) {
+            throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot list " + dir + ": "
+                    + e.getMessage());
+        }
+        pids.sort(null);
+        return pids;
+    }
+
     static Path fileOf(int pid) {
         return directory().resolve(pid + ".journal");
     }

@@ -12,7 +12,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.stream.Stream;
 
 /**
  * {@code suture recover}: ends a transaction that suture did not (it was killed, or the machine ran out of
@@ -61,7 +60,7 @@ final class Recovery {
     /** Recovers every process that has a journal in the run directory. */
     static List<Patcher.RecoverResult> recoverAll(Duration timeout) {
         var out = new ArrayList<Patcher.RecoverResult>();
-        for (int pid : journaledPids()) {
+        for (int pid : Journal.pidsWith(".journal")) {
             out.add(recover(pid, timeout));
         }
         TargetLock.removeStale();
@@ -71,7 +70,7 @@ final class Recovery {
     /** The journals of live processes (of {@code pid} only, unless null); unreadable ones are skipped. */
     static List<Journal.Pending> journals(Integer pid) {
         var out = new ArrayList<Journal.Pending>();
-        for (int p : pid == null ? journaledPids() : List.of(pid)) {
+        for (int p : pid == null ? Journal.pidsWith(".journal") : List.of(pid)) {
             try {
                 Journal.read(p).filter(Journal.Pending::sameProcess).ifPresent(out::add);
             } catch (SutureException e) {
@@ -79,28 +78,6 @@ final class Recovery {
             }
         }
         return out;
-    }
-
-    private static List<Integer> journaledPids() {
-        Path dir = Journal.directory();
-        var pids = new ArrayList<Integer>();
-        if (!Files.isDirectory(dir)) {
-            return pids;
-        }
-        try (Stream<Path> files = Files.list(dir)) {
-            for (Path f : files.toList()) {
-                String name = f.getFileName().toString();
-                String stem = name.substring(0, Math.max(0, name.length() - ".journal".length()));
-                if (name.endsWith(".journal") && !stem.isEmpty() && stem.chars().allMatch(Character::isDigit)) {
-                    pids.add(Integer.parseInt(stem));
-                }
-            }
-        } catch (IOException e) {
-            throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot list " + dir + ": "
-                    + e.getMessage());
-        }
-        pids.sort(null);
-        return pids;
     }
 
     /**

@@ -82,20 +82,13 @@ final class TargetLock implements AutoCloseable {
 
     /** The lock files of processes that no longer exist (removed by {@code recover --all}). */
     static void removeStale() {
-        Path dir = Journal.directory();
-        if (!Files.isDirectory(dir)) {
-            return;
-        }
-        try (var files = Files.list(dir)) {
-            for (Path f : files.toList()) {
-                String name = f.getFileName().toString();
-                String stem = name.substring(0, Math.max(0, name.length() - ".lock".length()));
-                if (name.endsWith(".lock") && !stem.isEmpty() && stem.chars().allMatch(Character::isDigit)
-                        && !Files.exists(Path.of("/proc", stem))) {
-                    Files.deleteIfExists(f);
+        try {
+            for (int pid : Journal.pidsWith(".lock")) {
+                if (!Files.exists(Path.of("/proc/" + pid))) {
+                    Files.deleteIfExists(Journal.directory().resolve(pid + ".lock"));
                 }
             }
-        } catch (IOException ignored) {
+        } catch (SutureException | IOException ignored) {
             // a leftover empty file costs nothing
         }
     }
