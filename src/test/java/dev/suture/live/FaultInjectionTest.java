@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.suture.testing.Procs;
 import dev.suture.testing.SutureProcess;
 import dev.suture.testing.Target;
 import java.io.IOException;
@@ -14,7 +15,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -244,17 +244,14 @@ class FaultInjectionTest {
     }
 
     /** Null when every thread runs untraced (TracerPid 0, not in a tracing or job-control stop). */
-    private static String checkRunning(int pid) throws IOException {
-        try (Stream<Path> tasks = Files.list(Path.of("/proc/" + pid + "/task"))) {
-            for (Path task : tasks.toList()) {
-                for (String l : Files.readAllLines(task.resolve("status"))) {
-                    if (l.startsWith("TracerPid:") && !l.endsWith("\t0")) {
-                        return "thread " + task.getFileName() + " is still traced (" + l + ")";
-                    }
-                    if (l.startsWith("State:") && (l.contains("t (tracing stop)") || l.contains("T (stopped)"))) {
-                        return "thread " + task.getFileName() + " is stopped (" + l + ")";
-                    }
-                }
+    private static String checkRunning(int pid) {
+        for (var thread : Procs.threadStates(pid).entrySet()) {
+            int tracer = Procs.tracerOf(pid, thread.getKey());
+            if (tracer != 0) {
+                return "thread " + thread.getKey() + " is still traced (by " + tracer + ")";
+            }
+            if (thread.getValue() == 't' || thread.getValue() == 'T') {
+                return "thread " + thread.getKey() + " is stopped (state " + thread.getValue() + ")";
             }
         }
         return null;
