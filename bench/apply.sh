@@ -5,12 +5,4 @@
 # interleaving their runs so that both meet the same machine load.
 set -eu
 . "$(dirname "$(readlink -f "$0")")/../scripts/env.sh"
-find_jdk || exit 2
-require_maven || exit 2
-cd "$SUTURE_ROOT"
-export JAVA_HOME="$SUTURE_JAVA_HOME"
-./suture --version >/dev/null
-mvn -B -ntp -o -q test-compile >/dev/null
-exec "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED \
-  -cp "target/test-classes:target/suture.jar" \
-  -Dsuture.root="${SUTURE_BENCH_ROOTS:-$SUTURE_ROOT}" dev.suture.bench.ApplyBench "$@"
+run_bench -Dsuture.root="${SUTURE_BENCH_ROOTS:-$SUTURE_ROOT}" ApplyBench "$@"

@@ -4,12 +4,4 @@
 # (default 40), rounds (default 3).
 set -eu
 . "$(dirname "$(readlink -f "$0")")/../scripts/env.sh"
-find_jdk || exit 2
-require_maven || exit 2
-cd "$SUTURE_ROOT"
-export JAVA_HOME="$SUTURE_JAVA_HOME"
-export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"
-./suture --version >/dev/null
-mvn -B -ntp -o -q test-compile >/dev/null
-exec "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED \
-  -cp "target/classes:target/test-classes:target/suture.jar" dev.suture.bench.BuildBench "$@"
+run_bench BuildBench "$@"

@@ -71,3 +71,22 @@ require_maven() {
     return 1
   fi
 }
+
+# run_bench [JVM-OPTION...] CLASS [ARG...]: what every bench/*.sh does: finds the JDK and Maven, builds the jar
+# (./suture) and the test classes, then runs dev.suture.bench.CLASS's main() on them with ARGs. Does not return.
+run_bench() {
+  local opts=()
+  while [ $# -gt 0 ] && [ "${1#-}" != "$1" ]; do
+    opts+=("$1"); shift
+  done
+  local class=$1; shift
+  find_jdk || exit 2
+  require_maven || exit 2
+  cd "$SUTURE_ROOT"
+  export JAVA_HOME="$SUTURE_JAVA_HOME"
+  export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"
+  ./suture --version >/dev/null
+  mvn -B -ntp -o -q test-compile >/dev/null
+  exec "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED "${opts[@]}" \
+    -cp "target/classes:target/test-classes:target/suture.jar" "dev.suture.bench.$class" "$@"
+}
