@@ -87,6 +87,7 @@ final class ApplyTransaction {
                         + plan.size() + " bytes at 0x" + Long.toHexString(at) + " and write "
                         + image.entries().size() + " jump(s); nothing was written");
             }
+            Rehearsal.ensure();
             var text = textRange(at, plan.layout());
             journal.begin(tracer, Journal.Operation.APPLY, "apply " + patch.id()).region(at, plan.size(),
                     text.start(), text.end());

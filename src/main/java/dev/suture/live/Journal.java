@@ -41,6 +41,7 @@ final class Journal implements InjectionLog, AutoCloseable {
     private final Path file;
     private final FileChannel channel;
     private boolean ended;
+    private boolean scratch;
     /** Threads borrowed and not given back; a thread recorded again (new registers) is still one. */
     private final Set<Integer> borrowed = new HashSet<>();
     private int synced;
@@ -148,6 +149,20 @@ final class Journal implements InjectionLog, AutoCloseable {
         }
     }
 
+    /**
+     * A journal that no recovery ever reads, deleted on close: {@code rehearsal-<our pid>.journal} in the run
+     * directory (no process's journal: those are named by the target's pid alone). A {@link Rehearsal} records
+     * into it, so that its appends run the same code as a transaction's.
+     */
+    static Journal scratch() throws IOException {
+        Path file = ensureDirectory().resolve("rehearsal-" + ProcessHandle.current().pid() + ".journal");
+        var journal = new Journal(file, FileChannel.open(file, StandardOpenOption.CREATE,
+                StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE));
+        journal.ended = true;
+        journal.scratch = true;
+        return journal;
+    }
+
     /** Reopens a journal left behind, to append what recovery does. */
     static Journal resume(Pending pending) {
         try {
@@ -233,7 +248,7 @@ final class Journal implements InjectionLog, AutoCloseable {
     /** Deletes the file if the transaction {@link #end() ended}; otherwise leaves it for {@code suture recover}. */
     @Override
     public void close() {
-        if (DEBUG) {
+        if (DEBUG && !scratch) {
             System.err.printf("journal: %d synced appends in %d us while the target ran; %d unsynced in %d us inside"
                     + " injection stops; none in the window%n", synced, syncedNanos / 1000, unsynced,
                     unsyncedNanos / 1000);

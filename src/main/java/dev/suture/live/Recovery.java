@@ -39,6 +39,7 @@ final class Recovery {
                                 + (Files.isDirectory(Path.of("/proc/" + pid)) ? " and was reused" : "")
                                 + "); its journal was removed");
             }
+            Rehearsal.ensure();
             try (Tracer tracer = Tracer.attach(pid); var journal = Journal.resume(pending)) {
                 tracer.injectionLog(journal);
                 var threads = giveThreadsBack(tracer, pending.injections());

@@ -57,6 +57,7 @@ final class RevertTransaction {
                 }
             }
         }
+        Rehearsal.ensure();
         var log = journal.begin(tracer, Journal.Operation.REVERT, "revert " + String.join(" ",
                 chosen.stream().map(r -> r.header().patchId()).toList()));
         for (var f : forbidden) {

@@ -20,26 +20,42 @@ final class Window {
     private static final long FIRST_BACKOFF_NANOS = 1_000_000;
     private static final long MAX_BACKOFF_NANOS = 50_000_000;
 
-    private Window() {}
+    private final int pid;
+    private final Tracer tracer;
+    private final StackSampler sampler;
+    private final StackGuard guard;
+    private final List<ApplyTransaction.Write> writes;
 
-    static Result run(int pid, Tracer tracer, List<Image.Range> forbidden,
-                      List<ApplyTransaction.Write> writes, Duration timeout, String what) {
-        // CFI parsing and the unwinder's warm-up happen here, while the target still runs
-        var sampler = new StackSampler(tracer, ProcessCode.load(pid, false));
-        var guard = new StackGuard(forbidden, sampler, StackGuard.ranges(Maps.read(pid)), () -> StackGuard.ranges(
+    /**
+     * Prepares a window while the target still runs: CFI parsing, the unwinder's warm-up, a rehearsal of the
+     * check, and the copy-on-write of the pages the writes will change.
+     */
+    Window(int pid, Tracer tracer, List<Image.Range> forbidden, List<ApplyTransaction.Write> writes) {
+        this.pid = pid;
+        this.tracer = tracer;
+        this.writes = writes;
+        sampler = new StackSampler(tracer, ProcessCode.load(pid, false));
+        guard = new StackGuard(forbidden, sampler, StackGuard.ranges(Maps.read(pid)), () -> StackGuard.ranges(
                 Maps.read(pid)));
         guard.rehearse(tracer);
         touch(tracer, writes);
+    }
+
+    static Result run(int pid, Tracer tracer, List<Image.Range> forbidden,
+                      List<ApplyTransaction.Write> writes, Duration timeout, String what) {
+        return new Window(pid, tracer, forbidden, writes).retry(timeout, what);
+    }
+
+    /** Opens windows until one finds every thread clear (and writes), backing off between them, up to the timeout. */
+    Result retry(Duration timeout, String what) {
         long deadline = System.nanoTime() + timeout.toNanos();
         long backoff = FIRST_BACKOFF_NANOS;
         int attempts = 0;
         while (true) {
             attempts++;
-            var outcome = tracer.run(() -> once(tracer, guard, writes));
+            var outcome = attempt();
             if (DEBUG) {
-                long[] parts = sampler.captureNanos();
-                System.err.printf("window: capture: registers %d us, stack copies %d us, unwinding %d us%n",
-                        parts[0] / 1000, parts[1] / 1000, parts[2] / 1000);
+                outcome.print(sampler.captureNanos()); // after the window: the first printf loads classes for ms
             }
             if (outcome.blocker() == null) {
                 return new Result(outcome.pauseNanos(), attempts);
@@ -54,6 +70,14 @@ final class Window {
         }
     }
 
+    /** One window: its blocker (null when every thread was clear and the writes are in) and how long it held. */
+    Outcome attempt() {
+        return tracer.run(() -> {
+            sampler.prefetch();
+            return once(tracer, guard, writes);
+        });
+    }
+
     /**
      * Writes back, while the target runs, the bytes each write will replace, exactly as they are now: the kernel's
      * copy-on-write of a text page (a page allocated and copied, the mapping updated) then happens here, and the
@@ -65,7 +89,20 @@ final class Window {
         }
     }
 
-    private record Outcome(StackGuard.Blocker blocker, long pauseNanos) {}
+    /** A window's verdict (null: every thread was clear, the writes are in) and when each phase ended. */
+    record Outcome(StackGuard.Blocker blocker, long start, long stopped, long checked, long written, long end) {
+        long pauseNanos() {
+            return end - start;
+        }
+
+        void print(long[] capture) {
+            System.err.printf("window: from %d for %d us: stop %d us, check %d us, write %d us, resume %d us%n",
+                    start, (end - start) / 1000, (stopped - start) / 1000, (checked - stopped) / 1000,
+                    (written - checked) / 1000, (end - written) / 1000);
+            System.err.printf("window: capture: registers %d us, stack copies %d us, unwinding %d us%n",
+                    capture[0] / 1000, capture[1] / 1000, capture[2] / 1000);
+        }
+    }
 
     /** One window, on the tracer thread. Writes are undone if any fails; the threads are resumed in every case. */
     private static Outcome once(Tracer tracer, StackGuard guard, List<ApplyTransaction.Write> writes) {
@@ -85,14 +122,7 @@ final class Window {
             written = System.nanoTime();
             tracer.resumeAll();
         }
-        long end = System.nanoTime();
-        if (DEBUG) {
-            // after the window: the first printf loads classes for milliseconds
-            System.err.printf("window: from %d for %d us: stop %d us, check %d us, write %d us, resume %d us%n", start,
-                    (end - start) / 1000, (stopped - start) / 1000, (checked - stopped) / 1000,
-                    (written - checked) / 1000, (end - written) / 1000);
-        }
-        return new Outcome(blocker, end - start);
+        return new Outcome(blocker, start, stopped, checked, written, System.nanoTime());
     }
 
     private static final boolean DEBUG = System.getenv("SUTURE_DEBUG") != null;

@@ -28,8 +28,8 @@ final class Injector {
     private static final long TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(5);
     /** Signals a borrowed thread may take before our system call: a bound, should they never stop coming. */
     private static final int MAX_SIGNALS = 10_000;
-    /** How long a wait polls before it sleeps in short naps: a stop normally comes within microseconds. */
-    private static final long SPIN_NANOS = TimeUnit.MICROSECONDS.toNanos(50);
+    /** How long a wait for the borrowed thread polls, yielding its core, before it sleeps between looks. */
+    private static final long YIELD_NANOS = TimeUnit.MILLISECONDS.toNanos(2);
     /** How often a long wait looks in /proc whether the borrowed thread is dying. */
     private static final long LOOK_NANOS = TimeUnit.MILLISECONDS.toNanos(5);
 
@@ -92,6 +92,9 @@ final class Injector {
         int pid = tracer.pid();
         if (site == null || !site.stillThere(pid)) {
             site = StubSite.find(pid, Modules.of(pid), STUB.length);
+            // the same bytes written back while the process runs: the kernel's copy-on-write of the page
+            // happens now, not while a thread is held for the stub
+            tracer.write(site.address(), site.original());
         }
     }
 
@@ -228,7 +231,7 @@ final class Injector {
         t.pendingSignal = 0;
         while (true) {
             ptrace(Ptrace.PTRACE_CONT, t, sig);
-            t.state = Tracer.State.RUNNING;
+            t.resumed(Tracer.State.RUNNING);
             WaitStatus ws = await(t);
             if (ws.event() == Ptrace.PTRACE_EVENT_STOP) {
                 t.groupStopped = Ptrace.isStopSignal(ws.stopSignal());
@@ -308,10 +311,10 @@ final class Injector {
                 }
                 nextLook = now + LOOK_NANOS;
             }
-            if (now - start < SPIN_NANOS) {
-                Thread.onSpinWait();
+            if (now - start < YIELD_NANOS) {
+                Thread.yield(); // sched_yield: the borrowed thread may be waiting for this very core
             } else {
-                LockSupport.parkNanos(20_000); // the borrowed thread may be waiting for this very CPU
+                LockSupport.parkNanos(20_000);
             }
         }
     }
@@ -325,7 +328,7 @@ final class Injector {
 
     private void resume(Tracer.Tracee t, int request) {
         ptrace(request, t, 0);
-        t.state = Tracer.State.RUNNING;
+        t.resumed(Tracer.State.RUNNING);
     }
 
     private void ptrace(int request, Tracer.Tracee t, long data) {

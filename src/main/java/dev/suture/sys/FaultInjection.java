@@ -20,7 +20,6 @@ public final class FaultInjection {
     private static final int SIGKILL = 9;
 
     private static long count;
-    private static boolean suspended;
     private static final List<String> steps = new ArrayList<>();
 
     static {
@@ -33,13 +32,10 @@ public final class FaultInjection {
 
     /** One step is about to be taken; {@code what} names it (only called when a test hook is set). */
     static void step(String what, int tid, long address) {
-        if (!ACTIVE) {
+        if (!ACTIVE || UNCOUNTED.get()) {
             return;
         }
         synchronized (FaultInjection.class) {
-            if (suspended) {
-                return;
-            }
             count++;
             if (count == KILL_AT) {
                 Syscalls.kill((int) ProcessHandle.current().pid(), SIGKILL);
@@ -50,17 +46,25 @@ public final class FaultInjection {
         }
     }
 
-    /** Runs {@code work} without counting its calls (warming up the native handles on ourselves is no step). */
-    static void uncounted(Runnable work) {
-        synchronized (FaultInjection.class) {
-            suspended = true;
+    /** Set on a thread whose calls are no steps, and inherited by the threads it starts (a decoy's tracer). */
+    private static final InheritableThreadLocal<Boolean> UNCOUNTED = new InheritableThreadLocal<>() {
+        @Override
+        protected Boolean initialValue() {
+            return false;
         }
+    };
+
+    /**
+     * Runs {@code work} without counting the calls it makes, on this thread and on the threads it starts: warming
+     * up the native handles on ourselves, or rehearsing on a decoy process, is no step of a transaction.
+     */
+    public static void uncounted(Runnable work) {
+        boolean was = UNCOUNTED.get();
+        UNCOUNTED.set(true);
         try {
             work.run();
         } finally {
-            synchronized (FaultInjection.class) {
-                suspended = false;
-            }
+            UNCOUNTED.set(was);
         }
     }
 

@@ -116,6 +116,15 @@ public final class Syscalls {
         static final MethodHandle H = link("gettid", FunctionDescriptor.of(JAVA_INT));
     }
 
+    private static final class SchedSetscheduler {
+        static final MethodHandle H = link("sched_setscheduler", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT,
+                ADDRESS));
+    }
+
+    private static final class SchedGetscheduler {
+        static final MethodHandle H = link("sched_getscheduler", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    }
+
     private static final class Open {
         static final MethodHandle H = link("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT),
                 Linker.Option.firstVariadicArg(2));
@@ -203,11 +212,20 @@ public final class Syscalls {
 
     /** PTRACE_GETREGS into {@code out}: the 27 words of user_regs_struct in the kernel's order. */
     public static void getRegisters(int tid, long[] out) {
+        int errno = getRegistersErrno(tid, out);
+        if (errno != 0) {
+            throw SysException.of("ptrace(PTRACE_GETREGS)", errno, "thread " + tid);
+        }
+    }
+
+    /** {@link #getRegisters} that returns errno (0 when read) instead of throwing. */
+    public static int getRegistersErrno(int tid, long[] out) {
         Scratch s = SCRATCH.get();
         if (rawPtrace(s, Ptrace.PTRACE_GETREGS, tid, 0, s.regs.address()) == -1) {
-            throw SysException.of("ptrace(PTRACE_GETREGS)", s.errno(), "thread " + tid);
+            return s.errno();
         }
         MemorySegment.copy(s.regs, JAVA_LONG, 0, out, 0, 27);
+        return 0;
     }
 
     /** PTRACE_SETREGS from the 27 words of user_regs_struct. */
@@ -489,6 +507,40 @@ public final class Syscalls {
         }
     }
 
+    public static final int SCHED_OTHER = 0;
+    public static final int SCHED_FIFO = 1;
+    /** Or'ed into a policy: a child forked by the thread starts with the default policy, not this one. */
+    public static final int SCHED_RESET_ON_FORK = 0x40000000;
+
+    /**
+     * sched_setscheduler(2) for the calling thread: {@code policy} at real-time {@code priority} (0 for
+     * {@link #SCHED_OTHER}, whose nice value the kernel keeps). Returns errno, 0 when set.
+     */
+    public static int setScheduler(int policy, int priority) {
+        Scratch s = SCRATCH.get();
+        s.word.set(JAVA_INT, 0, priority);
+        try {
+            return (int) SchedSetscheduler.H.invokeExact(s.errno, 0, policy, s.word) == 0 ? 0 : s.errno();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** sched_getscheduler(2) for the calling thread: its policy (without {@link #SCHED_RESET_ON_FORK}). */
+    public static int scheduler() {
+        Scratch s = SCRATCH.get();
+        int r;
+        try {
+            r = (int) SchedGetscheduler.H.invokeExact(s.errno, 0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (r < 0) {
+            throw SysException.of("sched_getscheduler", s.errno(), "the tracer thread");
+        }
+        return r & ~SCHED_RESET_ON_FORK;
+    }
+
     /**
      * Links every handle and calls each once (on harmless arguments) from the calling thread, so that the first
      * real call inside a time-critical window costs what every later one does. Call it on the tracer thread.
@@ -522,6 +574,8 @@ public final class Syscalls {
             writeMemory(self, own.address(), probe, 0, 16);
             tgkill(self, tid, 0);
             kill(self, 0);
+            int policy = scheduler();
+            int ignoredErrno = setScheduler(policy, policy == SCHED_OTHER ? 0 : -1); // EINVAL for RT: unchanged
         }
         int fd = open("/proc/self/mem", O_RDWR);
         try {

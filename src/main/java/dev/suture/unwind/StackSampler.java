@@ -199,6 +199,19 @@ public final class StackSampler {
     private int[] rangeLength = new int[0];
     private int[] offsetOf = new int[0];
     private int lastTotal;
+    private int lastCount;
+
+    /**
+     * Reads again, while the process runs, the stacks the last capture (or rehearsal) read, just before a window
+     * captures them: the window's one read then meets memory read a moment ago. Measured on a target with 128
+     * threads (600 KB of stack), that read took 1.0-1.6 ms when the stacks were last read seconds before, and
+     * 0.15-0.25 ms right after this.
+     */
+    public void prefetch() {
+        if (lastCount > 0) {
+            tracer.readRanges(rangeAt, rangeLength, lastCount, batch);
+        }
+    }
 
     /**
      * Copies the stack above each thread's rsp (to the end of its mapping, at most {@link #STACK_CAP}), all with
@@ -231,6 +244,7 @@ public final class StackSampler {
             batch = new byte[Math.max(total, 2 * batch.length)];
         }
         long got = count == 0 ? 0 : tracer.readRanges(rangeAt, rangeLength, count, batch);
+        lastCount = count;
         long unwinding = 0;
         var out = new ArrayList<ThreadStack>(n);
         for (int i = 0; i < n; i++) {

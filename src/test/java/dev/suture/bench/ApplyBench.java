@@ -107,8 +107,8 @@ public final class ApplyBench {
     /** One build of suture (its checkout's root) and what it measured, per thread count. */
     record Build(Path root, Map<Integer, Row> rows) {}
 
-    record Row(List<Double> toolMs, List<Double> windowStallMs, List<Double> stallMs, List<Double> noiseMs,
-               List<Double> wallMs) {}
+    record Row(List<Double> toolMs, List<Double> windowStallMs, List<Double> holdStallMs, List<Double> stallMs,
+               List<Double> noiseMs, List<Double> wallMs) {}
 
     public static void main(String[] args) throws Exception {
         int reps = args.length > 0 ? Integer.parseInt(args[0]) : 3;
@@ -142,18 +142,18 @@ public final class ApplyBench {
                 reps, Files.readString(Path.of("/proc/loadavg")).strip());
         for (var b : builds) {
             System.out.println(b.root());
-            System.out.printf("%-8s %-17s %-17s %-17s %-17s %-17s%n", "threads", "window (tool)",
-                    "stall in window", "stall in apply", "noise (no apply)", "apply wall");
-            b.rows().forEach((n, r) -> System.out.printf("%-8d %-17s %-17s %-17s %-17s %-17s%n", n,
-                    cell(r.toolMs()), cell(r.windowStallMs()), cell(r.stallMs()), cell(r.noiseMs()),
-                    cell(r.wallMs())));
+            System.out.printf("%-8s %-17s %-17s %-17s %-17s %-17s %-17s%n", "threads", "window (tool)",
+                    "stall in window", "stall in holds", "stall in apply", "noise (no apply)", "apply wall");
+            b.rows().forEach((n, r) -> System.out.printf("%-8d %-17s %-17s %-17s %-17s %-17s %-17s%n", n,
+                    cell(r.toolMs()), cell(r.windowStallMs()), cell(r.holdStallMs()), cell(r.stallMs()),
+                    cell(r.noiseMs()), cell(r.wallMs())));
         }
     }
 
     /** One apply, its revert, and the noise over as long as the apply took. */
     private static void measure(Build b, int n, int rep, Target t, Path patch) throws Exception {
         var row = b.rows().computeIfAbsent(n, k -> new Row(new ArrayList<>(), new ArrayList<>(), new ArrayList<>(),
-                new ArrayList<>(), new ArrayList<>()));
+                new ArrayList<>(), new ArrayList<>(), new ArrayList<>()));
         stall(t); // starts a fresh measurement
         long start = System.nanoTime();
         var r = suture(b, "apply", "-p", Long.toString(t.pid()), "--json", patch.toString());
@@ -172,16 +172,18 @@ public final class ApplyBench {
         sleepNanos(wall);
         double noise = stall(t).maxMs();
         double inWindow = windowStall(r.output(), report);
+        var holds = holds(r.output(), report, t.pid());
         row.toolMs().add(pause);
         if (inWindow >= 0) {
             row.windowStallMs().add(inWindow);
         }
+        row.holdStallMs().add(holds.maxMs());
         row.stallMs().add(report.maxMs());
         row.noiseMs().add(noise);
         row.wallMs().add(wall / 1e6);
-        System.err.printf(Locale.ROOT, "%s threads %d rep %d: window %.3f ms, stall in window %.3f ms, in apply %.3f"
-                + " ms, noise %.3f ms, wall %.0f ms%s%n", b.root().getFileName(), n, rep, pause, inWindow,
-                report.maxMs(), noise, wall / 1e6, holds(r.output(), report));
+        System.err.printf(Locale.ROOT, "%s threads %d rep %d: window %.3f ms, stall in window %.3f ms, in holds %.3f"
+                + " ms, in apply %.3f ms, noise %.3f ms, wall %.0f ms%s%n", b.root().getFileName(), n, rep, pause,
+                inWindow, holds.maxMs(), report.maxMs(), noise, wall / 1e6, holds.listing());
     }
 
     /** Runs the build's ./suture with SUTURE_DEBUG set (it then lists its holds and the window's phases). */
@@ -251,35 +253,41 @@ public final class ApplyBench {
         return seen;
     }
 
+    /** The target's longest gap overlapping any of the tool's holds of it (ms), and the holds listed. */
+    record Holds(double maxMs, String listing) {}
+
     /**
-     * With SUTURE_DEBUG set, the tool lists every span it held all threads ("tracer: LABEL held from NS for US us",
-     * System.nanoTime is CLOCK_MONOTONIC): each is printed with the target's longest gap overlapping it, so the
-     * target's stalls split into the tool's holds and the rest (noise, CPU contention).
+     * With SUTURE_DEBUG set, the tool lists every span it held threads of a process ("tracer PID: LABEL held from
+     * NS for US us", System.nanoTime is CLOCK_MONOTONIC; the target's, and those of the decoy it rehearses on):
+     * each of the target's is listed with the target's longest gap overlapping it, so the target's stalls split
+     * into the tool's holds and the rest (noise, CPU contention).
      */
-    private static String holds(String output, Stalls stalls) {
+    private static Holds holds(String output, Stalls stalls, long pid) {
+        long max = 0;
         var out = new StringBuilder();
         for (String l : output.lines().toList()) {
-            if (!l.startsWith("tracer: ")) {
+            if (!l.startsWith("tracer " + pid + ": ")) {
                 continue;
             }
             String[] f = l.split(" ");
-            long from = Long.parseLong(f[4]);
-            long to = from + Long.parseLong(f[6]) * 1000;
+            long from = Long.parseLong(f[5]);
+            long to = from + Long.parseLong(f[7]) * 1000;
             long seen = 0;
             for (long[] g : stalls.gaps()) {
                 if (g[0] < to && g[1] > from) {
                     seen = Math.max(seen, g[1] - g[0]);
                 }
             }
-            out.append(String.format(Locale.ROOT, "%n    %-8s held %6.3f ms, target's gap %6.3f ms", f[1],
-                    Long.parseLong(f[6]) / 1e3, seen / 1e6));
+            max = Math.max(max, seen);
+            out.append(String.format(Locale.ROOT, "%n    %-8s held %6.3f ms, target's gap %6.3f ms", f[2],
+                    Long.parseLong(f[7]) / 1e3, seen / 1e6));
         }
         for (String l : output.lines().toList()) {
-            if (l.startsWith("window: ")) {
+            if (l.startsWith("window: ") || l.startsWith("rehearsal: ")) {
                 out.append("\n    ").append(l);
             }
         }
-        return out.toString();
+        return new Holds(max / 1e6, out.toString());
     }
 
     private static String cell(List<Double> values) {
