@@ -651,6 +651,7 @@ public final class Tracer implements AutoCloseable {
         holdStart = System.nanoTime();
         serviceEvents(); // answer what is already queued, so the interrupts meet running threads
         pending.clear();
+        boost &= tracees.size() >= BOOST_MIN_THREADS;
         if (boost) {
             boost();
         }
@@ -678,10 +679,11 @@ public final class Tracer implements AutoCloseable {
      * nor can other work of this machine take its core while the target waits. Measured on this project's 2-core
      * machine (bench/stop-the-world.sh, medians of 200 cycles, runs interleaved): a full cycle over 130 threads
      * took 4.1-4.3 ms without it and 2.5-2.9 ms with it, over 34 threads 1.3-1.5 ms against 0.8-0.9 ms, over 3
-     * threads the same within the noise (0.3-0.5 ms). Never while waiting for stops ({@link #unboost()}): the
-     * threads need the cores then, and a yielding poll at real-time priority would yield to none of them. A
-     * thread that may not (no CAP_SYS_NICE, RLIMIT_RTPRIO 0) or that runs under another policy already stays as
-     * it is.
+     * threads the same within the noise (0.3-0.5 ms). With 1 thread (bench/apply.sh) it cost 0.1 ms of a 0.3 ms
+     * window, with 8 nothing measurable either way: only a stop of {@link #BOOST_MIN_THREADS} threads or more
+     * boosts. Never while waiting for stops ({@link #unboost()}): the threads need the cores then, and a yielding
+     * poll at real-time priority would yield to none of them. A thread that may not (no CAP_SYS_NICE, RLIMIT_RTPRIO
+     * 0) or that runs under another policy already stays as it is.
      */
     private void boost() {
         if (boosted || boostable == 0) {
@@ -707,6 +709,8 @@ public final class Tracer implements AutoCloseable {
         }
     }
 
+    /** The fewest threads a stop-all must stop for {@link #boost()} to pay for its two changes of policy. */
+    private static final int BOOST_MIN_THREADS = 16;
     /** Whether the tracer thread may raise its priority: -1 not known yet, 0 no, 1 yes. */
     private int boostable = -1;
     private boolean boosted;
