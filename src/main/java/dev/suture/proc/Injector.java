@@ -80,11 +80,25 @@ final class Injector {
             }
             return result;
         } finally {
-            if (!wasHeld) {
-                tracer.resumeAllHere();
+            try {
+                if (!wasHeld) {
+                    tracer.resumeAllHere();
+                }
+            } finally {
+                if (given != 0) {
+                    // Journaled once the thread runs again, not while the target waits for it (an unsynced
+                    // append took 50 us and more of a 0.3 ms hold): its registers are its own and the stub's
+                    // bytes are back, so a recovery that found no "returned" would see its rip outside the stub
+                    // and the stub gone, and leave both alone.
+                    tracer.injectionLog().returned(given);
+                    given = 0;
+                }
             }
         }
     }
+
+    /** The thread that the last injection gave back, its "returned" record still to be journaled (0: none). */
+    private int given;
 
     private boolean warmedUp;
 
@@ -143,7 +157,7 @@ final class Injector {
             }
             tracer.write(site.address(), original);
             if (restored) {
-                tracer.injectionLog().returned(t.tid);
+                given = t.tid;
             }
         }
     }

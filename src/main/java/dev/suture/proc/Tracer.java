@@ -13,6 +13,7 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -132,8 +133,22 @@ public final class Tracer implements AutoCloseable {
 
     /** The ids of the threads we trace now (sorted). */
     public List<Integer> threads() {
-        return call(() -> tracees.keySet().stream().sorted().toList());
+        return call(threadsTask);
     }
+
+    /**
+     * A plain loop, made once, since a window asks for the threads: a stream here was seen to take 40-54 us of a
+     * one-thread window (sorting one thread id), after hundreds of rehearsed windows.
+     */
+    private final Callable<List<Integer>> threadsTask = () -> {
+        var tids = new Integer[tracees.size()];
+        int n = 0;
+        for (var tid : tracees.keySet()) {
+            tids[n++] = tid;
+        }
+        Arrays.sort(tids);
+        return List.of(tids);
+    };
 
     /** True between {@link #stopAll()} and {@link #resumeAll()}. */
     public boolean isHeld() {
