@@ -23,7 +23,7 @@ import java.util.concurrent.TimeUnit;
  * a few hundred rounds on the decoy the same code runs compiled, and the target's holds meet it so.
  *
  * <p>Once per JVM, right before a transaction's first hold (so a dry run, or a refused patch, costs nothing). It
- * takes 0.2-0.4 s, much of which (loading classes, parsing libc's CFI) the transaction would otherwise spend
+ * takes 0.3-0.8 s here, much of which (loading classes, parsing libc's CFI) the transaction would otherwise spend
  * itself. Running it in the background while the patch was bound was tried: both then competed for the 2 cores
  * and the apply took longer. Best effort: if the decoy cannot be started or traced, the transaction goes on
  * cold. The decoy's calls are no steps of the fault-injection hook.
