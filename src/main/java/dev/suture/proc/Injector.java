@@ -28,8 +28,6 @@ final class Injector {
     private static final long TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(5);
     /** Signals a borrowed thread may take before our system call: a bound, should they never stop coming. */
     private static final int MAX_SIGNALS = 10_000;
-    /** How long a wait for the borrowed thread polls, yielding its core, before it sleeps between looks. */
-    private static final long YIELD_NANOS = TimeUnit.MILLISECONDS.toNanos(2);
     /** How often a long wait looks in /proc whether the borrowed thread is dying. */
     private static final long LOOK_NANOS = TimeUnit.MILLISECONDS.toNanos(5);
 
@@ -325,7 +323,7 @@ final class Injector {
                 }
                 nextLook = now + LOOK_NANOS;
             }
-            if (now - start < YIELD_NANOS) {
+            if (now - start < Tracer.YIELD_NANOS) {
                 Thread.yield(); // sched_yield: the borrowed thread may be waiting for this very core
             } else {
                 LockSupport.parkNanos(20_000);

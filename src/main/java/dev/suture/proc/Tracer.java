@@ -40,8 +40,11 @@ public final class Tracer implements AutoCloseable {
     private static final int OPTIONS = Ptrace.PTRACE_O_TRACECLONE | Ptrace.PTRACE_O_TRACESYSGOOD;
     private static final long STOP_TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(5);
     private static final long IDLE_POLL_NANOS = TimeUnit.MILLISECONDS.toNanos(1);
-    /** How long a stop-all polls without sleeping (yielding its core) after the last thread that stopped. */
-    private static final long YIELD_NANOS = TimeUnit.MILLISECONDS.toNanos(2);
+    /**
+     * How long a wait for threads to stop (a stop-all's, the injector's for its borrowed thread) polls without
+     * sleeping, yielding its core, after the last stop it saw.
+     */
+    static final long YIELD_NANOS = TimeUnit.MILLISECONDS.toNanos(2);
     private static final long MIN_POLL_NANOS = TimeUnit.MICROSECONDS.toNanos(20);
 
     private final int pid;
