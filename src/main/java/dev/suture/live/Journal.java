@@ -214,6 +214,17 @@ final class Journal implements InjectionLog, AutoCloseable {
         append("unmapped " + hex(address));
     }
 
+    /** Not forced: written right before the hold it belongs to (an fsync would leave the next append cold). */
+    @Override
+    public void stub(long address, byte[] original, byte[] code) {
+        append("stub " + hex(address) + " " + HEX.formatHex(original) + " " + HEX.formatHex(code), false);
+    }
+
+    @Override
+    public void unstub(long address) {
+        append("unstub " + hex(address), false);
+    }
+
     @Override
     public void borrowing(int tid, long stub, byte[] stubOriginal, byte[] stubCode, long[] registers) {
         var sb = new StringBuilder("inject ").append(tid).append(' ').append(hex(stub)).append(' ')
@@ -301,10 +312,13 @@ final class Journal implements InjectionLog, AutoCloseable {
     /** A thread borrowed for a system call and not given back: its registers, and the stub's original bytes. */
     record Injection(int tid, long stub, byte[] stubOriginal, byte[] stubCode, long[] registers) {}
 
+    /** A stub written and not (journaled as) removed: its original bytes. */
+    record Stub(long address, byte[] original, byte[] code) {}
+
     /** A journal left behind: what the interrupted transaction was doing. */
     record Pending(Path file, Operation operation, int pid, String start, long toolPid, String at, String what,
                    Region region, List<Range> forbidden, List<ApplyTransaction.Write> writes, boolean committed,
-                   List<Unmap> unmaps, List<Long> unmapped, List<Injection> injections) {
+                   List<Unmap> unmaps, List<Long> unmapped, List<Injection> injections, List<Stub> stubs) {
         /** True when the journal belongs to the process now running under that pid (not an earlier one). */
         boolean sameProcess() {
             return startOf(pid).map(Instant::toString).orElse("gone").equals(start);
@@ -358,6 +372,7 @@ final class Journal implements InjectionLog, AutoCloseable {
         var unmaps = new ArrayList<Unmap>();
         var unmapped = new ArrayList<Long>();
         var injections = new LinkedHashMap<Integer, Injection>();
+        var stubs = new LinkedHashMap<Long, Stub>();
         boolean committed = false;
         for (String line : lines.subList(1, lines.size())) {
             String[] f = line.split(" ");
@@ -389,10 +404,13 @@ final class Journal implements InjectionLog, AutoCloseable {
                             regs[i] = Long.parseUnsignedLong(f[5 + i], 16);
                         }
                         int tid = Integer.parseInt(f[1]);
-                        injections.put(tid, new Injection(tid, num(f[2]), HEX.parseHex(f[3]), HEX.parseHex(f[4]),
-                                regs));
+                        var in = new Injection(tid, num(f[2]), HEX.parseHex(f[3]), HEX.parseHex(f[4]), regs);
+                        injections.put(tid, in);
+                        stubs.putIfAbsent(in.stub(), new Stub(in.stub(), in.stubOriginal(), in.stubCode()));
                     }
                     case "returned" -> injections.remove(Integer.parseInt(f[1]));
+                    case "stub" -> stubs.put(num(f[1]), new Stub(num(f[1]), HEX.parseHex(f[2]), HEX.parseHex(f[3])));
+                    case "unstub" -> stubs.remove(num(f[1]));
                     default -> throw bad(file, "unknown record '" + f[0] + "'");
                 }
             } catch (RuntimeException e) {
@@ -406,7 +424,7 @@ final class Journal implements InjectionLog, AutoCloseable {
             throw bad(file, "it has no begin record");
         }
         return Optional.of(new Pending(file, op, pid, start, tool, at, what, region, forbidden, writes, committed,
-                unmaps, unmapped, List.copyOf(injections.values())));
+                unmaps, unmapped, List.copyOf(injections.values()), List.copyOf(stubs.values())));
     }
 
     /** Refuses to start a transaction on a process with a journal left by an interrupted one. */

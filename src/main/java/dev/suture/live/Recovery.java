@@ -42,7 +42,7 @@ final class Recovery {
             Rehearsal.ensure();
             try (Tracer tracer = Tracer.attach(pid); var journal = Journal.resume(pending)) {
                 tracer.injectionLog(journal);
-                var threads = giveThreadsBack(tracer, pending.injections());
+                var threads = giveThreadsBack(tracer, pending.injections(), pending.stubs());
                 var run = new Run(pid, tracer, journal, pending, timeout);
                 var outcome = switch (pending.operation()) {
                     case APPLY -> run.apply();
@@ -83,11 +83,12 @@ final class Recovery {
 
     /**
      * A thread suture borrowed for a system call may sit in the stub's {@code jmp .} (or before its
-     * {@code syscall}): it gets the registers it had before it was borrowed, and the stub's bytes go back. Its own
-     * interrupted system call then restarts as it would have.
+     * {@code syscall}): it gets the registers it had before it was borrowed. Its own interrupted system call then
+     * restarts as it would have. Then every stub still in place gets its original bytes back.
      */
-    private static List<Integer> giveThreadsBack(Tracer tracer, List<Journal.Injection> injections) {
-        if (injections.isEmpty()) {
+    private static List<Integer> giveThreadsBack(Tracer tracer, List<Journal.Injection> injections,
+                                                 List<Journal.Stub> stubs) {
+        if (injections.isEmpty() && stubs.isEmpty()) {
             return List.of();
         }
         return tracer.run(() -> {
@@ -106,9 +107,9 @@ final class Recovery {
                         back.add(in.tid());
                     }
                 }
-                for (var in : injections) {
-                    if (Arrays.equals(tracer.read(in.stub(), in.stubCode().length), in.stubCode())) {
-                        tracer.write(in.stub(), in.stubOriginal());
+                for (var stub : stubs) {
+                    if (Arrays.equals(tracer.read(stub.address(), stub.code().length), stub.code())) {
+                        tracer.write(stub.address(), stub.original());
                     }
                 }
             } finally {

@@ -30,7 +30,7 @@ import java.util.concurrent.TimeUnit;
  */
 final class Rehearsal {
     /** Injected mmap, mprotect and munmap calls: the injector's and the journal's code, compiled. */
-    private static final int INJECTIONS = 50;
+    private static final int INJECTIONS = 100;
     /**
      * One-thread windows: enough that the per-thread code of the window (run once per thread and window) is
      * compiled too, which a window over 128 threads needs: its check took 2.2-3.7 ms after 100 rehearsed windows,

@@ -59,16 +59,20 @@ final class Injector {
         boolean wasHeld = tracer.held();
         if (!wasHeld) {
             // while the process still runs: parsing its modules to find the stub site, and linking the native
-            // calls (the first pwrite alone links for ~8 ms), are no work for a stop
+            // calls (the first pwrite alone links for ~8 ms), are no work for a stop; nor is writing the stub
+            // into bytes no code runs, nor journaling it (that append also leaves the one inside the hold warm)
             prepareSite();
             if (!warmedUp) {
                 Syscalls.warmUp();
                 warmedUp = true;
             }
-            tracer.holdOneHere(); // the call needs one thread; the others run on
-            tracer.holdLabel = name;
         }
         try {
+            if (!wasHeld) {
+                placeStub();
+                tracer.holdOneHere(); // the call needs one thread; the others run on
+                tracer.holdLabel = name;
+            }
             long result = inject(nr, a0, a1, a2, a3, a4, a5);
             if (result < 0 && result >= -4095) {
                 int errno = (int) -result;
@@ -85,11 +89,13 @@ final class Injector {
             } finally {
                 if (given != 0) {
                     // Journaled once the thread runs again, not while the target waits for it (an unsynced
-                    // append took 50 us and more of a 0.3 ms hold): its registers are its own and the stub's
-                    // bytes are back, so a recovery that found no "returned" would see its rip outside the stub
-                    // and the stub gone, and leave both alone.
+                    // append took 50 us and more of a 0.3 ms hold): its registers are its own, so a recovery that
+                    // found no "returned" would see its rip outside the stub and leave it alone.
                     tracer.injectionLog().returned(given);
                     given = 0;
+                }
+                if (!wasHeld) {
+                    removeStub();
                 }
             }
         }
@@ -99,6 +105,9 @@ final class Injector {
     private int given;
 
     private boolean warmedUp;
+
+    /** Whether the stub is in the site's bytes now. */
+    private boolean stubPlaced;
 
     private void prepareSite() {
         int pid = tracer.pid();
@@ -110,15 +119,41 @@ final class Injector {
         }
     }
 
+    /** Journals the stub, then writes it into the site (bytes no code of the process runs). */
+    private void placeStub() {
+        tracer.injectionLog().stub(site.address(), original(), STUB.clone());
+        tracer.write(site.address(), STUB);
+        stubPlaced = true;
+    }
+
+    /** Puts the site's bytes back, then journals that they are. */
+    private void removeStub() {
+        if (stubPlaced) {
+            tracer.write(site.address(), original());
+            stubPlaced = false;
+            tracer.injectionLog().unstub(site.address());
+        }
+    }
+
+    private byte[] original() {
+        return Arrays.copyOf(site.original(), STUB.length);
+    }
+
     private long inject(int nr, long a0, long a1, long a2, long a3, long a4, long a5) {
         int pid = tracer.pid();
         Tracer.Tracee t = borrowable();
-        prepareSite();
+        boolean placedHere = !stubPlaced; // inside a hold the caller made: the stub goes in (and out) here
+        if (placedHere) {
+            prepareSite();
+            placeStub();
+        }
+        // given back at its syscall-exit stop only when this hold ends with the call and it came from a plain
+        // interrupt stop; a group-stopped thread, or one the caller's hold may borrow again, is parked
+        boolean lastInHold = !placedHere && t.stop == Tracer.Stop.INTERRUPT;
         long[] saved = new long[Registers.WORDS];
         Syscalls.getRegisters(t.tid, saved);
-        byte[] original = Arrays.copyOf(site.original(), STUB.length);
+        byte[] original = original();
         tracer.injectionLog().borrowing(t.tid, site.address(), original, STUB.clone(), saved.clone());
-        tracer.write(site.address(), STUB);
         boolean restored = false;
         try {
             for (int signals = 0; ; signals++) {
@@ -146,18 +181,41 @@ final class Injector {
             long[] after = new long[Registers.WORDS];
             Syscalls.getRegisters(t.tid, after);
             long result = after[10]; // rax
-            restore(t, saved);
+            if (!(lastInHold && giveBackAtExit(t, saved))) {
+                restore(t, saved);
+            }
             restored = true;
             return result;
         } finally {
             if (!restored) {
                 tryRestore(t, saved);
             }
-            tracer.write(site.address(), original);
             if (restored) {
                 given = t.tid;
             }
+            if (placedHere) {
+                removeStub();
+            }
         }
+    }
+
+    /**
+     * Puts the registers back while the thread sits in its syscall-exit stop, its own interrupted system call
+     * restarted by hand ({@link SyscallRestart}); false (nothing done) when only the kernel can restart it.
+     */
+    private boolean giveBackAtExit(Tracer.Tracee t, long[] saved) {
+        var restart = SyscallRestart.of(tracer.pid(), saved);
+        if (restart == null) {
+            return false;
+        }
+        Syscalls.setRegisters(t.tid, restart.registers());
+        if (restart.byHand()) {
+            t.restartFrom = saved;
+            t.restartTo = restart.registers();
+        }
+        t.state = Tracer.State.STOPPED;
+        t.stop = Tracer.Stop.SYSCALL;
+        return true;
     }
 
     /**

@@ -80,6 +80,13 @@ public final class Tracer implements AutoCloseable {
         boolean groupStopped;
         /** Its registers, read as it came to the stop of {@link #stopAll()}; null once it runs again. */
         long[] stopRegisters;
+        /**
+         * Set when it was given back from a system call we ran on it with its own call restarted by hand
+         * ({@link SyscallRestart}): the registers it was taken with, and those it was given back with. Put back
+         * at its next stop if it is still there ({@link #settle}); null once it is known to have run on.
+         */
+        long[] restartFrom;
+        long[] restartTo;
 
         Tracee(int tid) {
             this.tid = tid;
@@ -181,6 +188,9 @@ public final class Tracer implements AutoCloseable {
      * change only by our hand.
      */
     private void readStopRegisters(Tracee t) {
+        if (t.stopRegisters != null) {
+            return; // read by settle() at this very stop
+        }
         long[] w = new long[Registers.WORDS];
         if (Syscalls.getRegistersErrno(t.tid, w) == 0) {
             t.stopRegisters = w;
@@ -593,6 +603,7 @@ public final class Tracer implements AutoCloseable {
         if (!ws.stopped()) {
             return;
         }
+        settle(t);
         int sig = ws.stopSignal();
         switch (ws.event()) {
             case Ptrace.PTRACE_EVENT_CLONE -> {
@@ -614,6 +625,27 @@ public final class Tracer implements AutoCloseable {
             case 0 -> cont(t, ws.syscallStop() ? 0 : sig); // a signal on its way to the thread: pass it on
             default -> cont(t, 0);
         }
+    }
+
+    /**
+     * At the first stop of a thread given back with its system call restarted by hand: if it has not run since
+     * (its registers are still those it was given back with), it gets back the registers the kernel had left,
+     * and the kernel, leaving this stop (all of which are in its signal path), restarts the call by its own
+     * rules, or fails it with EINTR for the signal this stop may be delivering. Either way we know it from here.
+     */
+    private void settle(Tracee t) {
+        if (t.restartFrom == null) {
+            return;
+        }
+        long[] now = new long[Registers.WORDS];
+        if (Syscalls.getRegistersErrno(t.tid, now) == 0) {
+            if (Arrays.equals(now, t.restartTo) && Syscalls.setRegistersErrno(t.tid, t.restartFrom) == 0) {
+                now = t.restartFrom;
+            }
+            t.stopRegisters = now;
+        }
+        t.restartFrom = null;
+        t.restartTo = null;
     }
 
     private Tracee adoptClone(Tracee parent) {
@@ -864,6 +896,7 @@ public final class Tracer implements AutoCloseable {
             return false;
         }
         t.state = State.STOPPED;
+        settle(t);
         int sig = ws.stopSignal();
         switch (ws.event()) {
             case Ptrace.PTRACE_EVENT_STOP -> {

@@ -230,11 +230,17 @@ public final class Syscalls {
 
     /** PTRACE_SETREGS from the 27 words of user_regs_struct. */
     public static void setRegisters(int tid, long[] in) {
+        int errno = setRegistersErrno(tid, in);
+        if (errno != 0) {
+            throw SysException.of("ptrace(PTRACE_SETREGS)", errno, "thread " + tid);
+        }
+    }
+
+    /** PTRACE_SETREGS; returns 0 or the errno. */
+    public static int setRegistersErrno(int tid, long[] in) {
         Scratch s = SCRATCH.get();
         MemorySegment.copy(in, 0, s.regs, JAVA_LONG, 0, 27);
-        if (rawPtrace(s, Ptrace.PTRACE_SETREGS, tid, 0, s.regs.address()) == -1) {
-            throw SysException.of("ptrace(PTRACE_SETREGS)", s.errno(), "thread " + tid);
-        }
+        return rawPtrace(s, Ptrace.PTRACE_SETREGS, tid, 0, s.regs.address()) == -1 ? s.errno() : 0;
     }
 
     static String requestName(int request) {
