@@ -144,6 +144,10 @@ class InjectionTest {
                     assertEquals(before, tracer.registers(tid));
                     tracer.munmap(region, 4096);
                     tracer.resumeAll();
+                    // the process running: the thread is given back at its syscall-exit stop, its read
+                    // restarted by hand (ERESTARTSYS)
+                    long second = tracer.mmap(0, 4096, Mman.PROT_READ, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS);
+                    assertMapped(pid, second, 4096, "r--p");
                     Thread.sleep(20);
                     // still blocked in its own read, not returned with an error
                     assertEquals(List.of("reading", "got one", "reading"), target.lines());
@@ -154,6 +158,81 @@ class InjectionTest {
             }
             target.awaitLine("eof", Duration.ofSeconds(10));
             assertEquals(List.of("reading", "got one", "reading", "got two", "reading", "eof"), target.lines());
+        }
+    }
+
+    /**
+     * A thread given back with its read restarted by hand, and a signal already pending before it runs again: it
+     * must meet the signal as it would have without suture. Its handler has no SA_RESTART, so the read fails with
+     * EINTR; had the restarted state stayed, the kernel would see no interrupted call, run the handler and read
+     * again. The hand-over is the injector's (registers at an interrupt stop instead of a syscall-exit stop: both
+     * return to user mode the same way), so that the signal is certain to come first.
+     */
+    @Test
+    void signalBeforeAHandRestartedReadRunsGetsTheKernelsRules() throws Exception {
+        Path fifo = dir.resolve("fifo");
+        Gcc.run(dir, "mkfifo", fifo.toString());
+        Path exe = Gcc.compile(dir, "reader", """
+                #include <errno.h>
+                #include <fcntl.h>
+                #include <signal.h>
+                #include <stdio.h>
+                #include <unistd.h>
+                static void on_usr1(int sig) { (void) sig; }
+                int main(int argc, char **argv) {
+                    alarm(120); /* ends by itself even if the test dies before killing it */
+                    struct sigaction sa = {0};
+                    sa.sa_handler = on_usr1; /* no SA_RESTART: a read it interrupts fails with EINTR */
+                    sigaction(SIGUSR1, &sa, 0);
+                    int fd = open(argv[1], O_RDONLY);
+                    char buf[64];
+                    for (;;) {
+                        printf("reading\\n"); fflush(stdout);
+                        ssize_t n = read(fd, buf, sizeof buf);
+                        if (n < 0) { printf("read failed errno=%d\\n", errno); fflush(stdout); continue; }
+                        if (n == 0) { printf("eof\\n"); return 0; }
+                        printf("got %.*s\\n", (int) n, buf); fflush(stdout);
+                    }
+                }
+                """, "-O1");
+        try (var target = Target.start(exe, fifo.toString())) {
+            var opened = CompletableFuture.supplyAsync(() -> {
+                try {
+                    return new FileOutputStream(fifo.toFile());
+                } catch (Exception e) {
+                    throw new RuntimeException(e);
+                }
+            });
+            try (var writer = opened.get(10, TimeUnit.SECONDS)) {
+                target.awaitLine("reading", Duration.ofSeconds(10));
+                Thread.sleep(50); // inside read
+                int pid = target.pidInt();
+                try (var tracer = Tracer.attach(pid)) {
+                    tracer.run(() -> {
+                        tracer.stopAll();
+                        var t = tracer.tracees().get(pid);
+                        long[] saved = tracer.registers(pid).words();
+                        assertEquals(-SyscallRestart.ERESTARTSYS, saved[10], "read interrupted by our stop");
+                        var restart = SyscallRestart.of(pid, saved);
+                        assertTrue(restart.byHand());
+                        assertEquals(0, restart.registers()[10], "read again");
+                        assertEquals(saved[16] - 2, restart.registers()[16], "from its syscall instruction");
+                        tracer.setRegisters(pid, Registers.of(restart.registers()));
+                        t.restartFrom = saved;
+                        t.restartTo = restart.registers();
+                        dev.suture.sys.Syscalls.tgkill(pid, pid, 10); // SIGUSR1, pending before it runs
+                        tracer.resumeAll();
+                        return null;
+                    });
+                    target.awaitLine("read failed errno=4", Duration.ofSeconds(10));
+                }
+                writer.write("two".getBytes(StandardCharsets.US_ASCII));
+                writer.flush();
+                target.awaitLine("got two", Duration.ofSeconds(10));
+            }
+            target.awaitLine("eof", Duration.ofSeconds(10));
+            assertEquals(List.of("reading", "read failed errno=4", "reading", "got two", "reading", "eof"),
+                    target.lines());
         }
     }
 
