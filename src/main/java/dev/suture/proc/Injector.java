@@ -13,9 +13,11 @@ import java.util.concurrent.locks.LockSupport;
 
 /**
  * Runs a system call inside the traced process by borrowing one of its held threads (DESIGN principle 3). The
- * stub {@code syscall; jmp .} goes into bytes that are never executed ({@link StubSite}), its completion is
- * observed at the syscall-exit stop (PTRACE_SYSCALL), never by a trap the thread could die of, and the thread
- * leaves with every register as it was, so its own interrupted system call restarts as if nothing happened.
+ * stub {@code syscall; jmp .} goes into bytes that are never executed ({@link StubSite}), written and journaled
+ * before the thread is held and removed after it runs again; its completion is observed at the syscall-exit stop
+ * (PTRACE_SYSCALL), never by a trap the thread could die of, and the thread leaves with every register as it
+ * was, so its own interrupted system call restarts as if nothing happened: restarted by hand at that exit stop
+ * when the hold ends with the call ({@link SyscallRestart}), else by the kernel from an interrupt stop.
  *
  * <p>Runs on the tracer thread only.
  */
