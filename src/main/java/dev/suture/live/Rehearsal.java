@@ -64,8 +64,8 @@ final class Rehearsal {
             decoy = startDecoy();
             rehearse(decoy);
             if (DEBUG) {
-                System.err.printf("rehearsal: %d injections and %d windows on decoy pid %d in %d ms%n", INJECTIONS,
-                        WINDOWS, decoy, (System.nanoTime() - start) / 1_000_000);
+                System.err.printf("rehearsal: %d windows and %d injected calls on decoy pid %d in %d ms%n", WINDOWS,
+                        3 * INJECTIONS, decoy, (System.nanoTime() - start) / 1_000_000);
             }
         } catch (RuntimeException | IOException e) {
             if (DEBUG) {
