@@ -98,35 +98,10 @@ class InjectionTest {
 
     @Test
     void borrowedThreadInReadOnAPipeReadsItsData() throws Exception {
-        Path fifo = dir.resolve("fifo");
-        Gcc.run(dir, "mkfifo", fifo.toString());
-        Path exe = Gcc.compile(dir, "reader", """
-                #include <errno.h>
-                #include <fcntl.h>
-                #include <stdio.h>
-                #include <unistd.h>
-                int main(int argc, char **argv) {
-                    alarm(120); /* ends by itself even if the test dies before killing it */
-                    int fd = open(argv[1], O_RDONLY);
-                    char buf[64];
-                    for (;;) {
-                        printf("reading\\n"); fflush(stdout);
-                        ssize_t n = read(fd, buf, sizeof buf);
-                        if (n < 0) { printf("read failed errno=%d\\n", errno); fflush(stdout); continue; }
-                        if (n == 0) { printf("eof\\n"); return 0; }
-                        printf("got %.*s\\n", (int) n, buf); fflush(stdout);
-                    }
-                }
-                """, "-O1");
+        Path fifo = fifo();
+        Path exe = reader();
         try (var target = Target.start(exe, fifo.toString())) {
-            var opened = CompletableFuture.supplyAsync(() -> {
-                try {
-                    return new FileOutputStream(fifo.toFile());
-                } catch (Exception e) {
-                    throw new RuntimeException(e);
-                }
-            });
-            try (var writer = opened.get(10, TimeUnit.SECONDS)) {
+            try (var writer = openWriter(fifo)) {
                 writer.write("one".getBytes(StandardCharsets.US_ASCII));
                 writer.flush();
                 target.awaitLine("got one", Duration.ofSeconds(10));
@@ -170,40 +145,10 @@ class InjectionTest {
      */
     @Test
     void signalBeforeAHandRestartedReadRunsGetsTheKernelsRules() throws Exception {
-        Path fifo = dir.resolve("fifo");
-        Gcc.run(dir, "mkfifo", fifo.toString());
-        Path exe = Gcc.compile(dir, "reader", """
-                #include <errno.h>
-                #include <fcntl.h>
-                #include <signal.h>
-                #include <stdio.h>
-                #include <unistd.h>
-                static void on_usr1(int sig) { (void) sig; }
-                int main(int argc, char **argv) {
-                    alarm(120); /* ends by itself even if the test dies before killing it */
-                    struct sigaction sa = {0};
-                    sa.sa_handler = on_usr1; /* no SA_RESTART: a read it interrupts fails with EINTR */
-                    sigaction(SIGUSR1, &sa, 0);
-                    int fd = open(argv[1], O_RDONLY);
-                    char buf[64];
-                    for (;;) {
-                        printf("reading\\n"); fflush(stdout);
-                        ssize_t n = read(fd, buf, sizeof buf);
-                        if (n < 0) { printf("read failed errno=%d\\n", errno); fflush(stdout); continue; }
-                        if (n == 0) { printf("eof\\n"); return 0; }
-                        printf("got %.*s\\n", (int) n, buf); fflush(stdout);
-                    }
-                }
-                """, "-O1");
+        Path fifo = fifo();
+        Path exe = reader();
         try (var target = Target.start(exe, fifo.toString())) {
-            var opened = CompletableFuture.supplyAsync(() -> {
-                try {
-                    return new FileOutputStream(fifo.toFile());
-                } catch (Exception e) {
-                    throw new RuntimeException(e);
-                }
-            });
-            try (var writer = opened.get(10, TimeUnit.SECONDS)) {
+            try (var writer = openWriter(fifo)) {
                 target.awaitLine("reading", Duration.ofSeconds(10));
                 Thread.sleep(50); // inside read
                 int pid = target.pidInt();
@@ -234,6 +179,53 @@ class InjectionTest {
             assertEquals(List.of("reading", "read failed errno=4", "reading", "got two", "reading", "eof"),
                     target.lines());
         }
+    }
+
+    /**
+     * Reads the FIFO named by its argument in a loop, printing what each read gave; SIGUSR1 has a handler without
+     * SA_RESTART, so a read it interrupts fails with EINTR.
+     */
+    private Path reader() throws Exception {
+        return Gcc.compile(dir, "reader", """
+                #include <errno.h>
+                #include <fcntl.h>
+                #include <signal.h>
+                #include <stdio.h>
+                #include <unistd.h>
+                static void on_usr1(int sig) { (void) sig; }
+                int main(int argc, char **argv) {
+                    alarm(120); /* ends by itself even if the test dies before killing it */
+                    struct sigaction sa = {0};
+                    sa.sa_handler = on_usr1; /* no SA_RESTART: a read it interrupts fails with EINTR */
+                    sigaction(SIGUSR1, &sa, 0);
+                    int fd = open(argv[1], O_RDONLY);
+                    char buf[64];
+                    for (;;) {
+                        printf("reading\\n"); fflush(stdout);
+                        ssize_t n = read(fd, buf, sizeof buf);
+                        if (n < 0) { printf("read failed errno=%d\\n", errno); fflush(stdout); continue; }
+                        if (n == 0) { printf("eof\\n"); return 0; }
+                        printf("got %.*s\\n", (int) n, buf); fflush(stdout);
+                    }
+                }
+                """, "-O1");
+    }
+
+    private Path fifo() throws Exception {
+        Path fifo = dir.resolve("fifo");
+        Gcc.run(dir, "mkfifo", fifo.toString());
+        return fifo;
+    }
+
+    /** Opens the FIFO for writing, which blocks until the reader has opened it. */
+    private static FileOutputStream openWriter(Path fifo) throws Exception {
+        return CompletableFuture.supplyAsync(() -> {
+            try {
+                return new FileOutputStream(fifo.toFile());
+            } catch (Exception e) {
+                throw new RuntimeException(e);
+            }
+        }).get(10, TimeUnit.SECONDS);
     }
 
     static void assertMapped(int pid, long start, long length, String perms) {
