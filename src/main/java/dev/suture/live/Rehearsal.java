@@ -31,10 +31,10 @@ import java.util.concurrent.TimeUnit;
 final class Rehearsal {
     /**
      * Rounds of injected mmap, mprotect and munmap: the injector's and the journal's code, compiled. 300 calls,
-     * past the 200 invocations after which C1 compiles a method (150 calls left the first mmap of the target
-     * running partly interpreted). They come last, right before the target's first hold, which is an injected
-     * mmap when applying: alternating applies of either order on one target (12 each), that hold took 0.29 ms
-     * (median) with the injections last and 0.34 ms with the windows last.
+     * past the 200 invocations after which C1 compiles a method (after 150 the target's mmap held its thread
+     * 0.48-0.50 ms, after 300 0.39-0.44 ms, runs not interleaved). They come last, right before the target's
+     * first hold, which is an injected mmap when applying: alternating applies of either order on one target
+     * (12 each), that hold took 0.29 ms (median) with the injections last and 0.34 ms with the windows last.
      */
     private static final int INJECTIONS = 100;
     /**
