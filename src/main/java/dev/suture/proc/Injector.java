@@ -212,8 +212,7 @@ final class Injector {
         }
         Syscalls.setRegisters(t.tid, restart.registers());
         if (restart.byHand()) {
-            t.restartFrom = saved;
-            t.restartTo = restart.registers();
+            t.restarted = restart;
         }
         t.state = Tracer.State.STOPPED;
         t.stop = Tracer.Stop.SYSCALL;

@@ -16,7 +16,7 @@ import dev.suture.sys.Syscalls;
  * interrupted state back at the thread's next stop if it has not run yet ({@link Tracer}'s {@code settle}):
  * every signal reaches a traced thread through such a stop, and from there the kernel applies its own rules.
  */
-record SyscallRestart(long[] registers, boolean byHand) {
+record SyscallRestart(long[] from, long[] registers, boolean byHand) {
     static final long ERESTARTSYS = 512;
     static final long ERESTARTNOINTR = 513;
     static final long ERESTARTNOHAND = 514;
@@ -28,9 +28,10 @@ record SyscallRestart(long[] registers, boolean byHand) {
     private static final int RIP = 16;
 
     /**
-     * How a thread taken with registers {@code saved} leaves a syscall-exit stop exactly as it would have left
-     * its interrupt stop: with {@code saved} as they are when it was in no system call or its call has a result
-     * ({@code byHand} false), restarted by hand when it was interrupted in one (true); null when only the
+     * How a thread taken with registers {@code saved} ({@code from}) leaves a syscall-exit stop exactly as it
+     * would have left its interrupt stop: with {@code registers} the same as {@code saved} when it was in no
+     * system call or its call has a result ({@code byHand} false), restarted by hand when it was interrupted in
+     * one (true); null when only the
      * kernel's own path can restart it (a restart_syscall of a call made with {@code int 0x80}, whose numbers
      * differ).
      */
@@ -38,7 +39,7 @@ record SyscallRestart(long[] registers, boolean byHand) {
         long error = saved[RAX];
         long nr;
         if (saved[ORIG_RAX] < 0) {
-            return new SyscallRestart(saved, false);
+            return new SyscallRestart(saved, saved, false);
         } else if (error == -ERESTARTSYS || error == -ERESTARTNOINTR || error == -ERESTARTNOHAND) {
             nr = saved[ORIG_RAX]; // the same call again, whatever instruction made it (all are two bytes)
         } else if (error == -ERESTART_RESTARTBLOCK) {
@@ -47,13 +48,13 @@ record SyscallRestart(long[] registers, boolean byHand) {
             }
             nr = NR_RESTART_SYSCALL | (saved[ORIG_RAX] & X32_SYSCALL_BIT);
         } else {
-            return new SyscallRestart(saved, false);
+            return new SyscallRestart(saved, saved, false);
         }
         long[] w = saved.clone();
         w[RAX] = nr;
         w[ORIG_RAX] = -1; // in user mode, about to make the call
         w[RIP] -= 2;
-        return new SyscallRestart(w, true);
+        return new SyscallRestart(saved, w, true);
     }
 
     private static boolean isSyscall(int pid, long address) {

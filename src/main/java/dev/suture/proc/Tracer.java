@@ -81,12 +81,11 @@ public final class Tracer implements AutoCloseable {
         /** Its registers, read as it came to the stop of {@link #stopAll()}; null once it runs again. */
         long[] stopRegisters;
         /**
-         * Set when it was given back from a system call we ran on it with its own call restarted by hand
-         * ({@link SyscallRestart}): the registers it was taken with, and those it was given back with. Put back
-         * at its next stop if it is still there ({@link #settle}); null once it is known to have run on.
+         * Set when it was given back from a system call we ran on it with its own call restarted by hand: the
+         * registers it was taken with and those it was given back with. The first are put back at its next stop
+         * if it is still there ({@link #settle}); null once it is known to have run on.
          */
-        long[] restartFrom;
-        long[] restartTo;
+        SyscallRestart restarted;
 
         Tracee(int tid) {
             this.tid = tid;
@@ -634,18 +633,19 @@ public final class Tracer implements AutoCloseable {
      * rules, or fails it with EINTR for the signal this stop may be delivering. Either way we know it from here.
      */
     private void settle(Tracee t) {
-        if (t.restartFrom == null) {
+        var restarted = t.restarted;
+        if (restarted == null) {
             return;
         }
+        t.restarted = null;
         long[] now = new long[Registers.WORDS];
         if (Syscalls.getRegistersErrno(t.tid, now) == 0) {
-            if (Arrays.equals(now, t.restartTo) && Syscalls.setRegistersErrno(t.tid, t.restartFrom) == 0) {
-                now = t.restartFrom;
+            if (Arrays.equals(now, restarted.registers())
+                    && Syscalls.setRegistersErrno(t.tid, restarted.from()) == 0) {
+                now = restarted.from();
             }
             t.stopRegisters = now;
         }
-        t.restartFrom = null;
-        t.restartTo = null;
     }
 
     private Tracee adoptClone(Tracee parent) {

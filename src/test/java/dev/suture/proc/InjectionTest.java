@@ -3,6 +3,7 @@ package dev.suture.proc;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.suture.sys.Syscalls;
 import dev.suture.testing.Gcc;
 import dev.suture.testing.Procs;
 import dev.suture.testing.Target;
@@ -163,9 +164,8 @@ class InjectionTest {
                         assertEquals(0, restart.registers()[10], "read again");
                         assertEquals(saved[16] - 2, restart.registers()[16], "from its syscall instruction");
                         tracer.setRegisters(pid, Registers.of(restart.registers()));
-                        t.restartFrom = saved;
-                        t.restartTo = restart.registers();
-                        dev.suture.sys.Syscalls.tgkill(pid, pid, 10); // SIGUSR1, pending before it runs
+                        t.restarted = restart;
+                        Syscalls.tgkill(pid, pid, 10); // SIGUSR1, pending before it runs
                         tracer.resumeAll();
                         return null;
                     });
