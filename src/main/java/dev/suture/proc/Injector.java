@@ -179,11 +179,15 @@ final class Injector {
                 }
             }
             resume(t, Ptrace.PTRACE_SYSCALL);
+            // decided while the thread runs the call: it may read the target's text (a RESTARTBLOCK's syscall)
+            var restart = lastInHold ? SyscallRestart.of(pid, saved) : null;
             awaitSyscallStop(t, nr, false);
             long[] after = new long[Registers.WORDS];
             Syscalls.getRegisters(t.tid, after);
             long result = after[10]; // rax
-            if (!(lastInHold && giveBackAtExit(t, saved))) {
+            if (restart != null) {
+                giveBackAtExit(t, restart);
+            } else {
                 restore(t, saved);
             }
             restored = true;
@@ -203,20 +207,15 @@ final class Injector {
 
     /**
      * Puts the registers back while the thread sits in its syscall-exit stop, its own interrupted system call
-     * restarted by hand ({@link SyscallRestart}); false (nothing done) when only the kernel can restart it.
+     * restarted by hand when it was in one ({@link SyscallRestart}).
      */
-    private boolean giveBackAtExit(Tracer.Tracee t, long[] saved) {
-        var restart = SyscallRestart.of(tracer.pid(), saved);
-        if (restart == null) {
-            return false;
-        }
+    private void giveBackAtExit(Tracer.Tracee t, SyscallRestart restart) {
         Syscalls.setRegisters(t.tid, restart.registers());
         if (restart.byHand()) {
             t.restarted = restart;
         }
         t.state = Tracer.State.STOPPED;
         t.stop = Tracer.Stop.SYSCALL;
-        return true;
     }
 
     /**

@@ -121,6 +121,7 @@ public final class Tracer implements AutoCloseable {
         if (!Files.isDirectory(Path.of("/proc/" + pid))) {
             throw ProcessVanishedException.process(pid, "attach");
         }
+        QuietCompiler.refresh();
         var tracer = new Tracer(pid);
         tracer.thread.start();
         try {
@@ -399,6 +400,9 @@ public final class Tracer implements AutoCloseable {
             }
             if (task != null) {
                 task.run();
+                if (!held) {
+                    loudCompiler(); // a hold that ended in an exception
+                }
             } else if (!held && !vanished && !tracees.isEmpty()) {
                 // Tracees wait in their stops until we answer: poll often right after an event (clones and
                 // signals come in bursts), back off to IDLE_POLL_NANOS when the process is quiet.
@@ -698,6 +702,7 @@ public final class Tracer implements AutoCloseable {
         if (held) {
             return;
         }
+        quietCompiler();
         holdStart = System.nanoTime();
         serviceEvents(); // answer what is already queued, so the interrupts meet running threads
         pending.clear();
@@ -800,6 +805,7 @@ public final class Tracer implements AutoCloseable {
                 break;
             }
         }
+        quietCompiler();
         holdStart = System.nanoTime();
         serviceEvents();
         if (pick != null && pick.state == State.RUNNING) {
@@ -948,6 +954,24 @@ public final class Tracer implements AutoCloseable {
         }
         recordHold(holdLabel);
         holdLabel = "hold";
+        loudCompiler();
+    }
+
+    /** Whether this tracer has the JIT compiler quiet for a hold of its own ({@link QuietCompiler}). */
+    private boolean compilerQuiet;
+
+    private void quietCompiler() {
+        if (!compilerQuiet) {
+            compilerQuiet = true;
+            QuietCompiler.quiet();
+        }
+    }
+
+    private void loudCompiler() {
+        if (compilerQuiet) {
+            compilerQuiet = false;
+            QuietCompiler.loud();
+        }
     }
 
     /** What the current hold is for, in the SUTURE_DEBUG listing. */
@@ -998,6 +1022,7 @@ public final class Tracer implements AutoCloseable {
         held = false;
         unboost();
         recordHold("release");
+        loudCompiler();
         if (memFd >= 0) {
             Syscalls.close(memFd);
             memFd = -1;

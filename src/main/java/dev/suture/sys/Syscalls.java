@@ -515,6 +515,8 @@ public final class Syscalls {
 
     public static final int SCHED_OTHER = 0;
     public static final int SCHED_FIFO = 1;
+    /** Runs only when no other thread of any policy wants the core. */
+    public static final int SCHED_IDLE = 5;
     /** Or'ed into a policy: a child forked by the thread starts with the default policy, not this one. */
     public static final int SCHED_RESET_ON_FORK = 0x40000000;
 
@@ -523,10 +525,15 @@ public final class Syscalls {
      * {@link #SCHED_OTHER}, whose nice value the kernel keeps). Returns errno, 0 when set.
      */
     public static int setScheduler(int policy, int priority) {
+        return setScheduler(0, policy, priority);
+    }
+
+    /** sched_setscheduler(2) for thread {@code tid} (0: the calling thread); returns errno, 0 when set. */
+    public static int setScheduler(int tid, int policy, int priority) {
         Scratch s = SCRATCH.get();
         s.word.set(JAVA_INT, 0, priority);
         try {
-            return (int) SchedSetscheduler.H.invokeExact(s.errno, 0, policy, s.word) == 0 ? 0 : s.errno();
+            return (int) SchedSetscheduler.H.invokeExact(s.errno, tid, policy, s.word) == 0 ? 0 : s.errno();
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -58,9 +58,14 @@ class JournalTest {
         int pid = (int) ProcessHandle.current().pid();
         var write = new ApplyTransaction.Write(0x401000, new byte[] {(byte) 0xe9, 1, 2, 3, 4}, new byte[] {0x55, 0x48,
             (byte) 0x89, (byte) 0xe5, 0x48});
-        long[] regs = new long[27];
+        long[] regs = new long[27]; // the record's hex is hand-made: every digit count, the sign bit, zero
+        for (int i = 0; i < regs.length; i++) {
+            regs[i] = 0x0123456789abcdefL >>> (4 * (i % 16)) ^ (i >= 16 ? Long.MIN_VALUE : 0);
+        }
         regs[16] = 0x401234;
         regs[10] = -512;
+        regs[3] = 0;
+        regs[4] = -1;
         try (var j = Journal.begin(pid, Journal.Operation.APPLY, "apply my patch 100%")) {
             j.region(0x7f0000, 0x2000, 0x7f0100, 0x7f0200);
             j.borrowing(pid + 1, 0x4010b2, new byte[] {0x66, 0x2e, 0x0f, 0x1f}, new byte[] {0x0f, 0x05,
@@ -82,6 +87,9 @@ class JournalTest {
         assertEquals(1, p.injections().size());
         assertArrayEquals(regs, p.injections().getFirst().registers());
         assertEquals(pid + 1, p.injections().getFirst().tid());
+        assertEquals(0x4010b2, p.injections().getFirst().stub());
+        assertArrayEquals(new byte[] {0x66, 0x2e, 0x0f, 0x1f}, p.injections().getFirst().stubOriginal());
+        assertArrayEquals(new byte[] {0x0f, 0x05, (byte) 0xeb, (byte) 0xfe}, p.injections().getFirst().stubCode());
     }
 
     @Test

@@ -1,0 +1,82 @@
+package dev.suture.proc;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.suture.testing.Gcc;
+import dev.suture.testing.Target;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Map;
+import java.util.TreeMap;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The JIT compiler threads run at SCHED_IDLE exactly while a tracer holds a target's threads. */
+class QuietCompilerTest {
+    private static final int SCHED_OTHER = 0;
+    private static final int SCHED_IDLE = 5;
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void compilerIsIdleWhileATargetIsHeldAndBackAfter() throws Exception {
+        assumeTrue(capSysNice(), "needs CAP_SYS_NICE to bring the compiler back from SCHED_IDLE");
+        Path exe = Gcc.compile(dir, "workers", TracerTest.WORKERS, "-O1", "-pthread");
+        try (var target = Target.start(exe, "2")) {
+            target.awaitLine("ready", Duration.ofSeconds(10));
+            try (var tracer = Tracer.attach(target.pidInt())) {
+                assertFalse(compilerPolicies().isEmpty(), "no HotSpot compiler thread found in /proc/self/task");
+                assertAll(SCHED_OTHER, "before any hold");
+                tracer.stopAll();
+                assertAll(SCHED_IDLE, "while every thread is held");
+                tracer.resumeAll();
+                assertAll(SCHED_OTHER, "after the threads run again");
+                tracer.mmap(0, 4096, Mman.PROT_READ, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS);
+                assertAll(SCHED_OTHER, "after a hold for an injected mmap");
+                tracer.stopAll();
+            }
+            assertAll(SCHED_OTHER, "after a tracer closed while holding");
+        }
+    }
+
+    private static void assertAll(int policy, String when) throws IOException {
+        var policies = compilerPolicies();
+        for (var e : policies.entrySet()) {
+            assertEquals(policy, e.getValue(), "policy of compiler thread " + e.getKey() + " " + when);
+        }
+    }
+
+    /** tid to scheduling policy (field 41 of /proc/self/task/TID/stat) of every HotSpot compiler thread. */
+    private static Map<Integer, Integer> compilerPolicies() throws IOException {
+        var policies = new TreeMap<Integer, Integer>();
+        try (var tasks = Files.newDirectoryStream(Path.of("/proc/self/task"))) {
+            for (Path task : tasks) {
+                try {
+                    if (Files.readString(task.resolve("comm")).contains("CompilerThre")) {
+                        String stat = Files.readString(task.resolve("stat"));
+                        String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+                        policies.put(Integer.parseInt(task.getFileName().toString()), Integer.parseInt(f[41 - 3]));
+                    }
+                } catch (NoSuchFileException e) {
+                    // a thread that ended meanwhile (a tracer thread just closed)
+                }
+            }
+        }
+        return policies;
+    }
+
+    private static boolean capSysNice() throws IOException {
+        for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+            if (line.startsWith("CapEff:")) {
+                return (Long.parseUnsignedLong(line.substring(7).strip(), 16) & (1L << 23)) != 0;
+            }
+        }
+        return false;
+    }
+}
