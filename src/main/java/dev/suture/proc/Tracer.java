@@ -702,7 +702,6 @@ public final class Tracer implements AutoCloseable {
         if (held) {
             return;
         }
-        quietCompiler();
         holdStart = System.nanoTime();
         serviceEvents(); // answer what is already queued, so the interrupts meet running threads
         pending.clear();
@@ -957,7 +956,7 @@ public final class Tracer implements AutoCloseable {
         loudCompiler();
     }
 
-    /** Whether this tracer has the JIT compiler quiet for a hold of its own ({@link QuietCompiler}). */
+    /** Whether this tracer has the JIT compiler quiet for a hold of one thread ({@link QuietCompiler}). */
     private boolean compilerQuiet;
 
     private void quietCompiler() {
