@@ -53,9 +53,24 @@ final class QuietCompiler {
         }
     }
 
+    /**
+     * Sets {@code policy} on each compiler thread still there: a tid is checked to be a compiler thread of this
+     * process first, since HotSpot may end one (a dynamically added compiler thread) and its number may then be
+     * given to another thread, of this process or of any other.
+     */
     private static void set(int policy) {
         for (int tid : threads) {
-            int ignoredErrno = Syscalls.setScheduler(tid, policy, 0); // ESRCH: a compiler thread that ended
+            if (isCompilerThread(Path.of("/proc/self/task/" + tid))) {
+                int ignoredErrno = Syscalls.setScheduler(tid, policy, 0); // ESRCH: it ended just now
+            }
+        }
+    }
+
+    private static boolean isCompilerThread(Path task) {
+        try {
+            return Files.readString(task.resolve("comm")).contains("CompilerThre");
+        } catch (IOException e) {
+            return false; // ended
         }
     }
 
@@ -64,12 +79,8 @@ final class QuietCompiler {
         var tids = new ArrayList<Integer>();
         try (var tasks = Files.newDirectoryStream(Path.of("/proc/self/task"))) {
             for (Path task : tasks) {
-                try {
-                    if (Files.readString(task.resolve("comm")).contains("CompilerThre")) {
-                        tids.add(Integer.parseInt(task.getFileName().toString()));
-                    }
-                } catch (IOException | NumberFormatException e) {
-                    // a thread that ended meanwhile
+                if (isCompilerThread(task)) {
+                    tids.add(Integer.parseInt(task.getFileName().toString()));
                 }
             }
         } catch (IOException e) {
