@@ -237,34 +237,34 @@ final class Journal implements InjectionLog, AutoCloseable {
         at = decimal(at, tid);
         at = ascii(at, " 0x");
         at = hex(at, stub);
-        record[at++] = ' ';
+        line[at++] = ' ';
         at = hex(at, stubOriginal);
-        record[at++] = ' ';
+        line[at++] = ' ';
         at = hex(at, stubCode);
         for (long r : registers) {
-            record[at++] = ' ';
+            line[at++] = ' ';
             at = hex(at, r);
         }
-        record[at++] = '\n';
-        write(ByteBuffer.wrap(record, 0, at), false);
+        line[at++] = '\n';
+        write(ByteBuffer.wrap(line, 0, at), false);
         borrowed.add(tid);
     }
 
     /** Where {@link #borrowing} builds its record (about 500 bytes at most; grown should it need more). */
-    private byte[] record = new byte[1024];
+    private byte[] line = new byte[1024];
     private static final byte[] DIGITS = "0123456789abcdef".getBytes(StandardCharsets.US_ASCII);
 
-    /** Makes room for {@code more} bytes after {@code at} in {@link #record}. */
+    /** Makes room for {@code more} bytes after {@code at} in {@link #line}. */
     private void room(int at, int more) {
-        if (at + more > record.length) {
-            record = Arrays.copyOf(record, Math.max(2 * record.length, at + more));
+        if (at + more > line.length) {
+            line = Arrays.copyOf(line, Math.max(2 * line.length, at + more));
         }
     }
 
     private int ascii(int at, String s) {
         room(at, s.length());
         for (int i = 0; i < s.length(); i++) {
-            record[at++] = (byte) s.charAt(i);
+            line[at++] = (byte) s.charAt(i);
         }
         return at;
     }
@@ -278,7 +278,7 @@ final class Journal implements InjectionLog, AutoCloseable {
         int digits = Math.max(1, (67 - Long.numberOfLeadingZeros(v)) / 4);
         room(at, digits + 1);
         for (int i = digits - 1; i >= 0; i--, v >>>= 4) {
-            record[at + i] = DIGITS[(int) (v & 15)];
+            line[at + i] = DIGITS[(int) (v & 15)];
         }
         return at + digits;
     }
@@ -287,8 +287,8 @@ final class Journal implements InjectionLog, AutoCloseable {
     private int hex(int at, byte[] bytes) {
         room(at, 2 * bytes.length + 1);
         for (byte b : bytes) {
-            record[at++] = DIGITS[(b >> 4) & 15];
-            record[at++] = DIGITS[b & 15];
+            line[at++] = DIGITS[(b >> 4) & 15];
+            line[at++] = DIGITS[b & 15];
         }
         return at;
     }
