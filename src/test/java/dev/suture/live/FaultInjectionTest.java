@@ -161,23 +161,35 @@ class FaultInjectionTest {
     /** Walks {@code points} ({0 apply | 1 revert, step}) on a target of its own. */
     private void walk(List<int[]> points, java.util.Queue<String> outcomes) throws IOException {
         try (var t = Target.start(exe)) {
-            int pid = t.pidInt();
-            Fixture.await(t, 0, ORIGINAL_LINE, 2);
-            byte[] original = Fixture.text(pid, exe);
-            var patch = dev.suture.patch.PatchFile.read(patchFile);
-            Patcher.apply(pid, patch, Patcher.ApplyOptions.defaults());
-            byte[] patched = Fixture.text(pid, exe);
-            Patcher.revert(pid, List.of(), true, Duration.ofSeconds(5));
-            for (int[] point : points) {
-                boolean revert = point[0] == 1;
-                if (revert) {
-                    Patcher.apply(pid, patch, Patcher.ApplyOptions.defaults());
-                }
-                String outcome = (revert ? "revert" : "apply") + " step " + point[1] + ": "
-                        + killAndRecover(t, point[1], original, patched, revert);
-                System.out.println(outcome);
-                outcomes.add(outcome);
+            try {
+                walk(t, points, outcomes);
+            } catch (RuntimeException e) {
+                // seen flaky on a 2-core VM (pid_max 32768): the target vanished in a revert point; say how
+                var lines = t.lines();
+                throw new AssertionError("walker failed (" + outcomes.size() + " points walked by both);"
+                        + " target alive: " + t.alive() + "; its last lines: "
+                        + lines.subList(Math.max(0, lines.size() - 3), lines.size()), e);
             }
+        }
+    }
+
+    private void walk(Target t, List<int[]> points, java.util.Queue<String> outcomes) throws IOException {
+        int pid = t.pidInt();
+        Fixture.await(t, 0, ORIGINAL_LINE, 2);
+        byte[] original = Fixture.text(pid, exe);
+        var patch = dev.suture.patch.PatchFile.read(patchFile);
+        Patcher.apply(pid, patch, Patcher.ApplyOptions.defaults());
+        byte[] patched = Fixture.text(pid, exe);
+        Patcher.revert(pid, List.of(), true, Duration.ofSeconds(5));
+        for (int[] point : points) {
+            boolean revert = point[0] == 1;
+            if (revert) {
+                Patcher.apply(pid, patch, Patcher.ApplyOptions.defaults());
+            }
+            String outcome = (revert ? "revert" : "apply") + " step " + point[1] + ": "
+                    + killAndRecover(t, point[1], original, patched, revert);
+            System.out.println(outcome);
+            outcomes.add(outcome);
         }
     }
 
