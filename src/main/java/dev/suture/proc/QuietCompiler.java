@@ -12,7 +12,7 @@ import java.util.List;
  * ({@link Injector}): they run at {@code SCHED_IDLE} from just before the hold's interrupt until the thread runs
  * again, so a compile the tool's own work queued (the rehearsal queues many) takes only a core nothing else wants,
  * never the one the borrowed thread needs to run the call. Instrumented on this project's 2-core machine, a
- * one-thread target's mmap hold took 0.43-0.61 ms when the C1 thread ran 0.5 ms during it, 0.15-0.17 ms when it
+ * one-thread target's mmap hold took 0.43-0.61 ms when the C1 thread ran 0.5 ms during it, 0.15-0.22 ms when it
  * did not. Pooled over five interleaved runs of bench/apply.sh (34-84 applies per build), the hold's 90th
  * percentile was 1.0 ms for the previous build and 1.9 ms for this one without it, 0.50-0.52 ms with it; the
  * median stayed 0.36-0.38 ms.
