@@ -4,9 +4,11 @@ import dev.suture.proc.Maps;
 import dev.suture.SutureException;
 import dev.suture.patch.PatchFile;
 import dev.suture.patch.ReplacedFunction;
+import dev.suture.sys.ProcessVanishedException;
 import dev.suture.proc.Mman;
 import dev.suture.proc.Module;
 import dev.suture.proc.Modules;
+import dev.suture.proc.ThreadState;
 import dev.suture.proc.Tracer;
 import dev.suture.x86.DoesNotFitException;
 import dev.suture.x86.Jumps;
@@ -252,6 +254,12 @@ final class ApplyTransaction {
         }
 
         private SutureException noModule(Modules modules) {
+            // a process SIGKILLed a moment ago can show maps already empty: that is a vanished process, not a
+            // wrong build (a live one maps at least its executable)
+            boolean none = modules.all().isEmpty();
+            if (ThreadState.processGone(pid, none ? ThreadState.VANISH_GRACE_MILLIS : 0)) {
+                return ProcessVanishedException.process(pid, "reading its modules");
+            }
             var names = modules.all().stream().map(m -> m.name() + " " + m.buildId()).toList();
             return new DoesNotFitException(String.format("pid %d maps no module with build-id %s (patch %s is for"
                     + " %s); it has: %s", pid, patch.targetBuildId(), patch.id(), patch.targetName(),

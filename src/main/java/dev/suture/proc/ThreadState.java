@@ -16,7 +16,7 @@ public final class ThreadState {
      * SIGKILL reaches the threads of a process one by one, so a read can fail (ESRCH, the memory already gone)
      * before every thread is marked exiting.
      */
-    static final long VANISH_GRACE_MILLIS = 200;
+    public static final long VANISH_GRACE_MILLIS = 200;
 
     private ThreadState() {}
 
@@ -69,7 +69,7 @@ public final class ThreadState {
     }
 
     /** True when every thread of the process is dying or gone (after waiting up to {@code waitMillis} for it). */
-    static boolean processGone(int pid, long waitMillis) {
+    public static boolean processGone(int pid, long waitMillis) {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(waitMillis);
         while (true) {
             if (allDying(pid)) {
