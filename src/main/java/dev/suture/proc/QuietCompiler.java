@@ -32,6 +32,11 @@ final class QuietCompiler {
 
     private QuietCompiler() {}
 
+    /** Whether this JVM may lower its compiler threads and bring them back (CAP_SYS_NICE). */
+    static boolean allowed() {
+        return ALLOWED;
+    }
+
     /** Looks up the compiler threads again (HotSpot may have started more since the last look). */
     static synchronized void refresh() {
         if (ALLOWED) {

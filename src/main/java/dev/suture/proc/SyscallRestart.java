@@ -31,9 +31,8 @@ record SyscallRestart(long[] from, long[] registers, boolean byHand) {
      * How a thread taken with registers {@code saved} ({@code from}) leaves a syscall-exit stop exactly as it
      * would have left its interrupt stop: with {@code registers} the same as {@code saved} when it was in no
      * system call or its call has a result ({@code byHand} false), restarted by hand when it was interrupted in
-     * one (true); null when only the
-     * kernel's own path can restart it (a restart_syscall of a call made with {@code int 0x80}, whose numbers
-     * differ).
+     * one (true); null when only the kernel's own path can restart it (a restart_syscall of a call made with
+     * {@code int 0x80}, whose numbers differ).
      */
     static SyscallRestart of(int pid, long[] saved) {
         long error = saved[RAX];

@@ -28,7 +28,7 @@ class QuietCompilerTest {
 
     @Test
     void compilerIsIdleWhileAThreadIsBorrowedAndBackAfter() throws Exception {
-        assumeTrue(capSysNice(), "needs CAP_SYS_NICE to bring the compiler back from SCHED_IDLE");
+        assumeTrue(QuietCompiler.allowed(), "needs CAP_SYS_NICE to bring the compiler back from SCHED_IDLE");
         Path exe = Gcc.compile(dir, "workers", TracerTest.WORKERS, "-O1", "-pthread");
         try (var target = Target.start(exe, "2")) {
             target.awaitLine("ready", Duration.ofSeconds(10));
@@ -96,14 +96,5 @@ class QuietCompilerTest {
             }
         }
         return policies;
-    }
-
-    private static boolean capSysNice() throws IOException {
-        for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-            if (line.startsWith("CapEff:")) {
-                return (Long.parseUnsignedLong(line.substring(7).strip(), 16) & (1L << 23)) != 0;
-            }
-        }
-        return false;
     }
 }
