@@ -30,16 +30,22 @@ public final class ProcessCode {
     private final CodeMap code;
     private final long[] mapStarts;
     private final long[] mapEnds;
+    private final long mainStackSize;
 
     private ProcessCode(Modules modules, CodeMap code, List<Mapping> maps) {
         this.modules = modules;
         this.code = code;
         mapStarts = new long[maps.size()];
         mapEnds = new long[maps.size()];
+        long stack = 0;
         for (int i = 0; i < maps.size(); i++) {
             mapStarts[i] = maps.get(i).start();
             mapEnds[i] = maps.get(i).end();
+            if (maps.get(i).path().equals("[stack]")) {
+                stack = maps.get(i).size();
+            }
         }
+        mainStackSize = stack;
     }
 
     /** {@link #load(int, boolean)} with separate debug files. */
@@ -76,6 +82,11 @@ public final class ProcessCode {
     /** The modules the code map was built from. */
     public Modules modules() {
         return modules;
+    }
+
+    /** The size of the main thread's stack mapping ("[stack]", as far as it has grown) when loaded; 0 if none. */
+    public long mainStackSize() {
+        return mainStackSize;
     }
 
     /** End of the mapping that holds {@code address}, or 0 if no mapping known when this was loaded holds it. */

@@ -26,8 +26,11 @@ import java.util.Locale;
  * run mmap inside the target and to detach). Also the wall time of the whole {@code ./suture apply} command, and
  * the noise: the longest stall measured over as long again with no apply.
  *
- * <p>The target's main thread loops on a 50 µs nanosleep and clock_gettime and records every gap over 0.2 ms
- * with its CLOCK_MONOTONIC span; on SIGUSR1 it prints them and its longest gap, and starts over. The other
+ * <p>The target's main thread spins on clock_gettime (calling the patched {@code tick} every 50 µs) and records
+ * every gap over 0.1 ms with its CLOCK_MONOTONIC span; on SIGUSR1 it prints them and its longest gap, and starts
+ * over. It spins so that a gap is the stall itself: a loop on a 50 µs nanosleep, as it was first, went round
+ * every 150 µs on this project's 2-core VM (the default 50 µs timer slack, then the wakeup), and a stall read
+ * through it looked up to that much longer (the stall inside a 0.28 ms window read 0.39 ms). The other
  * threads sleep in 5 ms nanosleeps. The target calls alarm(120) at start and again on each SIGUSR1. suture runs
  * with SUTURE_DEBUG set, so it lists each span it held threads (System.nanoTime is CLOCK_MONOTONIC too): each
  * is printed per repetition with the target's longest gap overlapping it.
@@ -72,24 +75,27 @@ public final class ApplyBench {
                 for (int i = 1; i < n; i++)
                     pthread_create(&t, 0, sleeper, 0);
                 int v = 0;
-                long max = 0, last = now(), ngaps = 0, gaps[1024][2];
+                static long gaps[4096][2];
+                long max = 0, last = now(), next = last, ngaps = 0;
                 printf("ready\\n");
                 for (;;) {
-                    nap(50000);
-                    v = tick(v);
                     long t = now();
+                    if (t >= next) {
+                        v = tick(v);
+                        next = t + 50000;
+                    }
                     if (t - last > max)
                         max = t - last;
-                    if (t - last > 200000) { /* the latest 1024 gaps over 0.2 ms */
-                        gaps[ngaps % 1024][0] = last;
-                        gaps[ngaps++ % 1024][1] = t;
+                    if (t - last > 100000) { /* the latest 4096 gaps over 0.1 ms */
+                        gaps[ngaps % 4096][0] = last;
+                        gaps[ngaps++ % 4096][1] = t;
                     }
                     last = t;
                     if (report) {
                         report = 0;
                         alarm(120); /* 120 s after the harness last asked, not after start: runs can be long */
-                        for (long i = ngaps > 1024 ? ngaps - 1024 : 0; i < ngaps; i++)
-                            printf("gap %ld %ld\\n", gaps[i % 1024][0], gaps[i % 1024][1]);
+                        for (long i = ngaps > 4096 ? ngaps - 4096 : 0; i < ngaps; i++)
+                            printf("gap %ld %ld\\n", gaps[i % 4096][0], gaps[i % 4096][1]);
                         printf("stall %ld tick %d\\n", max, v);
                         max = 0;
                         ngaps = 0;
@@ -216,7 +222,7 @@ public final class ApplyBench {
         return d.resolve("target.o");
     }
 
-    /** The target's longest stall (ms) and its gaps over 0.2 ms as {start, end} on CLOCK_MONOTONIC (ns). */
+    /** The target's longest stall (ms) and its gaps over 0.1 ms as {start, end} on CLOCK_MONOTONIC (ns). */
     record Stalls(double maxMs, List<long[]> gaps) {}
 
     /** Asks the target for its stalls since the last request and starts a new measurement. */

@@ -109,6 +109,43 @@ class LiveUnwindTest {
         }
     }
 
+    /**
+     * A main thread that runs (so no rehearsal read its stack) with 256 KB of it in use: the sampler finds room for
+     * it before the window, so the window's read grows no buffer (a fresh page costs 10-20 us on a VM).
+     */
+    @Test
+    void roomForARunningMainThreadsStackIsMadeBeforeTheWindow() throws Exception {
+        Path exe = Gcc.compile(dir, "deep", """
+                #include <stdio.h>
+                #include <string.h>
+                #include <unistd.h>
+                __attribute__((noinline)) void spin(volatile char *big) { for (;;) big[0]++; }
+                int main(void) {
+                    alarm(120);
+                    char big[256 << 10];
+                    memset(big, 1, sizeof big);
+                    printf("ready\\n");
+                    fflush(stdout);
+                    spin(big);
+                }
+                """, "-O2");
+        try (var target = Target.start(exe)) {
+            target.awaitLine("ready", Duration.ofSeconds(20));
+            try (Tracer tracer = Tracer.attach(target.pidInt())) {
+                var sampler = new StackSampler(tracer, ProcessCode.load(target.pidInt(), false));
+                int before = sampler.room();
+                assertTrue(before >= 256 << 10, "room " + before);
+                var main = sampler.sample().threads().getFirst();
+                assertEquals(null, main.error());
+                assertTrue(main.stackBytes() >= 256 << 10 && main.stackBytes() <= before,
+                        main.stackBytes() + " bytes of stack read, room " + before);
+                assertEquals(List.of("spin", "main"), names(Backtrace.of(main.tid(), main.frames(),
+                        ProcessCode.load(target.pidInt(), false).code())).subList(0, 2));
+            }
+            assertTrue(target.alive());
+        }
+    }
+
     private static List<String> names(Backtrace bt) {
         var out = new ArrayList<String>();
         for (Frame f : bt.frames()) {
