@@ -380,8 +380,9 @@ final class Journal implements InjectionLog, AutoCloseable {
     @Override
     public void close() {
         if (DEBUG && !scratch) {
-            System.err.printf("journal: %d synced appends in %d us while the target ran; %d unsynced in %d us inside"
-                    + " injection stops; none in the window%n", synced, syncedNanos / 1000, unsynced,
+            System.err.printf("journal: %d synced appends in %d us while the target ran; %d unsynced in %d us around"
+                    + " injection stops (inside one, a record stored into its blank line, or appended); none in the"
+                    + " window%n", synced, syncedNanos / 1000, unsynced,
                     unsyncedNanos / 1000);
         }
         releaseRoom();
