@@ -56,6 +56,8 @@ public final class Tracer implements AutoCloseable {
     private final Map<Integer, Tracee> tracees = new LinkedHashMap<>();
     private boolean held;
     private volatile boolean vanished;
+    /** How {@link #vanished} came to be set (the first time), told by the calls that find it set. */
+    private volatile String vanishedHow;
     private int tracerTid;
     private int memFd = -1;
     private final Injector injector = new Injector(this);
@@ -438,7 +440,7 @@ public final class Tracer implements AutoCloseable {
             }
             if (vanished || ThreadState.processGone(pid,
                     e instanceof ProcessVanishedException ? ThreadState.VANISH_GRACE_MILLIS : 0)) {
-                vanished = true;
+                markVanished("a failed call found every thread dying: " + e.getMessage());
                 throw ProcessVanishedException.process(pid, e instanceof SysException s ? s.call() : "an operation");
             }
             throw e;
@@ -516,7 +518,7 @@ public final class Tracer implements AutoCloseable {
             quietRounds = found ? 0 : quietRounds + 1;
         }
         if (tracees.isEmpty()) {
-            vanished = true;
+            markVanished("no thread left to attach to");
             throw ProcessVanishedException.process(pid, "attach");
         }
         try {
@@ -534,7 +536,7 @@ public final class Tracer implements AutoCloseable {
                 tids.add(Integer.parseInt(p.getFileName().toString()));
             }
         } catch (NoSuchFileException e) {
-            vanished = true;
+            markVanished("its /proc/PID/task is gone");
             abandon();
             throw ProcessVanishedException.process(pid, "attach");
         } catch (IOException e) {
@@ -584,6 +586,7 @@ public final class Tracer implements AutoCloseable {
             try {
                 ws = Syscalls.waitpid(t.tid, Ptrace.WNOHANG | Ptrace.__WALL);
             } catch (ProcessVanishedException e) {
+                echild(t);
                 drop(t);
                 continue;
             }
@@ -593,7 +596,7 @@ public final class Tracer implements AutoCloseable {
             }
         }
         if (tracees.isEmpty()) {
-            vanished = true;
+            markVanished("its last thread reported its exit (or ECHILD) while it ran");
         }
         return answered;
     }
@@ -675,11 +678,36 @@ public final class Tracer implements AutoCloseable {
         }
     }
 
+    /**
+     * waitpid said ECHILD for {@code t}: we wait for it as for a thread that exited. For the leader, the first
+     * evidence that the process is gone is then this, said as such: a process found alive afterwards (a rare
+     * failure of FaultInjectionTest's recovery) would point here.
+     */
+    private void echild(Tracee t) {
+        if (t.tid == pid) {
+            markVanished("waitpid on its leader said ECHILD (state now " + ThreadState.of(pid, pid) + ")");
+        }
+    }
+
+    /** Records that the process is gone, and the first evidence of it. */
+    private void markVanished(String how) {
+        if (!vanished) {
+            vanishedHow = how;
+            vanished = true;
+        }
+    }
+
+    /** The process found gone earlier: says when the call that found it, and how it was found. */
+    private ProcessVanishedException gone(String during) {
+        String how = vanishedHow;
+        return ProcessVanishedException.process(pid, how == null ? during : during + "; seen gone as " + how);
+    }
+
     private void drop(Tracee t) {
         tracees.remove(t.tid);
         if (t.tid == pid) {
             // The leader is reported only once every other thread is gone (or on exec): the process has exited.
-            vanished = true;
+            markVanished("its leader reported its exit (or ECHILD)");
         }
     }
 
@@ -697,7 +725,7 @@ public final class Tracer implements AutoCloseable {
      */
     private void stopAllHere(Consumer<Tracee> onStop, boolean boost) {
         if (vanished) {
-            throw ProcessVanishedException.process(pid, "stop");
+            throw gone("stop");
         }
         if (held) {
             return;
@@ -786,7 +814,7 @@ public final class Tracer implements AutoCloseable {
      */
     void holdOneHere() {
         if (vanished) {
-            throw ProcessVanishedException.process(pid, "stop");
+            throw gone("stop");
         }
         if (held) {
             return;
@@ -843,8 +871,8 @@ public final class Tracer implements AutoCloseable {
             }
             // every thread gone: the process vanished, unless this is a release (its detaches empty the map)
             if (vanished || (tracees.isEmpty() && onStop != detachTask)) {
-                vanished = true;
-                throw ProcessVanishedException.process(pid, during);
+                markVanished("every thread exited during a " + during);
+                throw gone(during);
             }
             if (progress) {
                 idle = 0;
@@ -876,6 +904,7 @@ public final class Tracer implements AutoCloseable {
         try {
             ws = Syscalls.waitpid(t.tid, Ptrace.WNOHANG | Ptrace.__WALL);
         } catch (ProcessVanishedException e) {
+            echild(t);
             ws = new WaitStatus(t.tid, 0); // ECHILD: reaped or released already; treat as exited
         }
         if (ws == null || !recordStop(t, ws, pending)) {
@@ -1050,7 +1079,7 @@ public final class Tracer implements AutoCloseable {
 
     Tracee heldThread(int tid) {
         if (vanished) {
-            throw ProcessVanishedException.process(pid, "thread access");
+            throw gone("thread access");
         }
         var t = tracees.get(tid);
         if (t == null) {
@@ -1086,7 +1115,7 @@ public final class Tracer implements AutoCloseable {
             char leader = ThreadState.of(pid, pid);
             if (leader == 'Z' || leader == 'X' || leader == '?' || t.tid == pid) {
                 reapAll();
-                vanished = true;
+                markVanished("thread " + t.tid + " ended and the leader is " + leader);
                 return ProcessVanishedException.process(pid, during);
             }
             if (System.nanoTime() > settled && tracees.values().stream().allMatch(o -> o.state == State.STOPPED
@@ -1121,7 +1150,7 @@ public final class Tracer implements AutoCloseable {
 
     private void writeHere(long address, byte[] bytes) {
         if (vanished) {
-            throw ProcessVanishedException.process(pid, "memory write");
+            throw gone("memory write");
         }
         if (memFd >= 0) {
             try {
