@@ -697,7 +697,7 @@ public final class Tracer implements AutoCloseable {
         }
     }
 
-    /** The process found gone earlier: says when the call that found it, and how it was found. */
+    /** The process found gone earlier: names the call that now finds it so, and how it was first found. */
     private ProcessVanishedException gone(String during) {
         String how = vanishedHow;
         return ProcessVanishedException.process(pid, how == null ? during : during + "; seen gone as " + how);
