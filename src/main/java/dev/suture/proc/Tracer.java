@@ -576,6 +576,12 @@ public final class Tracer implements AutoCloseable {
 
     /** Reaps and answers the stops of running threads: clone events, signals to pass on, group-stops, exits. */
     private boolean serviceEvents() {
+        if (tracees.isEmpty()) {
+            // seizeAll's first look, before any thread is ours: another tracer's event, or a child of this JVM
+            // about to be reaped, would make peekWaitable non-zero, and the empty map below read as every thread
+            // gone. It did: FaultInjectionTest's recovery (two walkers in one JVM) found its live target "vanished".
+            return false;
+        }
         int who = Syscalls.peekWaitable();
         if (who == 0) {
             return false;

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.suture.sys.NotPermittedException;
+import dev.suture.sys.Syscalls;
 import dev.suture.testing.Gcc;
 import dev.suture.testing.Procs;
 import dev.suture.testing.Target;
@@ -95,6 +96,53 @@ class TracerTest {
             assertEquals("", tracedThreads(pid), "threads still traced after close");
             int lines = target.lines().size();
             target.awaitLine(l -> l.startsWith("tick"), Duration.ofSeconds(10), lines);
+        }
+    }
+
+    /**
+     * An event this JVM could wait for that is not the new tracer's (another tracer's thread in group-stop, its
+     * tracer busy) must not make an attach take its own process for gone: seizeAll's first look for events, made
+     * before any thread was seized, read the empty map as "every thread exited".
+     */
+    @Test
+    void anotherTracersPendingEventDoesNotMakeAnAttachedProcessLookGone() throws Exception {
+        Path exe = Gcc.compile(dir, "workers", WORKERS, "-O1", "-pthread");
+        var pool = java.util.concurrent.Executors.newSingleThreadExecutor();
+        try (var other = Target.start(exe, "1"); var target = Target.start(exe, "1")) {
+            other.awaitLine("ready", Duration.ofSeconds(10));
+            target.awaitLine("ready", Duration.ofSeconds(10));
+            try (var busy = Tracer.attach(other.pidInt())) {
+                var started = new java.util.concurrent.CountDownLatch(1);
+                var release = new java.util.concurrent.CountDownLatch(1);
+                var task = pool.submit(() -> busy.run(() -> {
+                    started.countDown();
+                    try {
+                        release.await(10, java.util.concurrent.TimeUnit.SECONDS); // its tracer answers nothing
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                    return null;
+                }));
+                try {
+                    assertTrue(started.await(10, java.util.concurrent.TimeUnit.SECONDS));
+                    Syscalls.kill(other.pidInt(), 19); // SIGSTOP: stops for the busy tracer to report
+                    long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
+                    while (Syscalls.peekWaitable() == 0 && System.nanoTime() < deadline) {
+                        Thread.sleep(1);
+                    }
+                    assertNotEquals(0, Syscalls.peekWaitable(), "no event pending for the busy tracer");
+                    try (var tracer = Tracer.attach(target.pidInt())) {
+                        tracer.stopAll();
+                        tracer.resumeAll();
+                    }
+                } finally {
+                    release.countDown();
+                    task.get(10, java.util.concurrent.TimeUnit.SECONDS);
+                    Syscalls.kill(other.pidInt(), 18); // SIGCONT
+                }
+            }
+        } finally {
+            pool.shutdownNow();
         }
     }
 
