@@ -231,28 +231,28 @@ final class Journal implements InjectionLog, AutoCloseable {
     @Override
     public void stub(long address, byte[] original, byte[] code) {
         append("stub " + hex(address) + " " + HEX.formatHex(original) + " " + HEX.formatHex(code), false);
-        releaseRoom();
+        unmapBlank();
         try {
             long at = channel.size();
             write(ByteBuffer.wrap(BLANK), false);
-            roomArena = Arena.ofConfined();
-            room = channel.map(FileChannel.MapMode.READ_WRITE, at, BLANK.length, roomArena);
-            room.set(ValueLayout.JAVA_BYTE, 0, (byte) '#'); // the first store faults the page in: here, not later
+            blankArena = Arena.ofConfined();
+            mappedBlank = channel.map(FileChannel.MapMode.READ_WRITE, at, BLANK.length, blankArena);
+            mappedBlank.set(ValueLayout.JAVA_BYTE, 0, (byte) '#'); // the first store faults the page in: here, not later
         } catch (IOException | RuntimeException e) {
-            releaseRoom(); // the blank stays a blank; the record will be appended
+            unmapBlank(); // the blank stays a blank; the record will be appended
         }
     }
 
     @Override
     public void unstub(long address) {
-        releaseRoom();
+        unmapBlank();
         append("unstub " + hex(address), false);
     }
 
     /** A blank line that {@link #borrowing} may fill: {@code #}, spaces, a newline; longer than any record. */
     private static final byte[] BLANK = blank(640);
-    private MemorySegment room;
-    private Arena roomArena;
+    private MemorySegment mappedBlank;
+    private Arena blankArena;
 
     private static byte[] blank(int length) {
         byte[] b = new byte[length];
@@ -263,15 +263,15 @@ final class Journal implements InjectionLog, AutoCloseable {
     }
 
     /**
-     * Unmaps the room, used or not. On the tracer thread, which maps it ({@link #stub}) and is the one to give
-     * the thread back ({@link #returned}) and remove the stub ({@link #unstub}); a room still there when another
+     * Unmaps the blank line, filled or not. On the tracer thread, which maps it ({@link #stub}) and is the one to give
+     * the thread back ({@link #returned}) and remove the stub ({@link #unstub}); a blank still mapped when another
      * thread closes the journal (an injection that failed in between) stays mapped until this JVM exits.
      */
-    private void releaseRoom() {
-        room = null;
-        if (roomArena != null) {
-            var arena = roomArena;
-            roomArena = null;
+    private void unmapBlank() {
+        mappedBlank = null;
+        if (blankArena != null) {
+            var arena = blankArena;
+            blankArena = null;
             try {
                 arena.close();
             } catch (WrongThreadException e) {
@@ -300,12 +300,12 @@ final class Journal implements InjectionLog, AutoCloseable {
             at = hex(at, r);
         }
         line[at++] = '\n';
-        if (room != null && at <= BLANK.length) {
+        if (mappedBlank != null && at <= BLANK.length) {
             // over the blank, its spaces and newline left as they are after the record; the first byte last,
             // so that a record cut short still reads as a blank line (x86 stores are seen in program order)
-            MemorySegment.copy(line, 1, room, ValueLayout.JAVA_BYTE, 1, at - 2);
-            room.set(ValueLayout.JAVA_BYTE, 0, line[0]);
-            room = null; // unmapped once the thread is given back
+            MemorySegment.copy(line, 1, mappedBlank, ValueLayout.JAVA_BYTE, 1, at - 2);
+            mappedBlank.set(ValueLayout.JAVA_BYTE, 0, line[0]);
+            mappedBlank = null; // unmapped once the thread is given back
         } else {
             write(ByteBuffer.wrap(line, 0, at), false);
         }
@@ -357,7 +357,7 @@ final class Journal implements InjectionLog, AutoCloseable {
 
     @Override
     public void returned(int tid) {
-        releaseRoom();
+        unmapBlank();
         append("returned " + tid, false);
         borrowed.remove(tid);
     }
@@ -385,7 +385,7 @@ final class Journal implements InjectionLog, AutoCloseable {
                     + " window%n", synced, syncedNanos / 1000, unsynced,
                     unsyncedNanos / 1000);
         }
-        releaseRoom();
+        unmapBlank();
         try {
             channel.close();
             if (ended) {
@@ -500,7 +500,7 @@ final class Journal implements InjectionLog, AutoCloseable {
         boolean committed = false;
         for (String line : lines.subList(1, lines.size())) {
             if (line.startsWith("#")) {
-                continue; // room left for an inject record that was never stored, or not to its first byte
+                continue; // a blank line left for an inject record that was never stored, or not to its first byte
             }
             String[] f = line.stripTrailing().split(" ");
             try {

@@ -713,7 +713,7 @@ public final class Tracer implements AutoCloseable {
         tracees.remove(t.tid);
         if (t.tid == pid) {
             // The leader is reported only once every other thread is gone (or on exec): the process has exited.
-            markVanished("its leader reported its exit (or ECHILD)");
+            markVanished("its leader reported its exit"); // an ECHILD for it was named first (echild)
         }
     }
 

@@ -15,6 +15,8 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -107,24 +109,24 @@ class TracerTest {
     @Test
     void anotherTracersPendingEventDoesNotMakeAnAttachedProcessLookGone() throws Exception {
         Path exe = Gcc.compile(dir, "workers", WORKERS, "-O1", "-pthread");
-        var pool = java.util.concurrent.Executors.newSingleThreadExecutor();
+        var pool = Executors.newSingleThreadExecutor();
         try (var other = Target.start(exe, "1"); var target = Target.start(exe, "1")) {
             other.awaitLine("ready", Duration.ofSeconds(10));
             target.awaitLine("ready", Duration.ofSeconds(10));
             try (var busy = Tracer.attach(other.pidInt())) {
-                var started = new java.util.concurrent.CountDownLatch(1);
-                var release = new java.util.concurrent.CountDownLatch(1);
+                var started = new CountDownLatch(1);
+                var release = new CountDownLatch(1);
                 var task = pool.submit(() -> busy.run(() -> {
                     started.countDown();
                     try {
-                        release.await(10, java.util.concurrent.TimeUnit.SECONDS); // its tracer answers nothing
+                        release.await(10, TimeUnit.SECONDS); // its tracer answers nothing
                     } catch (InterruptedException e) {
                         Thread.currentThread().interrupt();
                     }
                     return null;
                 }));
                 try {
-                    assertTrue(started.await(10, java.util.concurrent.TimeUnit.SECONDS));
+                    assertTrue(started.await(10, TimeUnit.SECONDS));
                     Syscalls.kill(other.pidInt(), 19); // SIGSTOP: stops for the busy tracer to report
                     long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
                     while (Syscalls.peekWaitable() == 0 && System.nanoTime() < deadline) {
@@ -137,7 +139,7 @@ class TracerTest {
                     }
                 } finally {
                     release.countDown();
-                    task.get(10, java.util.concurrent.TimeUnit.SECONDS);
+                    task.get(10, TimeUnit.SECONDS);
                     Syscalls.kill(other.pidInt(), 18); // SIGCONT
                 }
             }

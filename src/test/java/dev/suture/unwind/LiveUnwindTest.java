@@ -132,15 +132,16 @@ class LiveUnwindTest {
         try (var target = Target.start(exe)) {
             target.awaitLine("ready", Duration.ofSeconds(20));
             try (Tracer tracer = Tracer.attach(target.pidInt())) {
-                var sampler = new StackSampler(tracer, ProcessCode.load(target.pidInt(), false));
+                var code = ProcessCode.load(target.pidInt(), false);
+                var sampler = new StackSampler(tracer, code);
                 int before = sampler.room();
                 assertTrue(before >= 256 << 10, "room " + before);
                 var main = sampler.sample().threads().getFirst();
                 assertEquals(null, main.error());
                 assertTrue(main.stackBytes() >= 256 << 10 && main.stackBytes() <= before,
                         main.stackBytes() + " bytes of stack read, room " + before);
-                assertEquals(List.of("spin", "main"), names(Backtrace.of(main.tid(), main.frames(),
-                        ProcessCode.load(target.pidInt(), false).code())).subList(0, 2));
+                assertEquals(List.of("spin", "main"), names(Backtrace.of(main.tid(), main.frames(), code.code()))
+                        .subList(0, 2));
             }
             assertTrue(target.alive());
         }
