@@ -21,17 +21,22 @@ public final class ExitCodes {
     /** Exit code for a failure thrown from any layer. */
     static int codeOf(Throwable t) {
         return switch (t) {
-            case SutureException s -> switch (s.kind()) {
-                case BAD_INPUT -> BAD_INPUT;
-                case DOES_NOT_FIT -> DOES_NOT_FIT;
-                case UNSAFE -> UNSAFE;
-                case NOT_PERMITTED -> NOT_PERMITTED;
-                case VANISHED -> VANISHED;
-                case INTERNAL -> INTERNAL;
-            };
+            case SutureException s -> codeOf(s.kind());
             case java.nio.file.NoSuchFileException _ -> BAD_INPUT;
             case java.nio.file.AccessDeniedException _ -> BAD_INPUT;
             default -> INTERNAL;
+        };
+    }
+
+    /** Exit code for a kind of failure. */
+    static int codeOf(SutureException.Kind kind) {
+        return switch (kind) {
+            case BAD_INPUT -> BAD_INPUT;
+            case DOES_NOT_FIT -> DOES_NOT_FIT;
+            case UNSAFE -> UNSAFE;
+            case NOT_PERMITTED -> NOT_PERMITTED;
+            case VANISHED -> VANISHED;
+            case INTERNAL -> INTERNAL;
         };
     }
 

@@ -19,8 +19,12 @@ import picocli.CommandLine.Spec;
                 "directory (SUTURE_RUN_DIR; for root /run/suture) says what it was doing. recover gives back any",
                 "thread it had borrowed, then finishes the transaction (an apply whose jumps were all in, a",
                 "revert) or undoes it (an apply that was not), with the same safety check as apply, so the",
-                "process ends fully patched or exactly as it was. apply and revert refuse to start on a process",
-                "with a journal. A journal whose process has exited is removed."})
+                "process ends fully patched or exactly as it was. Every record is first checked against the",
+                "process as it is; a journal that does not match it is refused and nothing is written.",
+                "apply and revert refuse to start on a process with a journal. A journal whose process has",
+                "exited is removed. --all recovers each process on its own (one bad journal stops no other),",
+                "prints a line for each, exits with the code of the first that failed, and removes what",
+                "sutures and processes that are gone left in the run directory."})
 public final class RecoverCommand implements Callable<Integer> {
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
@@ -56,6 +60,7 @@ public final class RecoverCommand implements Callable<Integer> {
                 m.put("operation", r.operation() == null ? null : r.operation().toLowerCase(java.util.Locale.ROOT));
                 m.put("threadsReturned", r.threadsReturned());
                 m.put("message", r.message());
+                m.put("exitCode", r.failure() == null ? ExitCodes.OK : ExitCodes.codeOf(r.failure()));
                 list.add(m);
             }
             JsonOutput.print(out, Map.of("runDirectory", Patcher.runDirectory().toString(), "recovered", list));
@@ -63,10 +68,13 @@ public final class RecoverCommand implements Callable<Integer> {
             out.println("no journal in " + Patcher.runDirectory() + "; nothing to recover");
         } else {
             for (var r : results) {
-                out.println(r.message());
+                (r.failure() == null ? out : spec.commandLine().getErr()).println(r.failure() == null ? r.message()
+                        : "suture recover: " + r.message());
             }
         }
         out.flush();
-        return ExitCodes.OK;
+        spec.commandLine().getErr().flush();
+        return results.stream().filter(r -> r.failure() != null).findFirst()
+                .map(r -> ExitCodes.codeOf(r.failure())).orElse(ExitCodes.OK);
     }
 }

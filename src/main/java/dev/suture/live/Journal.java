@@ -2,6 +2,7 @@ package dev.suture.live;
 
 import dev.suture.SutureException;
 import dev.suture.proc.InjectionLog;
+import dev.suture.sys.TrustedFiles;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
@@ -30,7 +31,7 @@ import java.util.Set;
  * {@code suture recover} can finish or undo it after suture died at any instant: the region it maps, every byte
  * it will write with the bytes to put back, the regions it will unmap, and each thread it borrows for a system
  * call with that thread's registers. One append-only text file per target, {@code <pid>.journal} in
- * {@link #directory()}, deleted when the transaction has ended either way. docs/journal.md is its specification.
+ * {@link RunDirectory}, deleted when the transaction has ended either way. docs/journal.md is its specification.
  *
  * <p>Every record is written before the action it describes, and nothing is written inside the stop-the-world
  * window: the window's writes are recorded before the threads stop, its end after they run again. Records written
@@ -59,100 +60,46 @@ final class Journal implements InjectionLog, AutoCloseable {
         this.channel = channel;
     }
 
-    /**
-     * The directory of journals and locks: {@code SUTURE_RUN_DIR} from the environment, else the system property
-     * {@code suture.runDir}, else {@code /run/suture} when this user may write there (root), else
-     * {@code $XDG_RUNTIME_DIR/suture}, else {@code /tmp/suture-USER}. The same user always gets the same one.
-     */
-    static Path directory() {
-        String env = System.getenv("SUTURE_RUN_DIR");
-        if (env != null && !env.isBlank()) {
-            return Path.of(env);
-        }
-        String property = System.getProperty("suture.runDir");
-        if (property != null && !property.isBlank()) {
-            return Path.of(property);
-        }
-        Path system = Path.of("/run/suture");
-        if (Files.isDirectory(system) ? Files.isWritable(system) : Files.isWritable(system.getParent())) {
-            return system;
-        }
-        String runtime = System.getenv("XDG_RUNTIME_DIR");
-        if (runtime != null && !runtime.isBlank() && Files.isDirectory(Path.of(runtime))) {
-            return Path.of(runtime, "suture");
-        }
-        return Path.of(System.getProperty("java.io.tmpdir"), "suture-" + System.getProperty("user.name"));
-    }
-
-    /** The pids named by files {@code <pid><suffix>} in the run directory (journals, locks), ascending. */
-    static List<Integer> pidsWith(String suffix) {
-        Path dir = directory();
-        var pids = new ArrayList<Integer>();
-        if (!Files.isDirectory(dir)) {
-            return pids;
-        }
-        try (var files = Files.list(dir)) {
-            for (Path f : files.toList()) {
-                String name = f.getFileName().toString();
-                String stem = name.substring(0, Math.max(0, name.length() - suffix.length()));
-                if (name.endsWith(suffix) && !stem.isEmpty() && stem.chars().allMatch(Character::isDigit)) {
-                    pids.add(Integer.parseInt(stem));
-                }
-            }
-        } catch (IOException e) {
-            throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot list " + dir + ": "
-                    + e.getMessage());
-        }
-        pids.sort(null);
-        return pids;
-    }
-
-    static Path fileOf(int pid) {
-        return directory().resolve(pid + ".journal");
-    }
-
-    /** Creates the directory (mode 0700 when new), or explains why it cannot. */
-    static Path ensureDirectory() {
-        Path dir = directory();
-        try {
-            if (!Files.isDirectory(dir)) {
-                Files.createDirectories(dir);
-                try {
-                    Files.setPosixFilePermissions(dir, java.nio.file.attribute.PosixFilePermissions.fromString(
-                            "rwx------"));
-                } catch (UnsupportedOperationException | IOException ignored) {
-                    // a file system without POSIX modes: the directory still works
-                }
-            }
-            return dir;
-        } catch (IOException e) {
-            throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot create suture's run directory "
-                    + dir + " (" + e.getMessage() + "); run as root, or point SUTURE_RUN_DIR at a directory you"
-                    + " can write");
-        }
-    }
+    /** Larger than any journal a transaction and its recoveries write; a larger file is damage or an attack. */
+    static final int MAX_BYTES = 4 << 20;
+    private static final String ROLE = "the journal";
 
     /**
      * Starts the journal of a transaction on {@code pid}. The caller holds the target's {@link TargetLock}; a
      * journal left by an earlier, interrupted transaction must have been recovered (see {@link #refusePending}).
+     * The file appears under its name only with its header complete (written, forced, then linked in), so a
+     * {@code <pid>.journal} never exists empty or headerless, even after a full disk or a kill at any instant.
      */
     static Journal begin(int pid, Operation op, String what) {
-        Path dir = ensureDirectory();
+        Path dir = RunDirectory.ensure();
         Path file = dir.resolve(pid + ".journal");
+        Path staging = dir.resolve(pid + ".journal." + ProcessHandle.current().pid() + STAGING_SUFFIX);
+        FileChannel channel = null;
         try {
-            var channel = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE,
-                    StandardOpenOption.READ); // READ: FileChannel.map needs it (see stub)
+            Files.deleteIfExists(staging); // left by a dead suture that had our pid
+            channel = TrustedFiles.createNew(staging); // READ too: FileChannel.map needs it (see stub)
             var journal = new Journal(file, channel);
             journal.append(MAGIC + "\nbegin " + op.name().toLowerCase(java.util.Locale.ROOT) + " pid=" + pid
                     + " start=" + startOf(pid).map(Instant::toString).orElse("-") + " tool="
                     + ProcessHandle.current().pid() + " at=" + Instant.now() + " what=" + escape(what));
+            Files.createLink(file, staging); // atomic, and never over an existing journal
+            Files.delete(staging);
             return journal;
-        } catch (IOException e) {
-            throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot write the journal " + file
-                    + " (" + e.getMessage() + "); run as root, or point SUTURE_RUN_DIR at a directory you can"
-                    + " write");
+        } catch (IOException | RuntimeException e) {
+            if (channel != null) {
+                try {
+                    channel.close();
+                    Files.deleteIfExists(staging);
+                } catch (IOException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+            }
+            throw e instanceof IOException io ? RunDirectory.cannotWrite(file, io) : (RuntimeException) e;
         }
     }
+
+    /** The suffix of a journal being started, before its header is complete: {@code <pid>.journal.<suture pid>.new}. */
+    static final String STAGING_SUFFIX = ".new";
 
     /**
      * A journal that no recovery ever reads, deleted on close: {@code rehearsal-<our pid>.journal} in the run
@@ -160,24 +107,27 @@ final class Journal implements InjectionLog, AutoCloseable {
      * into it, so that its appends run the same code as a transaction's.
      */
     static Journal scratch() throws IOException {
-        Path file = ensureDirectory().resolve("rehearsal-" + ProcessHandle.current().pid() + ".journal");
-        var journal = new Journal(file, FileChannel.open(file, StandardOpenOption.CREATE,
-                StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE, StandardOpenOption.READ));
+        Path file = RunDirectory.ensure().resolve(REHEARSAL_PREFIX + ProcessHandle.current().pid() + ".journal");
+        Files.deleteIfExists(file); // left by a dead suture that had our pid
+        var journal = new Journal(file, TrustedFiles.createNew(file));
         journal.ended = true;
         journal.scratch = true;
         return journal;
     }
 
+    static final String REHEARSAL_PREFIX = "rehearsal-";
+
     /** Reopens a journal left behind, to append what recovery does. */
     static Journal resume(Pending pending) {
         try {
             // not APPEND, which FileChannel refuses with READ (that FileChannel.map needs): this is the one writer
-            var channel = FileChannel.open(pending.file(), StandardOpenOption.WRITE, StandardOpenOption.READ);
+            var channel = TrustedFiles.openExisting(pending.file(), ROLE, RunDirectory.FILE_ADVICE,
+                    StandardOpenOption.WRITE, StandardOpenOption.READ).orElseThrow(() -> new NoSuchFileException(
+                    pending.file().toString()));
             channel.position(channel.size());
             return new Journal(pending.file(), channel);
         } catch (IOException e) {
-            throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot write the journal "
-                    + pending.file() + ": " + e.getMessage());
+            throw RunDirectory.cannotWrite(pending.file(), e);
         }
     }
 
@@ -426,8 +376,7 @@ final class Journal implements InjectionLog, AutoCloseable {
                 unsyncedNanos += System.nanoTime() - start;
             }
         } catch (IOException e) {
-            throw new SutureException(SutureException.Kind.INTERNAL, "cannot write the journal " + file + ": "
-                    + e.getMessage());
+            throw RunDirectory.cannotWrite(file, e);
         }
     }
 
@@ -460,34 +409,45 @@ final class Journal implements InjectionLog, AutoCloseable {
 
     record Unmap(long address, long size, String patchId) {}
 
-    /** The journal of {@code pid}, if one was left behind. */
+    /**
+     * The journal of {@code pid}, if one was left behind: read only from a checked file of the run directory, and no
+     * larger than {@link #MAX_BYTES}. A file without the magic line and a begin record is no journal (a journal
+     * becomes visible with its header complete, see {@link #begin}); a journal whose begin names another pid than
+     * its file does is damaged.
+     */
     static Optional<Pending> read(int pid) {
-        return read(fileOf(pid));
+        Path file = RunDirectory.journal(pid);
+        byte[] bytes;
+        try {
+            if (RunDirectory.existing().isEmpty()) {
+                return Optional.empty();
+            }
+            var read = TrustedFiles.readBounded(file, ROLE, RunDirectory.FILE_ADVICE, MAX_BYTES);
+            if (read.isEmpty()) {
+                return Optional.empty();
+            }
+            bytes = read.get();
+        } catch (IOException e) {
+            throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot read the journal " + file + ": "
+                    + TrustedFiles.reason(e));
+        }
+        return parse(file, pid, new String(bytes, StandardCharsets.UTF_8));
     }
 
     /**
-     * Parses a journal. A last line without its newline is a record whose write was cut short: the action it
-     * announced never started, so it is ignored.
+     * Parses a journal of {@code pid}. A last line without its newline is a record whose write was cut short: the
+     * action it announced never started, so it is ignored. Every field is checked for its form here; what the
+     * records claim about the process is checked against it by {@link Recovery} before a byte is written.
      */
-    static Optional<Pending> read(Path file) {
-        String text;
-        try {
-            text = Files.readString(file, StandardCharsets.UTF_8);
-        } catch (NoSuchFileException e) {
-            return Optional.empty();
-        } catch (IOException e) {
-            throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot read the journal " + file + ": "
-                    + e.getMessage());
-        }
+    static Optional<Pending> parse(Path file, int pid, String text) {
         int complete = text.lastIndexOf('\n');
         var lines = complete < 0 ? List.<String>of() : List.of(text.substring(0, complete).split("\n"));
-        if (lines.isEmpty() || !lines.getFirst().equals(MAGIC)) {
-            throw bad(file, "it does not start with '" + MAGIC + "'");
+        if (lines.size() < 2 || !lines.getFirst().equals(MAGIC) || !lines.get(1).startsWith("begin ")) {
+            return Optional.empty();
         }
         Operation op = null;
-        int pid = 0;
-        long tool = 0;
         String start = null;
+        long tool = 0;
         String at = "";
         String what = "";
         Region region = null;
@@ -506,66 +466,133 @@ final class Journal implements InjectionLog, AutoCloseable {
             try {
                 switch (f[0]) {
                     case "begin" -> {
+                        if (op != null) {
+                            throw bad(file, "it has two begin records");
+                        }
                         op = Operation.valueOf(f[1].toUpperCase(java.util.Locale.ROOT));
                         Map<String, String> kv = new LinkedHashMap<>();
                         for (int i = 2; i < f.length; i++) {
                             int eq = f[i].indexOf('=');
                             kv.put(f[i].substring(0, eq), f[i].substring(eq + 1));
                         }
-                        pid = Integer.parseInt(kv.get("pid"));
-                        start = kv.get("start");
+                        if (Integer.parseInt(kv.get("pid")) != pid) {
+                            throw bad(file, "its begin record names pid " + kv.get("pid") + ", not " + pid
+                                    + " as its name does");
+                        }
+                        start = java.util.Objects.requireNonNull(kv.get("start"));
                         tool = Long.parseLong(kv.get("tool"));
                         at = kv.getOrDefault("at", "");
                         what = unescape(kv.getOrDefault("what", ""));
                     }
-                    case "region" -> region = new Region(num(f[1]), num(f[2]), num(f[3]), num(f[4]));
-                    case "forbid" -> forbidden.add(new Range(num(f[1]), num(f[2])));
-                    case "write" -> writes.add(new ApplyTransaction.Write(num(f[1]), HEX.parseHex(f[2]),
-                            HEX.parseHex(f[3])));
+                    case "region" -> {
+                        fields(f, 5);
+                        region = new Region(num(f[1]), num(f[2]), num(f[3]), num(f[4]));
+                        if (region.size() <= 0 || !within(region.textStart(), region.textEnd(), region.address(),
+                                region.size())) {
+                            throw new IllegalArgumentException("its code is not inside it");
+                        }
+                    }
+                    case "forbid" -> {
+                        fields(f, 3);
+                        forbidden.add(new Range(num(f[1]), num(f[2])));
+                    }
+                    case "write" -> {
+                        fields(f, 4);
+                        var w = new ApplyTransaction.Write(num(f[1]), bytes(f[2]), bytes(f[3]));
+                        if (w.bytes().length != w.undo().length) {
+                            throw new IllegalArgumentException("new and old bytes differ in length");
+                        }
+                        writes.add(w);
+                    }
                     case "committed" -> committed = true;
-                    case "unmap" -> unmaps.add(new Unmap(num(f[1]), num(f[2]), unescape(f[3])));
-                    case "unmapped" -> unmapped.add(num(f[1]));
+                    case "unmap" -> {
+                        fields(f, 4);
+                        unmaps.add(new Unmap(num(f[1]), num(f[2]), unescape(f[3])));
+                    }
+                    case "unmapped" -> {
+                        fields(f, 2);
+                        unmapped.add(num(f[1]));
+                    }
                     case "inject" -> {
-                        long[] regs = new long[f.length - 5];
+                        fields(f, 5 + REGISTERS);
+                        long[] regs = new long[REGISTERS];
                         for (int i = 0; i < regs.length; i++) {
                             regs[i] = Long.parseUnsignedLong(f[5 + i], 16);
                         }
                         int tid = Integer.parseInt(f[1]);
-                        var in = new Injection(tid, num(f[2]), HEX.parseHex(f[3]), HEX.parseHex(f[4]), regs);
+                        var in = new Injection(tid, num(f[2]), bytes(f[3]), bytes(f[4]), regs);
+                        if (in.stubOriginal().length != in.stubCode().length) {
+                            throw new IllegalArgumentException("stub and original bytes differ in length");
+                        }
                         injections.put(tid, in);
                         stubs.putIfAbsent(in.stub(), new Stub(in.stub(), in.stubOriginal(), in.stubCode()));
                     }
-                    case "returned" -> injections.remove(Integer.parseInt(f[1]));
-                    case "stub" -> stubs.put(num(f[1]), new Stub(num(f[1]), HEX.parseHex(f[2]), HEX.parseHex(f[3])));
-                    case "unstub" -> stubs.remove(num(f[1]));
-                    default -> throw bad(file, "unknown record '" + f[0] + "'");
+                    case "returned" -> {
+                        fields(f, 2);
+                        injections.remove(Integer.parseInt(f[1]));
+                    }
+                    case "stub" -> {
+                        fields(f, 4);
+                        var stub = new Stub(num(f[1]), bytes(f[2]), bytes(f[3]));
+                        if (stub.original().length != stub.code().length) {
+                            throw new IllegalArgumentException("stub and original bytes differ in length");
+                        }
+                        stubs.put(stub.address(), stub);
+                    }
+                    case "unstub" -> {
+                        fields(f, 2);
+                        stubs.remove(num(f[1]));
+                    }
+                    default -> throw bad(file, "unknown record '" + abbreviate(f[0]) + "'");
                 }
             } catch (RuntimeException e) {
                 if (e instanceof SutureException s) {
                     throw s;
                 }
-                throw bad(file, "cannot parse '" + line + "' (" + e + ")");
+                throw bad(file, "cannot parse '" + abbreviate(line) + "' (" + e.getMessage() + ")");
             }
-        }
-        if (op == null || start == null) {
-            throw bad(file, "it has no begin record");
         }
         return Optional.of(new Pending(file, op, pid, start, tool, at, what, region, forbidden, writes, committed,
                 unmaps, unmapped, List.copyOf(injections.values()), List.copyOf(stubs.values())));
     }
 
+    /** The registers of an {@code inject} record: a {@code user_regs_struct}. */
+    private static final int REGISTERS = 27;
+    /** Longer than any write or stub suture makes (a 5-byte jump, a 2-byte state, a 4-byte stub). */
+    private static final int MAX_RECORD_BYTES = 16;
+
+    private static void fields(String[] f, int count) {
+        if (f.length != count) {
+            throw new IllegalArgumentException(count + " fields expected, " + f.length + " found");
+        }
+    }
+
+    private static byte[] bytes(String hex) {
+        byte[] b = HEX.parseHex(hex);
+        if (b.length == 0 || b.length > MAX_RECORD_BYTES) {
+            throw new IllegalArgumentException(b.length + " bytes, not 1-" + MAX_RECORD_BYTES);
+        }
+        return b;
+    }
+
+    private static boolean within(long start, long end, long base, long size) {
+        return Long.compareUnsigned(start, base) >= 0 && Long.compareUnsigned(start, end) <= 0
+                && Long.compareUnsigned(end, base + size) <= 0;
+    }
+
+    private static String abbreviate(String s) {
+        return s.length() <= 80 ? s : s.substring(0, 80) + "...";
+    }
+
     /** Refuses to start a transaction on a process with a journal left by an interrupted one. */
     static void refusePending(int pid) {
         var pending = read(pid);
-        if (pending.isEmpty()) {
-            return;
-        }
-        if (!pending.get().sameProcess()) {
-            // the pid belongs to another process now: the journal speaks of one that is gone
+        if (pending.isEmpty() || !pending.get().sameProcess()) {
+            // no journal, a file that is none (no header), or one of a process gone whose pid was reused
             try {
-                Files.deleteIfExists(pending.get().file());
+                Files.deleteIfExists(RunDirectory.journal(pid));
             } catch (IOException ignored) {
-                // recover --all will clear it
+                // begin will say why it cannot write there
             }
             return;
         }

@@ -80,7 +80,7 @@ final class Journaled implements AutoCloseable {
             }
             if (journal != null && !journal.isEnded()) {
                 throw new SutureException(kind, e.getMessage() + "; the transaction was left unfinished and is"
-                        + " journaled in " + Journal.fileOf(pid) + ": run 'suture recover -p " + pid + "'", e);
+                        + " journaled in " + RunDirectory.journal(pid) + ": run 'suture recover -p " + pid + "'", e);
             }
             throw e;
         }

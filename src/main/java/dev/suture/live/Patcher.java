@@ -44,15 +44,19 @@ public final class Patcher {
                                long regionAddress, long regionSize, int sequence, String state, Instant applied,
                                List<FunctionPatch> functions, long jumpTable, int jumpTableEntries) {}
 
-    /** How recovery ended: no journal, the journal's process gone, the transaction finished, or undone. */
-    public enum RecoverOutcome { NOTHING, GONE, FINISHED, ROLLED_BACK }
+    /**
+     * How recovery ended: no journal, the journal's process gone, the transaction finished, or undone; or (for one
+     * process of {@code recover --all}) it failed, and nothing was done to that process.
+     */
+    public enum RecoverOutcome { NOTHING, GONE, FINISHED, ROLLED_BACK, FAILED }
 
     /**
      * What recover did for one process. {@code operation}: the interrupted transaction (APPLY, REVERT), null
-     * when there was none; {@code threadsReturned}: threads found parked in an injection stub and given back.
+     * when there was none or it could not be read; {@code threadsReturned}: threads found parked in an injection
+     * stub and given back; {@code failure}: what kind of failure a FAILED outcome was, else null.
      */
     public record RecoverResult(int pid, RecoverOutcome outcome, String operation, List<Integer> threadsReturned,
-                                String message) {}
+                                String message, SutureException.Kind failure) {}
 
     public static ApplyResult apply(int pid, PatchFile patch, ApplyOptions options) {
         return ApplyTransaction.apply(pid, patch, options);
@@ -94,9 +98,9 @@ public final class Patcher {
         return out;
     }
 
-    /** Where journals and per-process locks live: SUTURE_RUN_DIR, else -Dsuture.runDir, else /run/suture. */
+    /** Where journals and per-process locks live (docs/journal.md); not checked here. */
     public static java.nio.file.Path runDirectory() {
-        return Journal.directory();
+        return RunDirectory.path();
     }
 
     /** The patches applied in process {@code pid}, read from its memory without stopping it. */

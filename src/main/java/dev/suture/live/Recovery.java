@@ -3,8 +3,10 @@ package dev.suture.live;
 import dev.suture.SutureException;
 import dev.suture.proc.Mapping;
 import dev.suture.proc.Maps;
+import dev.suture.proc.ProcessIds;
 import dev.suture.proc.Registers;
 import dev.suture.proc.Tracer;
+import dev.suture.x86.Jumps;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -23,60 +25,97 @@ import java.util.List;
 final class Recovery {
     private Recovery() {}
 
-    /** Recovers {@code pid} from its journal, if it has one. */
+    /**
+     * Recovers {@code pid} from its journal, if it has one. The journal is believed only as far as the process
+     * bears it out ({@link JournalCheck}); a process that is gone needs no recovery, and its journal goes.
+     */
     static Patcher.RecoverResult recover(int pid, Duration timeout) {
+        if (pid > 0 && !Files.isDirectory(Path.of("/proc/" + pid))) {
+            // no lock is made for a process that is not there; nothing can be working on it
+            var left = Journal.read(pid);
+            if (left.isEmpty()) {
+                ProcessIds.requireUserProcess(pid); // says "no process N"
+            }
+            delete(RunDirectory.journal(pid));
+            return gone(pid, left.get());
+        }
         try (var lock = TargetLock.acquire(pid, "recover")) {
             var found = Journal.read(pid);
             if (found.isEmpty()) {
+                delete(RunDirectory.journal(pid)); // a file without a header is no journal
                 return new Patcher.RecoverResult(pid, Patcher.RecoverOutcome.NOTHING, null, List.of(),
-                        "pid " + pid + " has no journal in " + Journal.directory() + "; nothing to recover");
+                        "pid " + pid + " has no journal in " + RunDirectory.path() + "; nothing to recover", null);
             }
             var pending = found.get();
             if (!pending.sameProcess()) {
                 delete(pending.file());
-                return new Patcher.RecoverResult(pid, Patcher.RecoverOutcome.GONE, pending.operation().name(), List.of(),
-                        "the process of " + pending.describe() + " is gone (pid " + pid + " exited"
-                                + (Files.isDirectory(Path.of("/proc/" + pid)) ? " and was reused" : "")
-                                + "); its journal was removed");
+                return gone(pid, pending);
             }
-            Rehearsal.ensure();
-            try (Tracer tracer = Tracer.attach(pid); var journal = Journal.resume(pending)) {
-                tracer.injectionLog(journal);
-                var threads = giveThreadsBack(tracer, pending.injections(), pending.stubs());
-                var run = new Run(pid, tracer, journal, pending, timeout);
-                var outcome = switch (pending.operation()) {
-                    case APPLY -> run.apply();
-                    case REVERT -> run.revert();
-                };
-                journal.end();
-                tracer.injectionLog(null);
-                String back = threads.isEmpty() ? "" : "; thread(s) " + threads + " got their registers back";
-                return new Patcher.RecoverResult(pid, outcome, pending.operation().name(), threads,
-                        "pid " + pid + ": " + pending.describe() + " was " + (outcome == Patcher.RecoverOutcome.FINISHED
-                                ? "finished" : "rolled back") + back);
+            try (Tracer tracer = Tracer.attach(pid)) {
+                JournalCheck.verify(pid, pending, RemoteMemory.of(tracer), Maps.read(pid));
+                Rehearsal.ensure();
+                try (var journal = Journal.resume(pending)) {
+                    tracer.injectionLog(journal);
+                    var threads = giveThreadsBack(tracer, pending.injections(), pending.stubs());
+                    var run = new Run(pid, tracer, journal, pending, timeout);
+                    var outcome = switch (pending.operation()) {
+                        case APPLY -> run.apply();
+                        case REVERT -> run.revert();
+                    };
+                    journal.end();
+                    tracer.injectionLog(null);
+                    String back = threads.isEmpty() ? "" : "; thread(s) " + threads + " got their registers back";
+                    return new Patcher.RecoverResult(pid, outcome, pending.operation().name(), threads,
+                            "pid " + pid + ": " + pending.describe() + " was "
+                                    + (outcome == Patcher.RecoverOutcome.FINISHED ? "finished" : "rolled back") + back,
+                            null);
+                }
             }
         }
     }
 
-    /** Recovers every process that has a journal in the run directory. */
+    private static Patcher.RecoverResult gone(int pid, Journal.Pending pending) {
+        return new Patcher.RecoverResult(pid, Patcher.RecoverOutcome.GONE, pending.operation().name(), List.of(),
+                "the process of " + pending.describe() + " is gone (pid " + pid + " exited"
+                        + (Files.isDirectory(Path.of("/proc/" + pid)) ? " and was reused" : "")
+                        + "); its journal was removed", null);
+    }
+
+    /**
+     * Recovers every process that has a journal in the run directory, each on its own: a journal that cannot be
+     * read or recovered is reported in its own result and never keeps the others from being recovered. Then the
+     * litter of sutures and processes that are gone is removed.
+     */
     static List<Patcher.RecoverResult> recoverAll(Duration timeout) {
         var out = new ArrayList<Patcher.RecoverResult>();
-        for (int pid : Journal.pidsWith(".journal")) {
-            out.add(recover(pid, timeout));
+        for (int pid : RunDirectory.pidsWith(".journal")) {
+            try {
+                out.add(recover(pid, timeout));
+            } catch (SutureException e) {
+                out.add(new Patcher.RecoverResult(pid, Patcher.RecoverOutcome.FAILED, null, List.of(),
+                        e.getMessage(), e.kind()));
+            } catch (RuntimeException e) {
+                out.add(new Patcher.RecoverResult(pid, Patcher.RecoverOutcome.FAILED, null, List.of(),
+                        "pid " + pid + ": " + e, SutureException.Kind.INTERNAL));
+            }
         }
-        TargetLock.removeStale();
+        TargetLock.removeLitter();
         return out;
     }
 
     /** The journals of live processes (of {@code pid} only, unless null); unreadable ones are skipped. */
     static List<Journal.Pending> journals(Integer pid) {
         var out = new ArrayList<Journal.Pending>();
-        for (int p : pid == null ? Journal.pidsWith(".journal") : List.of(pid)) {
-            try {
-                Journal.read(p).filter(Journal.Pending::sameProcess).ifPresent(out::add);
-            } catch (SutureException e) {
-                // damaged or unreadable: recover -p says why
+        try {
+            for (int p : pid == null ? RunDirectory.pidsWith(".journal") : List.of(pid)) {
+                try {
+                    Journal.read(p).filter(Journal.Pending::sameProcess).ifPresent(out::add);
+                } catch (SutureException e) {
+                    // damaged or unreadable: recover -p says why
+                }
             }
+        } catch (SutureException e) {
+            // an untrusted run directory: apply and recover say why
         }
         return out;
     }
@@ -129,7 +168,7 @@ final class Recovery {
             var maps = Maps.read(pid);
             var region = pending.region();
             boolean mapped = region != null && !pending.unmapped().contains(region.address())
-                    && ours(maps, region.address());
+                    && ours(maps, region.address(), region.size());
             var writes = pending.writes().stream()
                     .filter(w -> mapped || region == null || !inside(w.address(), region.address(), region.size()))
                     .toList();
@@ -151,7 +190,7 @@ final class Recovery {
                 Window.run(pid, tracer, List.of(code), undo, timeout, "recover (undoing " + pending.what() + ")");
             }
             if (mapped) {
-                tracer.munmap(region.address(), region.size());
+                unmap(region.address(), region.size());
                 journal.unmapped(region.address());
             }
             return Patcher.RecoverOutcome.ROLLED_BACK;
@@ -163,7 +202,7 @@ final class Recovery {
             var remaining = new ArrayList<ApplyTransaction.Write>();
             for (var w : pending.writes()) {
                 var unmapped = pending.unmaps().stream()
-                        .filter(u -> inside(w.address(), u.address(), u.size()) && !ours(maps, u.address()))
+                        .filter(u -> inside(w.address(), u.address(), u.size()) && !ours(maps, u.address(), u.size()))
                         .findAny();
                 if (unmapped.isPresent()) {
                     continue; // a state field of a region already gone
@@ -175,24 +214,70 @@ final class Recovery {
                 }
             }
             if (!remaining.isEmpty()) {
-                var forbidden = pending.forbidden().stream()
-                        .map(r -> new Image.Range("the reverted patch's code", r.start(), r.end())).toList();
+                var forbidden = new ArrayList<Image.Range>();
+                for (var r : pending.forbidden()) {
+                    forbidden.add(new Image.Range("the reverted patch's code", r.start(), r.end()));
+                }
+                // and the code of every region the revert removes, whatever the journal's forbid records say
+                for (var found : replacedRegions(maps)) {
+                    forbidden.add(ApplyTransaction.textRange(found));
+                }
                 Window.run(pid, tracer, forbidden, remaining, timeout, "recover (finishing " + pending.what() + ")");
             }
             unmapReplaced(maps);
             return Patcher.RecoverOutcome.FINISHED;
         }
 
-        private void unmapReplaced(List<Mapping> maps) {
+        /** The regions named by the journal's unmap records that are still in the process, by address and patch id. */
+        private List<Regions.Found> replacedRegions(List<Mapping> maps) {
+            var out = new ArrayList<Regions.Found>();
             try (var memory = RemoteMemory.open(pid)) {
                 for (var found : Regions.scan(pid, maps, memory)) {
                     for (var u : pending.unmaps()) {
                         if (found.address() == u.address() && found.header().patchId().equals(u.patchId())) {
-                            tracer.munmap(u.address(), u.size());
+                            out.add(found);
                         }
                     }
                 }
             }
+            return out;
+        }
+
+        private void unmapReplaced(List<Mapping> maps) {
+            for (var found : replacedRegions(maps)) {
+                unmap(found.address(), found.header().regionSize());
+            }
+        }
+
+        /**
+         * Unmaps a region only when nothing leads into it any more: no replaced function's entry (as any region
+         * header lists them) holds a jump into it, and no other region keeps such a jump as its saved bytes. A
+         * journal that lies about the writes must not make recovery pull code from under a live jump.
+         */
+        private void unmap(long address, long size) {
+            var maps = Maps.read(pid);
+            try (var memory = RemoteMemory.open(pid)) {
+                for (var r : Regions.scan(pid, maps, memory)) {
+                    for (var f : r.header().functions()) {
+                        byte[] now = tracer.read(f.oldAddress(), 5);
+                        String held = intoRegion(f.oldAddress(), now, address, size) ? "holds"
+                                : r.address() != address && intoRegion(f.oldAddress(), f.savedBytes(), address, size)
+                                ? "would get back, on reverting patch " + r.header().patchId() + "," : null;
+                        if (held != null) {
+                            throw new SutureException(SutureException.Kind.UNSAFE, String.format("pid %d: the entry"
+                                    + " of %s at 0x%x %s a jump into the region at 0x%x, so suture will not unmap"
+                                    + " it; the journal %s is kept and nothing more was done. See 'suture info -p"
+                                    + " %d'", pid, f.name(), f.oldAddress(), held, address, pending.file(), pid));
+                        }
+                    }
+                }
+            }
+            tracer.munmap(address, size);
+        }
+
+        private static boolean intoRegion(long from, byte[] entry, long address, long size) {
+            long to = Jumps.jmpRel32Target(entry, from);
+            return to != -1 && inside(to, address, size);
         }
 
         private boolean holdsNew(ApplyTransaction.Write w) {
@@ -213,22 +298,44 @@ final class Recovery {
         }
 
         /**
-         * The anonymous mapping at {@code address} is the transaction's region: it starts with the region magic,
-         * or with zeros (mapped, the body not written yet).
+         * The anonymous mapping at {@code address} is the transaction's region of {@code size} bytes: it starts
+         * with a region header that says so, or it is all zeros (mapped, the body not written yet) in a private
+         * anonymous mapping of exactly that size.
          */
-        private boolean ours(List<Mapping> maps, long address) {
+        private boolean ours(List<Mapping> maps, long address, long size) {
+            long end = address;
+            boolean found = false;
             for (var m : maps) {
-                if (m.start() == address && m.path().isEmpty()) {
-                    byte[] head = new byte[RegionHeader.MAGIC.length];
-                    if (tracer.read(address, head, 0, head.length) != head.length) {
-                        return false;
-                    }
-                    return RegionHeader.hasMagic(head) || Arrays.equals(head, new byte[head.length]);
+                if (m.start() == end && m.path().isEmpty() && Long.compareUnsigned(m.end(), address + size) <= 0) {
+                    found |= m.start() == address;
+                    end = m.end();
                 }
             }
-            return false;
+            if (!found || end != address + size || size > MAX_REGION_BYTES) {
+                return false;
+            }
+            byte[] body = new byte[(int) size];
+            if (tracer.read(address, body, 0, body.length) != body.length) {
+                return false;
+            }
+            if (RegionHeader.hasMagic(body)) {
+                return RegionHeader.claimedSize(body) <= body.length && regionSize(body) == size;
+            }
+            return Arrays.equals(body, new byte[body.length]);
+        }
+
+        private long regionSize(byte[] body) {
+            try {
+                int headerSize = RegionHeader.claimedSize(body);
+                return RegionHeader.decode(Arrays.copyOf(body, headerSize), "pid " + pid + " region").regionSize();
+            } catch (RuntimeException e) {
+                return -1;
+            }
         }
     }
+
+    /** Larger than any region suture maps (its code, jump table, GOT and data); a larger claim is refused. */
+    private static final long MAX_REGION_BYTES = 256L << 20;
 
     private static boolean inside(long address, long start, long size) {
         return Long.compareUnsigned(address, start) >= 0 && Long.compareUnsigned(address, start + size) < 0;

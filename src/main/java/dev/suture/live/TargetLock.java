@@ -1,6 +1,8 @@
 package dev.suture.live;
 
 import dev.suture.SutureException;
+import dev.suture.proc.ProcessIds;
+import dev.suture.sys.TrustedFiles;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -30,12 +32,12 @@ final class TargetLock implements AutoCloseable {
 
     /** Takes the lock of {@code pid} for {@code what}, or fails at once naming the suture that holds it. */
     static TargetLock acquire(int pid, String what) {
-        Path file = Journal.ensureDirectory().resolve(pid + ".lock");
+        ProcessIds.requireUserProcess(pid); // before any file is made for it
+        Path file = RunDirectory.ensure().resolve(pid + ".lock");
         String me = "suture pid " + ProcessHandle.current().pid() + " (" + what + ") since " + Instant.now();
         FileChannel channel = null;
         try {
-            channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ,
-                    StandardOpenOption.WRITE);
+            channel = TrustedFiles.openOrCreate(file, "the lock", RunDirectory.FILE_ADVICE);
             FileLock lock;
             try {
                 lock = channel.tryLock();
@@ -56,8 +58,7 @@ final class TargetLock implements AutoCloseable {
             return new TargetLock(file, channel, lock);
         } catch (IOException e) {
             closeQuietly(channel);
-            throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot lock " + file + " ("
-                    + e.getMessage() + "); run as root, or point SUTURE_RUN_DIR at a directory you can write");
+            throw RunDirectory.cannotWrite(file, e);
         } catch (RuntimeException e) {
             closeQuietly(channel);
             throw e;
@@ -80,17 +81,45 @@ final class TargetLock implements AutoCloseable {
         }
     }
 
-    /** The lock files of processes that no longer exist (removed by {@code recover --all}). */
-    static void removeStale() {
+    /**
+     * Removes what sutures that are gone left in the run directory ({@code recover --all}): the locks of processes
+     * that no longer exist, and the rehearsal journals and half-started journals of sutures that no longer run.
+     * Journals of transactions are never removed here: recovery decides about those.
+     */
+    static void removeLitter() {
         try {
-            for (int pid : Journal.pidsWith(".lock")) {
-                if (!Files.exists(Path.of("/proc/" + pid))) {
-                    Files.deleteIfExists(Journal.directory().resolve(pid + ".lock"));
+            var dir = RunDirectory.existing();
+            if (dir.isEmpty()) {
+                return;
+            }
+            for (String name : RunDirectory.names()) {
+                long owner = ownerOf(name);
+                if (owner > 0 && !Files.exists(Path.of("/proc/" + owner))) {
+                    Files.deleteIfExists(dir.get().resolve(name));
                 }
             }
         } catch (SutureException | IOException ignored) {
-            // a leftover empty file costs nothing
+            // a leftover file costs nothing; recover says what it could not do elsewhere
         }
+    }
+
+    /**
+     * The process whose end makes file {@code name} litter: the target of {@code <pid>.lock}, the suture of
+     * {@code rehearsal-<pid>.journal} and {@code <pid>.journal.<suture pid>.new}; 0 for anything else.
+     */
+    private static long ownerOf(String name) {
+        String digits = null;
+        if (name.endsWith(".lock")) {
+            digits = name.substring(0, name.length() - 5);
+        } else if (name.startsWith(Journal.REHEARSAL_PREFIX) && name.endsWith(".journal")) {
+            digits = name.substring(Journal.REHEARSAL_PREFIX.length(), name.length() - 8);
+        } else if (name.endsWith(Journal.STAGING_SUFFIX) && name.contains(".journal.")) {
+            digits = name.substring(name.indexOf(".journal.") + 9, name.length() - Journal.STAGING_SUFFIX.length());
+        }
+        if (digits == null || digits.isEmpty() || digits.length() > 10 || !digits.chars().allMatch(Character::isDigit)) {
+            return 0;
+        }
+        return Long.parseLong(digits);
     }
 
     private static String read(FileChannel channel) throws IOException {

@@ -26,7 +26,7 @@ final class Injector {
     static final int SYS_MPROTECT = 10;
     static final int SYS_MUNMAP = 11;
     /** {@code syscall; jmp .}: should the tool die mid-call, the thread spins harmlessly instead of trapping. */
-    private static final byte[] STUB = {0x0f, 0x05, (byte) 0xeb, (byte) 0xfe};
+    static final byte[] STUB = {0x0f, 0x05, (byte) 0xeb, (byte) 0xfe};
     private static final long TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(5);
     /** Signals a borrowed thread may take before our system call: a bound, should they never stop coming. */
     private static final int MAX_SIGNALS = 10_000;

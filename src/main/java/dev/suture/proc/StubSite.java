@@ -9,6 +9,7 @@ import dev.suture.sys.Syscalls;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.Optional;
 
@@ -22,7 +23,57 @@ import java.util.Optional;
  * @param original what the bytes are now (restored after use)
  * @param where "app: padding after main", for messages
  */
-record StubSite(long address, int length, byte[] original, String where) {
+public record StubSite(long address, int length, byte[] original, String where) {
+
+    /**
+     * Why a journal's claim that suture wrote its stub {@code code} at {@code address} over {@code original} cannot
+     * be true of this process; empty when it can. The code must be the stub suture writes, and the place one that
+     * {@link #find} could have chosen: padding between functions whose bytes in the file are {@code original}, or
+     * the slack after an executable segment. Recovery asks this before it writes {@code original} back.
+     */
+    public static Optional<String> problem(Modules modules, long address, byte[] original, byte[] code) {
+        if (!Arrays.equals(code, Injector.STUB)) {
+            return Optional.of("the stub's code is not suture's (" + HexFormat.of().formatHex(code) + ")");
+        }
+        var found = modules.containing(address);
+        if (found.isEmpty()) {
+            return Optional.of("0x" + Long.toHexString(address) + " is in no module");
+        }
+        Module m = found.get();
+        int length = original.length;
+        if (!executableMapping(m, address, length)) {
+            return Optional.of("0x" + Long.toHexString(address) + " is not in executable code of " + m.name());
+        }
+        long vaddr = address - m.loadBias();
+        var fileBytes = m.elf().readAt(vaddr, length);
+        if (fileBytes.isPresent() && Arrays.equals(fileBytes.get(), original) && isPadding(original)
+                && !coveredBySymbol(m, vaddr, length)) {
+            return Optional.empty();
+        }
+        for (var p : m.elf().programHeaders()) {
+            if (p.isLoad() && (p.p_flags() & ElfConstants.PF_X) != 0) {
+                long end = m.runtime(p.p_vaddr() + p.p_memsz());
+                long pageEnd = (end + Maps.PAGE - 1) & -Maps.PAGE;
+                if (Long.compareUnsigned(address, end) >= 0 && Long.compareUnsigned(address + length, pageEnd) <= 0) {
+                    return Optional.empty();
+                }
+            }
+        }
+        return Optional.of("0x" + Long.toHexString(address) + " in " + m.name() + " is neither padding between"
+                + " functions holding those bytes in the file nor the slack after a code segment");
+    }
+
+    private static boolean coveredBySymbol(Module m, long vaddr, int length) {
+        for (var s : m.elf().symbols()) {
+            if (s.type() != ElfConstants.STT_SECTION && s.type() != ElfConstants.STT_TLS && s.st_size() > 0
+                    && s.st_shndx() != ElfConstants.SHN_UNDEF
+                    && Long.compareUnsigned(vaddr, s.st_value() + s.st_size()) < 0
+                    && Long.compareUnsigned(s.st_value(), vaddr + length) < 0) {
+                return true;
+            }
+        }
+        return false;
+    }
 
     /** Finds a site of at least {@code need} bytes in the process's modules (the executable first). */
     static StubSite find(int pid, Modules modules, int need) {

@@ -401,8 +401,8 @@ class HostileConditionsTest {
                     var r = running.get(30, TimeUnit.SECONDS);
                     assertEquals(6, r.code(), c + ": " + r.out() + r.err());
                     assertTrue(r.err().contains("process " + t.pid() + " vanished"), c + ": " + r.err());
-                    assertTrue(!Files.exists(Journal.fileOf(t.pidInt())), c + ": journal left behind in "
-                            + Journal.directory());
+                    assertTrue(!Files.exists(RunDirectory.journal(t.pidInt())), c + ": journal left behind in "
+                            + RunDirectory.path());
                 }
             }
         } finally {
@@ -412,8 +412,8 @@ class HostileConditionsTest {
 
     private static void awaitJournal(Target t, Future<Cli.Result> running) {
         long deadline = System.nanoTime() + 2 * WAIT.toNanos();
-        while (!Files.exists(Journal.fileOf(t.pidInt()))) {
-            assertTrue(!running.isDone() && System.nanoTime() < deadline, "no journal " + Journal.fileOf(t.pidInt()));
+        while (!Files.exists(RunDirectory.journal(t.pidInt()))) {
+            assertTrue(!running.isDone() && System.nanoTime() < deadline, "no journal " + RunDirectory.journal(t.pidInt()));
             Fixture.sleep(1);
         }
     }

@@ -152,12 +152,18 @@ class JournalTest {
     @Test
     void aDamagedJournalIsReportedNotGuessed() throws IOException {
         Path file = runDir.resolve("12345.journal");
-        Files.writeString(file, "suture-journal 1\nbegin apply pid=12345 start=x tool=1 at=y what=z\nwrite 0xzz\n");
+        writePrivate(file, "suture-journal 1\nbegin apply pid=12345 start=x tool=1 at=y what=z\nwrite 0xzz\n");
         var e = assertThrows(SutureException.class, () -> Journal.read(12345));
         assertEquals(SutureException.Kind.BAD_INPUT, e.kind());
         assertTrue(e.getMessage().contains("is damaged") && e.getMessage().contains(file.toString()), e.getMessage());
-        Files.writeString(file, "not a journal\n");
-        assertThrows(SutureException.class, () -> Journal.read(12345));
+        Files.writeString(file, "suture-journal 1\nbegin apply pid=1 start=x tool=1 at=y what=z\n");
+        e = assertThrows(SutureException.class, () -> Journal.read(12345));
+        assertTrue(e.getMessage().contains("names pid 1, not 12345"), e.getMessage());
+        // a journal appears with its header complete: a file without one is none (a full disk, not suture's)
+        for (String notOne : List.of("", "not a journal\n", "suture-journal 1\n", "suture-journal 1\nbegin")) {
+            Files.writeString(file, notOne);
+            assertTrue(Journal.read(12345).isEmpty(), notOne);
+        }
     }
 
     @Test
@@ -189,7 +195,7 @@ class JournalTest {
         try (var t = Target.start(exe)) {
             Fixture.await(t, 0, "value 1", 2);
             Path file = runDir.resolve(t.pid() + ".journal");
-            Files.writeString(file, "suture-journal 1\nbegin apply pid=" + t.pid() + " start=2001-01-01T00:00:00Z"
+            writePrivate(file, "suture-journal 1\nbegin apply pid=" + t.pid() + " start=2001-01-01T00:00:00Z"
                     + " tool=1 at=2001-01-01T00:00:01Z what=old\n");
             var r = Cli.run("recover", "--all");
             assertEquals(0, r.code(), r.out() + r.err());
@@ -199,5 +205,13 @@ class JournalTest {
             assertEquals(0, none.code());
             assertTrue(none.out().contains("nothing to recover"), none.out());
         }
+    }
+
+    /** A file as suture makes them in its run directory: mode 0600. */
+    static void writePrivate(Path file, String text) throws IOException {
+        Files.deleteIfExists(file);
+        Files.createFile(file, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
+        Files.writeString(file, text);
     }
 }

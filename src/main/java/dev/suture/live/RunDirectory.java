@@ -1,0 +1,129 @@
+package dev.suture.live;
+
+import dev.suture.SutureException;
+import dev.suture.sys.TrustedFiles;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The directory of journals and locks (docs/journal.md). What is in it steers a root suture's writes into other
+ * processes, so it is a trust boundary (principle 9): it is used only when {@link TrustedFiles} finds it in the
+ * hands of the user suture runs as, whichever of the places below it is, and every file in it is checked too.
+ */
+final class RunDirectory {
+    static final String ADVICE = "use a directory that only this user (or root) owns and can write, with no"
+            + " writable-by-others directory above it: remove it and let suture create it, or point SUTURE_RUN_DIR"
+            + " at such a directory";
+    /** For a file of the run directory that fails its check: suture made none like it. */
+    static final String FILE_ADVICE = "suture makes its files there owned by its user with mode 0600, so someone else"
+            + " made or changed this one: find out who, then remove it";
+    private static final String ROLE = "suture's run directory";
+
+    private RunDirectory() {}
+
+    /**
+     * Where it is: {@code SUTURE_RUN_DIR} from the environment, else the system property {@code suture.runDir},
+     * else {@code /run/suture} when this user may write there (root), else {@code $XDG_RUNTIME_DIR/suture}, else
+     * {@code /tmp/suture-USER}. The same user always gets the same one. Not checked: see {@link #ensure}.
+     */
+    static Path path() {
+        String env = System.getenv("SUTURE_RUN_DIR");
+        if (env != null && !env.isBlank()) {
+            return Path.of(env).toAbsolutePath().normalize();
+        }
+        String property = System.getProperty("suture.runDir");
+        if (property != null && !property.isBlank()) {
+            return Path.of(property).toAbsolutePath().normalize();
+        }
+        Path system = Path.of("/run/suture");
+        if (Files.isDirectory(system, java.nio.file.LinkOption.NOFOLLOW_LINKS) ? Files.isWritable(system)
+                : Files.isWritable(system.getParent())) {
+            return system;
+        }
+        String runtime = System.getenv("XDG_RUNTIME_DIR");
+        if (runtime != null && !runtime.isBlank() && Files.isDirectory(Path.of(runtime))) {
+            return Path.of(runtime, "suture");
+        }
+        return Path.of(System.getProperty("java.io.tmpdir"), "suture-" + System.getProperty("user.name"));
+    }
+
+    /** The directory, created (mode 0700) if missing, and refused (exit 5) unless it is in trusted hands. */
+    static Path ensure() {
+        return TrustedFiles.ensurePrivateDirectory(path(), ROLE, ADVICE);
+    }
+
+    /** The directory if it exists and is in trusted hands; empty if it does not exist (nothing was ever left). */
+    static java.util.Optional<Path> existing() {
+        Path dir = path();
+        if (!Files.exists(dir, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            return java.util.Optional.empty();
+        }
+        TrustedFiles.requireDirectory(dir, ROLE, ADVICE);
+        return java.util.Optional.of(dir);
+    }
+
+    /** The pids named by files {@code <pid><suffix>} in the run directory (journals, locks), ascending. */
+    static List<Integer> pidsWith(String suffix) {
+        var pids = new ArrayList<Integer>();
+        for (String name : names()) {
+            String stem = name.substring(0, Math.max(0, name.length() - suffix.length()));
+            if (name.endsWith(suffix) && !stem.isEmpty() && stem.length() <= 10
+                    && stem.chars().allMatch(Character::isDigit)) {
+                long pid = Long.parseLong(stem);
+                if (pid > 0 && pid <= Integer.MAX_VALUE) {
+                    pids.add((int) pid);
+                }
+            }
+        }
+        pids.sort(null);
+        return pids;
+    }
+
+    /** The names of the files in the run directory; none when it does not exist. */
+    static List<String> names() {
+        var dir = existing();
+        if (dir.isEmpty()) {
+            return List.of();
+        }
+        try (var files = Files.list(dir.get())) {
+            return files.map(f -> f.getFileName().toString()).sorted().toList();
+        } catch (IOException e) {
+            throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot list " + dir.get() + ": "
+                    + TrustedFiles.reason(e));
+        }
+    }
+
+    /** {@code <pid>.journal}. */
+    static Path journal(int pid) {
+        return path().resolve(pid + ".journal");
+    }
+
+    /** {@code <pid>.lock}. */
+    static Path lock(int pid) {
+        return path().resolve(pid + ".lock");
+    }
+
+    /** An I/O failure while writing into the run directory, in words that say what to do. */
+    static SutureException cannotWrite(Path file, IOException e) {
+        String why = TrustedFiles.reason(e);
+        if (full(file.getParent())) {
+            return new SutureException(SutureException.Kind.NOT_PERMITTED, "no space left in " + file.getParent()
+                    + " (writing " + file.getFileName() + "): free some space there, or point SUTURE_RUN_DIR at a"
+                    + " file system with room");
+        }
+        return new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot write " + file + " (" + why
+                + "); run as root, or point SUTURE_RUN_DIR at a directory you own");
+    }
+
+    /** Whether the file system of {@code dir} has (almost) no room left: asked of it, not read from a message. */
+    private static boolean full(Path dir) {
+        try {
+            return Files.getFileStore(dir).getUsableSpace() < 64 * 1024;
+        } catch (IOException | RuntimeException e) {
+            return false;
+        }
+    }
+}
