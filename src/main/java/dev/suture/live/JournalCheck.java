@@ -24,9 +24,11 @@ final class JournalCheck {
     private final Modules modules;
     private final List<Mapping> maps;
     private final List<Regions.Found> regions;
+    private final RemoteMemory memory;
 
     private JournalCheck(int pid, Journal.Pending pending, Modules modules, List<Mapping> maps,
-                         List<Regions.Found> regions) {
+                         List<Regions.Found> regions, RemoteMemory memory) {
+        this.memory = memory;
         this.pid = pid;
         this.pending = pending;
         this.modules = modules;
@@ -36,7 +38,8 @@ final class JournalCheck {
 
     /** Refuses (nothing written) unless every record of {@code pending} can be true of process {@code pid}. */
     static void verify(int pid, Journal.Pending pending, RemoteMemory memory, List<Mapping> maps) {
-        var check = new JournalCheck(pid, pending, Modules.of(pid), maps, Regions.scan(pid, maps, memory));
+        var check = new JournalCheck(pid, pending, Modules.of(pid), maps, Regions.scan(pid, maps, memory),
+                memory);
         for (var stub : pending.stubs()) {
             check.stub("stub", stub.address(), stub.original(), stub.code());
         }
@@ -61,6 +64,15 @@ final class JournalCheck {
 
     private void write(ApplyTransaction.Write w) {
         String record = "write 0x" + Long.toHexString(w.address());
+        if (!mapped(w.address()) && inJournaledRegion(w.address())) {
+            return; // the state field of a region already unmapped: recovery skips it, and could not write it
+        }
+        // what recovery would put there: an apply is undone, a revert finished; nothing if it is there already
+        byte[] put = pending.operation() == Journal.Operation.APPLY ? w.undo() : w.bytes();
+        byte[] now = new byte[put.length];
+        if (memory.read(w.address(), now, 0, now.length) == now.length && Arrays.equals(now, put)) {
+            return;
+        }
         for (var r : regions) {
             if (w.address() == r.address() + RegionHeader.STATE_OFFSET) {
                 if (w.bytes().length != 2 || state(w.bytes()) == null || state(w.undo()) == null) {
@@ -94,6 +106,16 @@ final class JournalCheck {
                         + module.get().name() + " there nor a jump or saved entry that a region header lists");
             }
         }
+    }
+
+    private boolean mapped(long address) {
+        return maps.stream().anyMatch(m -> m.contains(address));
+    }
+
+    private boolean inJournaledRegion(long address) {
+        var r = pending.region();
+        return r != null && Long.compareUnsigned(address - r.address(), r.size()) < 0
+                || pending.unmaps().stream().anyMatch(u -> Long.compareUnsigned(address - u.address(), u.size()) < 0);
     }
 
     private boolean executable(long address) {

@@ -45,9 +45,10 @@ public record StubSite(long address, int length, byte[] original, String where) 
             return Optional.of("0x" + Long.toHexString(address) + " is not in executable code of " + m.name());
         }
         long vaddr = address - m.loadBias();
-        var fileBytes = m.elf().readAt(vaddr, length);
-        if (fileBytes.isPresent() && Arrays.equals(fileBytes.get(), original) && isPadding(original)
-                && !coveredBySymbol(m, vaddr, length)) {
+        long gapEnd = gapEnd(m, vaddr, length);
+        var fileBytes = gapEnd < 0 ? Optional.<byte[]>empty() : m.elf().readAt(vaddr, (int) (gapEnd - vaddr));
+        if (fileBytes.isPresent() && Arrays.equals(Arrays.copyOf(fileBytes.get(), length), original)
+                && isPadding(fileBytes.get())) {
             return Optional.empty();
         }
         for (var p : m.elf().programHeaders()) {
@@ -63,16 +64,26 @@ public record StubSite(long address, int length, byte[] original, String where) 
                 + " functions holding those bytes in the file nor the slack after a code segment");
     }
 
-    private static boolean coveredBySymbol(Module m, long vaddr, int length) {
+    /**
+     * Where the gap between symbols that holds {@code [vaddr, vaddr + length)} ends, at most 64 bytes on (as
+     * {@link #find} looks no further); -1 when a symbol covers part of that range.
+     */
+    private static long gapEnd(Module m, long vaddr, int length) {
+        long end = vaddr + 64;
         for (var s : m.elf().symbols()) {
-            if (s.type() != ElfConstants.STT_SECTION && s.type() != ElfConstants.STT_TLS && s.st_size() > 0
-                    && s.st_shndx() != ElfConstants.SHN_UNDEF
-                    && Long.compareUnsigned(vaddr, s.st_value() + s.st_size()) < 0
+            if (s.type() == ElfConstants.STT_SECTION || s.type() == ElfConstants.STT_TLS
+                    || s.st_shndx() == ElfConstants.SHN_UNDEF) {
+                continue;
+            }
+            if (Long.compareUnsigned(vaddr, s.st_value() + s.st_size()) < 0
                     && Long.compareUnsigned(s.st_value(), vaddr + length) < 0) {
-                return true;
+                return -1;
+            }
+            if (Long.compareUnsigned(s.st_value(), vaddr + length) >= 0 && Long.compareUnsigned(s.st_value(), end) < 0) {
+                end = s.st_value();
             }
         }
-        return false;
+        return end;
     }
 
     /** Finds a site of at least {@code need} bytes in the process's modules (the executable first). */
