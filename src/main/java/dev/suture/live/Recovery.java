@@ -135,6 +135,7 @@ final class Recovery {
             tracer.stopAll();
             try {
                 var threads = tracer.threads();
+                requireEveryParkedThreadJournaled(tracer, threads, injections, stubs);
                 for (var in : injections) {
                     if (!threads.contains(in.tid())) {
                         continue; // the thread has exited
@@ -156,6 +157,28 @@ final class Recovery {
             }
             return back;
         });
+    }
+
+    /**
+     * A thread that sits in a stub (in its {@code jmp .}) must be one the journal gave registers for: otherwise
+     * restoring the stub's bytes would run it into padding. Checked before anything is written.
+     */
+    private static void requireEveryParkedThreadJournaled(Tracer tracer, List<Integer> threads,
+                                                          List<Journal.Injection> injections,
+                                                          List<Journal.Stub> stubs) {
+        for (int tid : threads) {
+            long rip = tracer.registers(tid).rip();
+            for (var stub : stubs) {
+                boolean inside = Long.compareUnsigned(rip, stub.address()) >= 0
+                        && Long.compareUnsigned(rip, stub.address() + stub.code().length) <= 0;
+                boolean journaled = injections.stream().anyMatch(in -> in.tid() == tid && in.stub() == stub.address());
+                if (inside && !journaled) {
+                    throw new SutureException(SutureException.Kind.UNSAFE, String.format("thread %d is parked in"
+                            + " suture's stub at 0x%x, but the journal has no registers to give it back; suture will"
+                            + " not remove the stub from under it, and wrote nothing", tid, stub.address()));
+                }
+            }
+        }
     }
 
     private record Run(int pid, Tracer tracer, Journal journal, Journal.Pending pending, Duration timeout) {
