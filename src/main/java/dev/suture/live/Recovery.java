@@ -24,7 +24,7 @@ final class Recovery {
     private Recovery() {}
 
     /** Recovers {@code pid} from its journal, if it has one. */
-    static Patcher.RecoverResult recover(int pid, Duration timeout) {
+    static Patcher.RecoverResult recover(int pid, Duration timeout, Duration maxPause) {
         try (var lock = TargetLock.acquire(pid, "recover")) {
             var found = Journal.read(pid);
             if (found.isEmpty()) {
@@ -43,7 +43,7 @@ final class Recovery {
             try (Tracer tracer = Tracer.attach(pid); var journal = Journal.resume(pending)) {
                 tracer.injectionLog(journal);
                 var threads = giveThreadsBack(tracer, pending.injections(), pending.stubs());
-                var run = new Run(pid, tracer, journal, pending, timeout);
+                var run = new Run(pid, tracer, journal, pending, timeout, maxPause);
                 var outcome = switch (pending.operation()) {
                     case APPLY -> run.apply();
                     case REVERT -> run.revert();
@@ -59,10 +59,10 @@ final class Recovery {
     }
 
     /** Recovers every process that has a journal in the run directory. */
-    static List<Patcher.RecoverResult> recoverAll(Duration timeout) {
+    static List<Patcher.RecoverResult> recoverAll(Duration timeout, Duration maxPause) {
         var out = new ArrayList<Patcher.RecoverResult>();
         for (int pid : Journal.pidsWith(".journal")) {
-            out.add(recover(pid, timeout));
+            out.add(recover(pid, timeout, maxPause));
         }
         TargetLock.removeStale();
         return out;
@@ -119,7 +119,8 @@ final class Recovery {
         });
     }
 
-    private record Run(int pid, Tracer tracer, Journal journal, Journal.Pending pending, Duration timeout) {
+    private record Run(int pid, Tracer tracer, Journal journal, Journal.Pending pending, Duration timeout,
+                       Duration maxPause) {
         /**
          * An apply whose window completed (or whose every write is in) is finished: the regions it replaced go.
          * Otherwise every write is undone — through a window that proves no thread runs the new code, since the
@@ -148,7 +149,7 @@ final class Recovery {
             }
             if (!undo.isEmpty()) {
                 var code = new Image.Range("the interrupted patch's code", region.textStart(), region.textEnd());
-                Window.run(pid, tracer, List.of(code), undo, timeout, "recover (undoing " + pending.what() + ")");
+                Window.run(pid, tracer, List.of(code), undo, timeout, maxPause, "recover (undoing " + pending.what() + ")");
             }
             if (mapped) {
                 tracer.munmap(region.address(), region.size());
@@ -177,7 +178,7 @@ final class Recovery {
             if (!remaining.isEmpty()) {
                 var forbidden = pending.forbidden().stream()
                         .map(r -> new Image.Range("the reverted patch's code", r.start(), r.end())).toList();
-                Window.run(pid, tracer, forbidden, remaining, timeout, "recover (finishing " + pending.what() + ")");
+                Window.run(pid, tracer, forbidden, remaining, timeout, maxPause, "recover (finishing " + pending.what() + ")");
             }
             unmapReplaced(maps);
             return Patcher.RecoverOutcome.FINISHED;
