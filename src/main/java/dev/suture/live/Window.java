@@ -131,9 +131,9 @@ final class Window {
         }
 
         void print(long[] capture) {
-            System.err.printf("window: %s, from %d for %d us: stop %d us, check %d us, write %d us, resume %d"
-                    + " us%n", verdict, start, (end - start) / 1000, (stopped - start) / 1000, (checked - stopped) / 1000,
-                    (written - checked) / 1000, (end - written) / 1000);
+            System.err.printf("window: from %d for %d us: stop %d us, check %d us, write %d us, resume %d us: %s%n",
+                    start, (end - start) / 1000, (stopped - start) / 1000, (checked - stopped) / 1000,
+                    (written - checked) / 1000, (end - written) / 1000, verdict);
             System.err.printf("window: capture: registers %d us, stack copies %d us, unwinding %d us%n",
                     capture[0] / 1000, capture[1] / 1000, capture[2] / 1000);
         }
