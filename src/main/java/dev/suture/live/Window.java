@@ -83,11 +83,11 @@ final class Window {
             }
             if (System.nanoTime() + backoff > deadline) {
                 String tried = what + " gave up after " + timeout.toMillis() + " ms and " + attempts + " attempts";
-                String busy = outcome.verdict() == Verdict.BUSY ? outcome.blocker().describe(pid) + "; " + tried
+                String why = outcome.verdict() == Verdict.BUSY ? outcome.blocker().describe(pid) + "; " + tried
                         : String.format("pid %d: %s: the last window held the threads %.1f ms, past the"
                         + " --max-pause budget of %d ms", pid, tried, outcome.pauseNanos() / 1e6,
                         maxPause.toMillis());
-                throw new UnsafeException(busy + (abandoned > 0 ? String.format(" (%d of %d windows ran past the"
+                throw new UnsafeException(why + (abandoned > 0 ? String.format(" (%d of %d windows ran past the"
                         + " budget, the longest %.1f ms, and were undone)", abandoned, attempts, longest / 1e6) : "")
                         + "; nothing was changed. " + (outcome.verdict() == Verdict.BUSY
                         ? "Retry when the program is idle, or with a longer --timeout"
