@@ -13,7 +13,7 @@ public class SutureException extends RuntimeException {
         BAD_INPUT,
         /** The patch does not fit the target: no module with that build-id, bytes differ, unsupported relocation. */
         DOES_NOT_FIT,
-        /** A function to be replaced stayed busy past the timeout. */
+        /** A function to be replaced stayed busy, or no window kept its budget (--max-pause), past the timeout. */
         UNSAFE,
         /** The kernel refused: ptrace denied, another tracer, missing capability. */
         NOT_PERMITTED,

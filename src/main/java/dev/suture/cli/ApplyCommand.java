@@ -58,6 +58,9 @@ public final class ApplyCommand implements Callable<Integer> {
     @Mixin
     BusyTimeout timeout;
 
+    @Mixin
+    MaxPause maxPause;
+
     @Option(names = "--dry-run", description = "Check and bind everything, write nothing, report what would happen.")
     boolean dryRun;
 
@@ -84,7 +87,7 @@ public final class ApplyCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        var options = new Patcher.ApplyOptions(timeout.duration(), dryRun, replace);
+        var options = new Patcher.ApplyOptions(timeout.duration(), dryRun, replace, maxPause.duration());
         var patches = readPatches(trustedKeys());
         var lines = new ArrayList<Line>();
         var processes = new Processes();
@@ -216,6 +219,8 @@ public final class ApplyCommand implements Callable<Integer> {
                     m.put("replacedPatches", r.replacedPatches());
                     m.put("pauseMicros", r.pauseNanos() / 1000.0);
                     m.put("attempts", r.attempts());
+                    m.put("abandoned", r.abandoned());
+                    m.put("longestPauseMicros", r.longestNanos() / 1000.0);
                     m.put("message", r.message());
                 } else {
                     m.put("outcome", "failed");
@@ -276,9 +281,18 @@ public final class ApplyCommand implements Callable<Integer> {
                     + String.join(", ", fs) + "]";
             case APPLIED -> String.format("%s: applied %s to %s: %s; pause %.3f ms%s%s", who, r.patchId(),
                     r.module(), String.join(", ", fs), r.pauseNanos() / 1e6,
-                    r.attempts() > 1 ? " (after " + r.attempts() + " attempts)" : "",
+                    attempts(r.attempts(), r.abandoned(), r.longestNanos()),
                     r.replacedPatches().isEmpty() ? "" : "; replaced " + String.join(", ", r.replacedPatches()));
         };
+    }
+
+    /** "(after N attempts; K abandoned past the budget, the longest held M ms)", or nothing after one. */
+    static String attempts(int attempts, int abandoned, long longestNanos) {
+        if (attempts <= 1) {
+            return "";
+        }
+        return " (after " + attempts + " attempts" + (abandoned == 0 ? "" : String.format("; %d abandoned past the"
+                + " --max-pause budget and undone, the longest held %.1f ms", abandoned, longestNanos / 1e6)) + ")";
     }
 
     static String hex(long v) {

@@ -17,7 +17,8 @@ import picocli.CommandLine.Command;
                         + "and reverts it on demand."},
         footer = {"",
                 "Exit codes: 0 done, 1 internal error, 2 bad usage or input, 3 patch does not fit the target, "
-                        + "4 unsafe (a replaced function stayed busy past the timeout), 5 not permitted (or another "
+                        + "4 unsafe (a replaced function stayed busy, or no stop kept within --max-pause, past the "
+                        + "timeout), 5 not permitted (or another "
                         + "suture holds the process, or it awaits suture recover), "
                         + "6 the process vanished."})
 public final class Main implements Runnable {

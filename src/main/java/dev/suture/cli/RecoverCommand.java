@@ -44,12 +44,15 @@ public final class RecoverCommand implements Callable<Integer> {
     BusyTimeout timeout;
 
     @Mixin
+    MaxPause maxPause;
+
+    @Mixin
     JsonOutput json;
 
     @Override
     public Integer call() throws Exception {
-        List<Patcher.RecoverResult> results = which.all ? Patcher.recoverAll(timeout.duration())
-                : List.of(Patcher.recover(which.pid, timeout.duration()));
+        List<Patcher.RecoverResult> results = which.all ? Patcher.recoverAll(timeout.duration(), maxPause.duration())
+                : List.of(Patcher.recover(which.pid, timeout.duration(), maxPause.duration()));
         var out = spec.commandLine().getOut();
         if (json.enabled()) {
             var list = new ArrayList<Map<String, Object>>();

@@ -35,6 +35,9 @@ public final class RevertCommand implements Callable<Integer> {
     BusyTimeout timeout;
 
     @Mixin
+    MaxPause maxPause;
+
+    @Mixin
     JsonOutput json;
 
     @Override
@@ -42,7 +45,7 @@ public final class RevertCommand implements Callable<Integer> {
         if (ids.isEmpty() && !all) {
             throw new SutureException(SutureException.Kind.BAD_INPUT, "name the patches to revert, or give --all");
         }
-        var results = Patcher.revert(pid, ids, all, timeout.duration());
+        var results = Patcher.revert(pid, ids, all, timeout.duration(), maxPause.duration());
         var out = spec.commandLine().getOut();
         if (json.enabled()) {
             var list = new ArrayList<Map<String, Object>>();
@@ -53,6 +56,9 @@ public final class RevertCommand implements Callable<Integer> {
                 m.put("module", r.module());
                 m.put("functions", r.functions());
                 m.put("pauseMicros", r.pauseNanos() / 1000.0);
+                m.put("attempts", r.attempts());
+                m.put("abandoned", r.abandoned());
+                m.put("longestPauseMicros", r.longestNanos() / 1000.0);
                 list.add(m);
             }
             JsonOutput.print(out, Map.of("pid", pid, "reverted", list));
@@ -60,8 +66,9 @@ public final class RevertCommand implements Callable<Integer> {
             out.println("pid " + pid + ": no patch is applied; nothing to do");
         } else {
             for (var r : results) {
-                out.printf("pid %d: reverted %s from %s (%s); pause %.3f ms%n", r.pid(), r.patchId(), r.module(),
-                        String.join(", ", r.functions()), r.pauseNanos() / 1e6);
+                out.printf("pid %d: reverted %s from %s (%s); pause %.3f ms%s%n", r.pid(), r.patchId(), r.module(),
+                        String.join(", ", r.functions()), r.pauseNanos() / 1e6,
+                        ApplyCommand.attempts(r.attempts(), r.abandoned(), r.longestNanos()));
             }
         }
         out.flush();

@@ -66,7 +66,7 @@ final class ApplyTransaction {
                         && r.header().state() == RegionHeader.State.APPLIED) {
                     return new Patcher.ApplyResult(pid, patch.id(), module.path(), patch.targetBuildId(),
                             Patcher.Outcome.ALREADY_APPLIED, r.address(), r.header().regionSize(),
-                            functions(r.header()), List.of(), 0, 0,
+                            functions(r.header()), List.of(), 0, 0, 0, 0,
                             "patch " + patch.id() + " is already applied to pid " + pid + " (" + module.name()
                                     + "); nothing to do");
                 }
@@ -85,7 +85,7 @@ final class ApplyTransaction {
             // Bound before the region is mapped, so whatever the patch cannot do fails before the target is touched
             var image = Binder.bind(patch, plan, at, module.loadBias(), externals);
             if (options.dryRun()) {
-                return result(module, image, Patcher.Outcome.DRY_RUN, replacing, 0, 0, "dry run: would map "
+                return result(module, image, Patcher.Outcome.DRY_RUN, replacing, Window.Result.NONE, "dry run: would map "
                         + plan.size() + " bytes at 0x" + Long.toHexString(at) + " and write "
                         + image.entries().size() + " jump(s); nothing was written");
             }
@@ -139,8 +139,8 @@ final class ApplyTransaction {
                 }
             }
             journal.end();
-            return result(module, installed.image(), Patcher.Outcome.APPLIED, replacing,
-                    installed.window().pauseNanos(), installed.window().attempts(), "applied");
+            return result(module, installed.image(), Patcher.Outcome.APPLIED, replacing, installed.window(),
+                    "applied");
         }
 
         private record Installed(Image image, Window.Result window) {}
@@ -200,18 +200,19 @@ final class ApplyTransaction {
             for (var r : replacing) {
                 journal.journal().unmap(r.address(), r.header().regionSize(), r.header().patchId());
             }
-            var window = Window.run(pid, tracer, forbidden, writes, options.timeout(), "apply " + patch.id());
+            var window = Window.run(pid, tracer, forbidden, writes, options.timeout(), options.maxPause(),
+                    "apply " + patch.id());
             journal.commit();
             return new Installed(image, window);
         }
 
         private Patcher.ApplyResult result(Module module, Image image, Patcher.Outcome outcome,
-                                           List<Regions.Found> replacing, long pause, int attempts, String message) {
+                                           List<Regions.Found> replacing, Window.Result window, String message) {
             var fs = image.entries().stream()
                     .map(e -> new Patcher.FunctionPatch(e.name(), e.oldAddress(), e.newAddress())).toList();
             return new Patcher.ApplyResult(pid, patch.id(), module.path(), patch.targetBuildId(), outcome,
                     image.base(), image.size(), fs, replacing.stream().map(r -> r.header().patchId()).toList(),
-                    pause, attempts, message);
+                    window.pauseNanos(), window.attempts(), window.abandoned(), window.longestNanos(), message);
         }
 
         /** Checks each replaced function's hash against live memory; returns the current 5 entry bytes of each. */

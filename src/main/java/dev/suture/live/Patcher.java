@@ -16,8 +16,18 @@ import java.util.List;
 public final class Patcher {
     private Patcher() {}
 
-    /** How to apply. {@code replace}: swap every earlier patch of the module for this one in one transaction. */
-    public record ApplyOptions(Duration timeout, boolean dryRun, boolean replace) {
+    /** How long a window may hold the target's threads before it is abandoned and retried ({@code --max-pause}). */
+    public static final Duration DEFAULT_MAX_PAUSE = Duration.ofMillis(50);
+
+    /**
+     * How to apply. {@code replace}: swap every earlier patch of the module for this one in one transaction;
+     * {@code maxPause}: the budget of a window (docs/apply.md).
+     */
+    public record ApplyOptions(Duration timeout, boolean dryRun, boolean replace, Duration maxPause) {
+        public ApplyOptions(Duration timeout, boolean dryRun, boolean replace) {
+            this(timeout, dryRun, replace, DEFAULT_MAX_PAUSE);
+        }
+
         public static ApplyOptions defaults() {
             return new ApplyOptions(Duration.ofMillis(5000), false, false);
         }
@@ -30,14 +40,17 @@ public final class Patcher {
 
     /**
      * What apply did. {@code pauseNanos}: the stop-the-world window of the successful attempt; {@code attempts}:
-     * how many windows it took (the earlier ones found a replaced function busy).
+     * how many windows it took (the earlier ones found a replaced function busy, or ran past the budget);
+     * {@code abandoned}: how many ran past the budget and were undone; {@code longestNanos}: the longest any held.
      */
     public record ApplyResult(int pid, String patchId, String module, String buildId, Outcome outcome,
                               long regionAddress, long regionSize, List<FunctionPatch> functions,
-                              List<String> replacedPatches, long pauseNanos, int attempts, String message) {}
+                              List<String> replacedPatches, long pauseNanos, int attempts, int abandoned,
+                              long longestNanos, String message) {}
 
-    /** What revert did for one patch. */
-    public record RevertResult(int pid, String patchId, String module, List<String> functions, long pauseNanos) {}
+    /** What revert did for one patch; the window's figures as in {@link ApplyResult}. */
+    public record RevertResult(int pid, String patchId, String module, List<String> functions, long pauseNanos,
+                               int attempts, int abandoned, long longestNanos) {}
 
     /** A patch found applied in a process, from its region header. */
     public record AppliedPatch(int pid, String patchId, String buildId, String module, String targetName,
@@ -64,10 +77,16 @@ public final class Patcher {
 
     /** Reverts the named patches (or all when {@code ids} is empty and {@code all}), newest first. */
     public static List<RevertResult> revert(int pid, List<String> ids, boolean all, Duration timeout) {
+        return revert(pid, ids, all, timeout, DEFAULT_MAX_PAUSE);
+    }
+
+    /** {@link #revert(int, List, boolean, Duration)} with a window budget other than the default. */
+    public static List<RevertResult> revert(int pid, List<String> ids, boolean all, Duration timeout,
+                                            Duration maxPause) {
         if (ids.isEmpty() && !all) {
             throw new SutureException(SutureException.Kind.BAD_INPUT, "name the patches to revert, or --all");
         }
-        return RevertTransaction.revert(pid, ids, all, timeout);
+        return RevertTransaction.revert(pid, ids, all, timeout, maxPause);
     }
 
     /**
@@ -75,12 +94,17 @@ public final class Patcher {
      * (docs/journal.md); {@code timeout} bounds the wait for a safe window, as for apply.
      */
     public static RecoverResult recover(int pid, Duration timeout) {
-        return Recovery.recover(pid, timeout);
+        return recover(pid, timeout, DEFAULT_MAX_PAUSE);
+    }
+
+    /** {@link #recover(int, Duration)} with a window budget other than the default. */
+    public static RecoverResult recover(int pid, Duration timeout, Duration maxPause) {
+        return Recovery.recover(pid, timeout, maxPause);
     }
 
     /** {@link #recover} for every process with a journal in the run directory. */
-    public static List<RecoverResult> recoverAll(Duration timeout) {
-        return Recovery.recoverAll(timeout);
+    public static List<RecoverResult> recoverAll(Duration timeout, Duration maxPause) {
+        return Recovery.recoverAll(timeout, maxPause);
     }
 
     /** A transaction an interrupted suture left on a process: what it was, and the journal that says so. */

@@ -29,7 +29,7 @@ final class Recovery {
      * Recovers {@code pid} from its journal, if it has one. The journal is believed only as far as the process
      * bears it out ({@link JournalCheck}); a process that is gone needs no recovery, and its journal goes.
      */
-    static Patcher.RecoverResult recover(int pid, Duration timeout) {
+    static Patcher.RecoverResult recover(int pid, Duration timeout, Duration maxPause) {
         if (pid > 0 && !Files.isDirectory(Path.of("/proc/" + pid))) {
             // no lock is made for a process that is not there; nothing can be working on it
             var left = Journal.read(pid);
@@ -57,7 +57,7 @@ final class Recovery {
                 try (var journal = Journal.resume(pending)) {
                     tracer.injectionLog(journal);
                     var threads = giveThreadsBack(tracer, pending.injections(), pending.stubs());
-                    var run = new Run(pid, tracer, journal, pending, timeout);
+                    var run = new Run(pid, tracer, journal, pending, timeout, maxPause);
                     var outcome = switch (pending.operation()) {
                         case APPLY -> run.apply();
                         case REVERT -> run.revert();
@@ -86,11 +86,11 @@ final class Recovery {
      * read or recovered is reported in its own result and never keeps the others from being recovered. Then the
      * litter of sutures and processes that are gone is removed.
      */
-    static List<Patcher.RecoverResult> recoverAll(Duration timeout) {
+    static List<Patcher.RecoverResult> recoverAll(Duration timeout, Duration maxPause) {
         var out = new ArrayList<Patcher.RecoverResult>();
         for (int pid : RunDirectory.pidsWith(".journal")) {
             try {
-                out.add(recover(pid, timeout));
+                out.add(recover(pid, timeout, maxPause));
             } catch (SutureException e) {
                 out.add(new Patcher.RecoverResult(pid, Patcher.RecoverOutcome.FAILED, null, List.of(),
                         e.getMessage(), e.kind()));
@@ -181,7 +181,8 @@ final class Recovery {
         }
     }
 
-    private record Run(int pid, Tracer tracer, Journal journal, Journal.Pending pending, Duration timeout) {
+    private record Run(int pid, Tracer tracer, Journal journal, Journal.Pending pending, Duration timeout,
+                       Duration maxPause) {
         /**
          * An apply whose window completed (or whose every write is in) is finished: the regions it replaced go.
          * Otherwise every write is undone — through a window that proves no thread runs the new code, since the
@@ -210,7 +211,7 @@ final class Recovery {
             }
             if (!undo.isEmpty()) {
                 var code = new Image.Range("the interrupted patch's code", region.textStart(), region.textEnd());
-                Window.run(pid, tracer, List.of(code), undo, timeout, "recover (undoing " + pending.what() + ")");
+                Window.run(pid, tracer, List.of(code), undo, timeout, maxPause, "recover (undoing " + pending.what() + ")");
             }
             if (mapped) {
                 unmap(region.address(), region.size());
@@ -245,7 +246,8 @@ final class Recovery {
                 for (var found : replacedRegions(maps)) {
                     forbidden.add(ApplyTransaction.textRange(found));
                 }
-                Window.run(pid, tracer, forbidden, remaining, timeout, "recover (finishing " + pending.what() + ")");
+                Window.run(pid, tracer, forbidden, remaining, timeout, maxPause,
+                        "recover (finishing " + pending.what() + ")");
             }
             unmapReplaced(maps);
             return Patcher.RecoverOutcome.FINISHED;

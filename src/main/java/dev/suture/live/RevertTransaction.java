@@ -18,17 +18,18 @@ import java.util.List;
 final class RevertTransaction {
     private RevertTransaction() {}
 
-    static List<Patcher.RevertResult> revert(int pid, List<String> ids, boolean all, Duration timeout) {
+    static List<Patcher.RevertResult> revert(int pid, List<String> ids, boolean all, Duration timeout,
+                                             Duration maxPause) {
         try (var lock = TargetLock.acquire(pid, "revert")) {
             Journal.refusePending(pid);
             try (Tracer tracer = Tracer.attach(pid); var journal = new Journaled(pid)) {
-                return journal.settle(() -> revert(pid, ids, all, timeout, tracer, journal));
+                return journal.settle(() -> revert(pid, ids, all, timeout, maxPause, tracer, journal));
             }
         }
     }
 
     private static List<Patcher.RevertResult> revert(int pid, List<String> ids, boolean all, Duration timeout,
-                                                     Tracer tracer, Journaled journal) {
+                                                     Duration maxPause, Tracer tracer, Journaled journal) {
         var memory = RemoteMemory.of(tracer);
         var regions = Regions.scan(pid, Maps.read(pid), memory);
         var chosen = choose(pid, regions, ids, all);
@@ -69,7 +70,7 @@ final class RevertTransaction {
         }
         Window.Result window;
         try {
-            window = Window.run(pid, tracer, forbidden, writes, timeout, "revert");
+            window = Window.run(pid, tracer, forbidden, writes, timeout, maxPause, "revert");
         } catch (RuntimeException e) {
             journal.endIfUntouched(writes);
             throw e;
@@ -80,7 +81,7 @@ final class RevertTransaction {
             tracer.munmap(r.address(), r.header().regionSize());
             out.add(new Patcher.RevertResult(pid, r.header().patchId(), r.header().modulePath(),
                     r.header().functions().stream().map(RegionHeader.Function::name).toList(),
-                    window.pauseNanos()));
+                    window.pauseNanos(), window.attempts(), window.abandoned(), window.longestNanos()));
         }
         journal.end();
         return out;

@@ -11,11 +11,22 @@ import java.util.List;
 /**
  * The stop-the-world window, retried until it finds every thread clear of the forbidden code: stop all threads,
  * check every stack, write (all or nothing), resume. Everything it needs is prepared before; what runs inside is
- * register reads, one stack read per thread, an unwind in memory, and a few small writes.
+ * register reads, one stack read per thread, an unwind in memory, and a few small writes. A window that holds the
+ * threads past its budget ({@code --max-pause}: suture stopped or starved of a core) is abandoned, its writes
+ * undone, and retried like a busy one.
  */
 final class Window {
-    /** The window that succeeded: how long the threads were held, and how many windows it took. */
-    record Result(long pauseNanos, int attempts) {}
+    /**
+     * The window that succeeded: how long it held the threads, how many windows it took, how many of them were
+     * abandoned past the budget, and the longest any window held the threads.
+     */
+    record Result(long pauseNanos, int attempts, int abandoned, long longestNanos) {
+        /** No window opened (a dry run). */
+        static final Result NONE = new Result(0, 0, 0, 0);
+    }
+
+    /** How a window ended: its writes are in, a thread was in the forbidden code, or it ran past its budget. */
+    enum Verdict { DONE, BUSY, OVER_BUDGET }
 
     private static final long FIRST_BACKOFF_NANOS = 1_000_000;
     private static final long MAX_BACKOFF_NANOS = 50_000_000;
@@ -41,40 +52,63 @@ final class Window {
         touch(tracer, writes);
     }
 
-    static Result run(int pid, Tracer tracer, List<Image.Range> forbidden,
-                      List<ApplyTransaction.Write> writes, Duration timeout, String what) {
-        return new Window(pid, tracer, forbidden, writes).retry(timeout, what);
+    static Result run(int pid, Tracer tracer, List<Image.Range> forbidden, List<ApplyTransaction.Write> writes,
+                      Duration timeout, Duration maxPause, String what) {
+        return new Window(pid, tracer, forbidden, writes).retry(timeout, maxPause, what);
     }
 
-    /** Opens windows until one finds every thread clear (and writes), backing off between them, up to the timeout. */
-    Result retry(Duration timeout, String what) {
+    /**
+     * Opens windows until one finds every thread clear and writes within {@code maxPause}, backing off between
+     * them, up to the timeout.
+     */
+    Result retry(Duration timeout, Duration maxPause, String what) {
         long deadline = System.nanoTime() + timeout.toNanos();
         long backoff = FIRST_BACKOFF_NANOS;
         int attempts = 0;
+        int abandoned = 0;
+        long longest = 0;
         while (true) {
             attempts++;
-            var outcome = attempt();
+            var outcome = attempt(maxPause.toNanos());
             if (DEBUG) {
                 outcome.print(sampler.captureNanos()); // after the window: the first printf loads classes for ms
             }
-            if (outcome.blocker() == null) {
-                return new Result(outcome.pauseNanos(), attempts);
+            longest = Math.max(longest, outcome.pauseNanos());
+            switch (outcome.verdict()) {
+                case DONE -> {
+                    return new Result(outcome.pauseNanos(), attempts, abandoned, longest);
+                }
+                case OVER_BUDGET -> abandoned++;
+                case BUSY -> { }
             }
             if (System.nanoTime() + backoff > deadline) {
-                throw new UnsafeException(outcome.blocker().describe(pid) + "; " + what + " gave up after "
-                        + timeout.toMillis() + " ms and " + attempts + " attempts; nothing was changed. Retry"
-                        + " when the program is idle, or with a longer --timeout");
+                String tried = what + " gave up after " + timeout.toMillis() + " ms and " + attempts + " attempts";
+                String why = outcome.verdict() == Verdict.BUSY ? outcome.blocker().describe(pid) + "; " + tried
+                        : String.format("pid %d: %s: the last window held the threads %.1f ms, past the"
+                        + " --max-pause budget of %d ms", pid, tried, outcome.pauseNanos() / 1e6,
+                        maxPause.toMillis());
+                throw new UnsafeException(why + (abandoned > 0 ? String.format(" (%d of %d windows ran past the"
+                        + " budget, the longest %.1f ms, and were undone)", abandoned, attempts, longest / 1e6) : "")
+                        + "; nothing was changed. " + (outcome.verdict() == Verdict.BUSY
+                        ? "Retry when the program is idle, or with a longer --timeout"
+                        : "Suture was stopped or starved of a CPU while it held them: retry when the machine is"
+                        + " less loaded, or with a longer --max-pause or --timeout"));
             }
             sleep(backoff);
             backoff = Math.min(backoff * 2, MAX_BACKOFF_NANOS);
         }
     }
 
-    /** One window: its blocker (null when every thread was clear and the writes are in) and how long it held. */
+    /** One window with no budget to keep (a rehearsal's). */
     Outcome attempt() {
+        return attempt(Long.MAX_VALUE);
+    }
+
+    /** One window: its verdict, its blocker when busy, and when each phase ended. */
+    Outcome attempt(long budgetNanos) {
         return tracer.run(() -> {
             sampler.prefetch();
-            return once(tracer, guard, writes);
+            return once(tracer, guard, writes, budgetNanos);
         });
     }
 
@@ -89,40 +123,57 @@ final class Window {
         }
     }
 
-    /** A window's verdict (null: every thread was clear, the writes are in) and when each phase ended. */
-    record Outcome(StackGuard.Blocker blocker, long start, long stopped, long checked, long written, long end) {
+    /** A window's verdict, the thread that blocked it when busy, and when each phase ended. */
+    record Outcome(Verdict verdict, StackGuard.Blocker blocker, long start, long stopped, long checked, long written,
+                   long end) {
         long pauseNanos() {
             return end - start;
         }
 
         void print(long[] capture) {
-            System.err.printf("window: from %d for %d us: stop %d us, check %d us, write %d us, resume %d us%n",
+            System.err.printf("window: from %d for %d us: stop %d us, check %d us, write %d us, resume %d us: %s%n",
                     start, (end - start) / 1000, (stopped - start) / 1000, (checked - stopped) / 1000,
-                    (written - checked) / 1000, (end - written) / 1000);
+                    (written - checked) / 1000, (end - written) / 1000, verdict);
             System.err.printf("window: capture: registers %d us, stack copies %d us, unwinding %d us%n",
                     capture[0] / 1000, capture[1] / 1000, capture[2] / 1000);
         }
     }
 
-    /** One window, on the tracer thread. Writes are undone if any fails; the threads are resumed in every case. */
-    private static Outcome once(Tracer tracer, StackGuard guard, List<ApplyTransaction.Write> writes) {
+    /**
+     * One window, on the tracer thread. Writes are undone if any fails, or if the window ran past
+     * {@code budgetNanos} by the time they were in; the threads are resumed in every case. The budget is checked
+     * once every thread is stopped, after the check and after the writes: a suture stopped (SIGSTOP) or starved
+     * anywhere in between finds out at the next of these.
+     */
+    private static Outcome once(Tracer tracer, StackGuard guard, List<ApplyTransaction.Write> writes,
+                                long budgetNanos) {
         long start = System.nanoTime();
         tracer.stopAll();
         long stopped = System.nanoTime();
         long checked = stopped;
         long written = stopped;
-        StackGuard.Blocker blocker;
+        StackGuard.Blocker blocker = null;
+        Verdict verdict = Verdict.OVER_BUDGET;
         try {
-            blocker = guard.check(tracer);
-            checked = System.nanoTime();
-            if (blocker == null) {
-                writeAll(tracer, writes);
+            if (stopped - start <= budgetNanos) {
+                blocker = guard.check(tracer);
+                checked = System.nanoTime();
+                if (blocker != null) {
+                    verdict = Verdict.BUSY;
+                } else if (checked - start <= budgetNanos) {
+                    writeAll(tracer, writes);
+                    if (System.nanoTime() - start <= budgetNanos) {
+                        verdict = Verdict.DONE;
+                    } else {
+                        undo(tracer, writes, writes.size(), null);
+                    }
+                }
             }
         } finally {
             written = System.nanoTime();
             tracer.resumeAll();
         }
-        return new Outcome(blocker, start, stopped, checked, written, System.nanoTime());
+        return new Outcome(verdict, blocker, start, stopped, checked, written, System.nanoTime());
     }
 
     private static final boolean DEBUG = System.getenv("SUTURE_DEBUG") != null;
@@ -135,14 +186,25 @@ final class Window {
                 done++;
             }
         } catch (RuntimeException e) {
-            for (int i = done - 1; i >= 0; i--) {
-                try {
-                    tracer.write(writes.get(i).address(), writes.get(i).undo());
-                } catch (RuntimeException suppressed) {
-                    e.addSuppressed(suppressed);
-                }
-            }
+            undo(tracer, writes, done, e);
             throw e;
+        }
+    }
+
+    /**
+     * Puts back the bytes of the first {@code done} writes, last first. With {@code failure}, undoes all it can
+     * and adds what failed to it; without, the first failure is thrown (the journal still has every write).
+     */
+    private static void undo(Tracer tracer, List<ApplyTransaction.Write> writes, int done, RuntimeException failure) {
+        for (int i = done - 1; i >= 0; i--) {
+            try {
+                tracer.write(writes.get(i).address(), writes.get(i).undo());
+            } catch (RuntimeException e) {
+                if (failure == null) {
+                    throw e;
+                }
+                failure.addSuppressed(e);
+            }
         }
     }
 

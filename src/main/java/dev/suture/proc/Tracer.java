@@ -404,6 +404,7 @@ public final class Tracer implements AutoCloseable {
                 task.run();
                 if (!held) {
                     loudCompiler(); // a hold that ended in an exception
+                    heedStopSignals();
                 }
             } else if (!held && !vanished && !tracees.isEmpty()) {
                 // Tracees wait in their stops until we answer: poll often right after an event (clones and
@@ -425,6 +426,7 @@ public final class Tracer implements AutoCloseable {
                 // best effort
             }
         }
+        heedStopSignals(); // a hold the vanished process ended, or a release that failed
     }
 
     /**
@@ -736,6 +738,7 @@ public final class Tracer implements AutoCloseable {
         if (held) {
             return;
         }
+        ignoreStopSignals();
         holdStart = System.nanoTime();
         serviceEvents(); // answer what is already queued, so the interrupts meet running threads
         pending.clear();
@@ -839,6 +842,7 @@ public final class Tracer implements AutoCloseable {
             }
         }
         quietCompiler();
+        ignoreStopSignals();
         holdStart = System.nanoTime();
         serviceEvents();
         if (pick != null && pick.state == State.RUNNING) {
@@ -989,6 +993,30 @@ public final class Tracer implements AutoCloseable {
         recordHold(holdLabel);
         holdLabel = "hold";
         loudCompiler();
+        heedStopSignals();
+    }
+
+    /** Whether this tracer has SIGTSTP and friends ignored for a hold ({@link Syscalls#ignoreStopSignals()}). */
+    private boolean stopSignalsIgnored;
+
+    /**
+     * Before a hold's first interrupt: a terminal's Ctrl-Z (or SIGTTIN, SIGTTOU) must not stop suture while it
+     * holds the target's threads, or they stay held for as long; the disposition is process-wide, so no JVM thread
+     * can take it instead (docs/apply.md).
+     */
+    private void ignoreStopSignals() {
+        if (!stopSignalsIgnored) {
+            stopSignalsIgnored = true;
+            Syscalls.ignoreStopSignals();
+        }
+    }
+
+    /** After the hold's last thread runs again: the dispositions suture had before. */
+    private void heedStopSignals() {
+        if (stopSignalsIgnored) {
+            stopSignalsIgnored = false;
+            Syscalls.restoreStopSignals();
+        }
     }
 
     /** Whether this tracer has the JIT compiler quiet for a hold of one thread ({@link QuietCompiler}). */
@@ -1057,6 +1085,7 @@ public final class Tracer implements AutoCloseable {
         unboost();
         recordHold("release");
         loudCompiler();
+        heedStopSignals();
         if (memFd >= 0) {
             Syscalls.close(memFd);
             memFd = -1;

@@ -125,6 +125,10 @@ public final class Syscalls {
         static final MethodHandle H = link("sched_getscheduler", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     }
 
+    private static final class Sigaction {
+        static final MethodHandle H = link("sigaction", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS));
+    }
+
     private static final class Open {
         static final MethodHandle H = link("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT),
                 Linker.Option.firstVariadicArg(2));
@@ -513,6 +517,59 @@ public final class Syscalls {
         }
     }
 
+    // ---- the signals that stop a process ----
+
+    /** SIGTSTP, SIGTTIN, SIGTTOU: sent by a terminal (Ctrl-Z, background I/O), and a process may ignore them. */
+    private static final int[] STOP_SIGNALS = {20, 21, 22};
+    /** glibc's struct sigaction on x86-64: handler, 128-byte mask, flags (+4 padding), restorer. */
+    private static final long SIGACTION_BYTES = 152;
+    private static final long SIG_IGN = 1;
+    private static final MemorySegment IGNORE = Arena.global().allocate(SIGACTION_BYTES, 8);
+    private static final MemorySegment SAVED = Arena.global().allocate(SIGACTION_BYTES * STOP_SIGNALS.length, 8);
+    /** How many holds (of every tracer in this JVM) want the stop signals ignored now. */
+    private static int stopSignalsIgnored;
+
+    static {
+        IGNORE.set(JAVA_LONG, 0, SIG_IGN);
+    }
+
+    /**
+     * Ignores SIGTSTP, SIGTTIN and SIGTTOU process-wide (their disposition, shared by every thread of the JVM, set to
+     * SIG_IGN), until as many {@link #restoreStopSignals()} as calls: a suture stopped by them while it holds a
+     * target's threads would hold them for as long. One arriving meanwhile is dropped, as the kernel drops an
+     * ignored signal (docs/apply.md). SIGSTOP cannot be ignored.
+     */
+    public static synchronized void ignoreStopSignals() {
+        if (stopSignalsIgnored++ == 0) {
+            for (int i = 0; i < STOP_SIGNALS.length; i++) {
+                sigaction(STOP_SIGNALS[i], IGNORE, SAVED.asSlice(i * SIGACTION_BYTES, SIGACTION_BYTES));
+            }
+        }
+    }
+
+    /** Puts back the dispositions {@link #ignoreStopSignals()} replaced, when the last hold that asked has ended. */
+    public static synchronized void restoreStopSignals() {
+        if (stopSignalsIgnored > 0 && --stopSignalsIgnored == 0) {
+            for (int i = 0; i < STOP_SIGNALS.length; i++) {
+                sigaction(STOP_SIGNALS[i], SAVED.asSlice(i * SIGACTION_BYTES, SIGACTION_BYTES), MemorySegment.NULL);
+            }
+        }
+    }
+
+    /** sigaction(2): sets {@code act} (unless NULL) and stores the old action in {@code old} (unless NULL). */
+    private static void sigaction(int sig, MemorySegment act, MemorySegment old) {
+        Scratch s = SCRATCH.get();
+        int r;
+        try {
+            r = (int) Sigaction.H.invokeExact(s.errno, sig, act, old);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (r != 0) {
+            throw SysException.of("sigaction", s.errno(), "signal " + sig);
+        }
+    }
+
     public static final int SCHED_OTHER = 0;
     public static final int SCHED_FIFO = 1;
     /** Runs only when no other thread of any policy wants the core. */
@@ -587,6 +644,8 @@ public final class Syscalls {
             writeMemory(self, own.address(), probe, 0, 16);
             tgkill(self, tid, 0);
             kill(self, 0);
+            // reads a disposition into scratch memory (SAVED may hold another hold's), changes nothing
+            sigaction(STOP_SIGNALS[0], MemorySegment.NULL, s.buffer(SIGACTION_BYTES));
             int policy = scheduler();
             int ignoredErrno = setScheduler(policy, policy == SCHED_OTHER ? 0 : -1); // EINVAL for RT: unchanged
         }
