@@ -137,7 +137,7 @@ public final class BuildCommand implements Callable<Integer> {
                 doc.put("added", t.diff().added());
                 doc.put("warnings", t.diff().warnings());
                 var sig = signatures.get(t.diff().patchFile());
-                doc.put("signature", sig == null ? null : Map.of("signer", sig.signer(), "keyId", sig.keyId()));
+                doc.put("signature", sig == null ? null : SignCommand.json(sig));
             }
             targetsDoc.add(doc);
         }

@@ -69,7 +69,7 @@ public final class DiffCommand implements Callable<Integer> {
             doc.put("added", result.added());
             doc.put("warnings", result.warnings());
             doc.put("signature", signature == null ? null
-                    : Map.of("signer", signature.signer(), "keyId", signature.keyId()));
+                    : SignCommand.json(signature));
             JsonOutput.print(out, doc);
         } else {
             for (String w : result.warnings()) {

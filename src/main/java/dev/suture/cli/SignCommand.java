@@ -2,6 +2,7 @@ package dev.suture.cli;
 
 import dev.suture.patch.Keys;
 import dev.suture.patch.PatchFile;
+import dev.suture.patch.PatchSignature;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -27,11 +28,25 @@ public final class SignCommand implements Callable<Integer> {
     List<Path> patches;
 
     @Option(names = "--key", required = true, paramLabel = "KEY",
-            description = "The private key (PKCS#8 PEM, e.g. from suture keygen); its file name is the signer name.")
+            description = {"The private key (PKCS#8 PEM, e.g. from suture keygen); its file name is the signer",
+                    "name the patch claims. Whoever verifies names the signer by the key id, and by the name",
+                    "of the .pub file in their own trust directory."})
     Path key;
 
     @Mixin
     JsonOutput json;
+
+    /**
+     * A signature just made, for --json: the key id first; the name only as the file claims it (who verifies names
+     * the signer from their trust directory). "signer" is that claim under the key it always had.
+     */
+    static Map<String, Object> json(PatchSignature sig) {
+        var m = new LinkedHashMap<String, Object>();
+        m.put("keyId", sig.keyId());
+        m.put("claimedSigner", sig.signer());
+        m.put("signer", sig.signer());
+        return m;
+    }
 
     @Override
     public Integer call() throws Exception {
@@ -47,11 +62,10 @@ public final class SignCommand implements Callable<Integer> {
                 var doc = new LinkedHashMap<String, Object>();
                 doc.put("patch", p.toString());
                 doc.put("id", patch.id());
-                doc.put("signer", sig.signer());
-                doc.put("keyId", sig.keyId());
+                doc.putAll(json(sig));
                 signed.add(doc);
             } else {
-                out.println("signed " + p + " (patch " + patch.id() + ") as " + sig);
+                out.println("signed " + p + " (patch " + patch.id() + ") with " + sig);
             }
         }
         if (json.enabled()) {

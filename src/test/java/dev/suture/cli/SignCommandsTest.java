@@ -82,6 +82,7 @@ class SignCommandsTest {
         assertEquals(0, r.code(), r.out() + r.err());
         var target = new ObjectMapper().readTree(r.out()).at("/targets/0");
         assertEquals("release", target.at("/signature/signer").asText());
+        assertEquals("release", target.at("/signature/claimedSigner").asText());
         var patch = PatchFile.read(Path.of(target.get("patch").asText()));
         var sig = patch.signature().orElseThrow();
         assertTrue(sig.valid());
@@ -91,7 +92,7 @@ class SignCommandsTest {
         assertEquals(0, Cli.run("keygen", "-o", dir.toString(), "--name", "second").code());
         var resign = Cli.run("sign", target.get("patch").asText(), "--key", dir.resolve("second.key").toString());
         assertEquals(0, resign.code(), resign.err());
-        assertTrue(resign.out().contains("as second (key "), resign.out());
+        assertTrue(resign.out().contains(" with key ") && resign.out().contains("(claims to be second)"), resign.out());
         assertEquals("second", PatchFile.read(Path.of(target.get("patch").asText())).signature().orElseThrow().signer());
         var notPatch = Cli.run("sign", dir.resolve("fix.diff").toString(), "--key", dir.resolve("second.key").toString());
         assertEquals(2, notPatch.code(), notPatch.err());
