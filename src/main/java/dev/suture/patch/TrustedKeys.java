@@ -29,8 +29,9 @@ public final class TrustedKeys {
     static final String DIRECTORY_ADVICE = "a trust directory must belong to root (or the user suture runs as) and"
             + " be writable by no one else, like every directory above it: chown root DIR; chmod 755 DIR";
     static final String KEY_ADVICE = "a trusted key must be a regular file (not a symbolic link) that belongs to"
-            + " root (or the user suture runs as) and that no one else may write, in such a directory: install a copy"
-            + " with install -o root -m 644 KEY.pub DIR/";
+            + " root (or the user suture runs as) and that no one else may write, in a directory that is likewise"
+            + " root's: chown root KEY.pub; chmod 644 KEY.pub, or put a copy in its place with"
+            + " install -o root -m 644 KEY.pub DIR/";
 
     private final List<Path> sources;
     /** Key id to the name of the file that holds it (without .pub). */
