@@ -1,7 +1,6 @@
 package dev.suture.cli;
 
 import dev.suture.build.SourceBuild;
-import dev.suture.patch.Keys;
 import dev.suture.patch.PatchFile;
 import dev.suture.patch.PatchSignature;
 import java.nio.file.Path;
@@ -74,7 +73,7 @@ public final class BuildCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         // the key is read first, so a wrong path fails before a long build
-        var signing = signKey == null ? null : Keys.readSigningKey(signKey);
+        var signing = signKey == null ? null : SignCommand.readKey(signKey, spec.commandLine().getErr());
         var request = new SourceBuild.Request(src, diffs, strip, make,
                 targets.stream().map(SourceBuild.Target::parse).toList(), output, force, keep, serial,
                 Duration.ofSeconds(timeoutSeconds));

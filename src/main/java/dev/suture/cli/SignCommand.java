@@ -3,6 +3,8 @@ package dev.suture.cli;
 import dev.suture.patch.Keys;
 import dev.suture.patch.PatchFile;
 import dev.suture.patch.PatchSignature;
+import dev.suture.sys.TrustedFiles;
+import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -37,6 +39,20 @@ public final class SignCommand implements Callable<Integer> {
     JsonOutput json;
 
     /**
+     * Reads the private key of --key/--sign. One that group or others may read is used, with a warning: whoever can
+     * read it can sign patches as its owner, but keeping it is the owner's business (openssl writes 0644 keys).
+     */
+    static Keys.SigningKey readKey(Path key, PrintWriter err) {
+        var signing = Keys.readSigningKey(key);
+        TrustedFiles.openToOthers(key).ifPresent(mode -> {
+            err.println("warning: the private key " + key + " may be read by group or others (mode " + mode
+                    + "): anyone who can read it can sign patches as " + signing.signer() + "; chmod 600 " + key);
+            err.flush();
+        });
+        return signing;
+    }
+
+    /**
      * A signature just made, for --json: the key id first; the name only as the file claims it (who verifies names
      * the signer from their trust directory). "signer" is that claim under the key it always had.
      */
@@ -50,7 +66,7 @@ public final class SignCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        var signing = Keys.readSigningKey(key);
+        var signing = readKey(key, spec.commandLine().getErr());
         // read every patch first: a bad one fails before any file is rewritten
         patches.forEach(PatchFile::read);
         var signed = new ArrayList<Map<String, Object>>();

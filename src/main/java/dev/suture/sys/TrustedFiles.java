@@ -144,6 +144,19 @@ public final class TrustedFiles {
     }
 
     /**
+     * The mode of {@code file} (as "0644") when group or others have any permission on it, else empty: for a secret
+     * suture reads but does not guard (a signing key), which its owner should keep to themselves.
+     */
+    public static Optional<String> openToOthers(Path file) {
+        try {
+            var attrs = Files.readAttributes(file, "unix:mode");
+            return (mode(attrs) & GROUP_OR_OTHER_ANY) != 0 ? Optional.of(octal(attrs)) : Optional.empty();
+        } catch (IOException | UnsupportedOperationException e) {
+            return Optional.empty(); // reading the key says what is wrong with it
+        }
+    }
+
+    /**
      * Creates {@code file} (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600) in a directory the caller has checked, for
      * reading and writing; fails with {@link FileAlreadyExistsException} when anything is already there.
      */
