@@ -32,11 +32,14 @@ import picocli.CommandLine.Spec;
                 "Signatures: a patch whose signature does not verify (changed after signing) is always refused.",
                 "With --require-signed or --trust, every patch given (every file of a store) must be signed by a",
                 "key in a trust directory, checked before any process is touched. A trust directory in the",
-                "configuration ($SUTURE_TRUST_DIR, else " + ApplyCommand.SYSTEM_TRUST_DIR + ") that exists makes",
-                "signatures required for every apply and is used when no --trust is given."})
+                "configuration ($SUTURE_TRUST_DIR, else " + TrustSources.SYSTEM_TRUST_DIR + ") that exists makes",
+                "signatures required for every apply and is used when no --trust is given. A trust directory",
+                "must belong to root (or the user suture runs as) and be writable by no one else, like every",
+                "directory above it; each .pub in it must be a regular file (no symlink) of that owner that no",
+                "one else may write. Otherwise apply refuses it (exit 5) and says what to chown or chmod.",
+                "A signer is shown by key id; its name is the one its .pub file has in the trust directory,",
+                "never the name the patch claims."})
 public final class ApplyCommand implements Callable<Integer> {
-    /** The trust directory of the machine's configuration, when $SUTURE_TRUST_DIR does not name another. */
-    static final String SYSTEM_TRUST_DIR = "/etc/suture/trusted-keys";
 
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
@@ -72,8 +75,8 @@ public final class ApplyCommand implements Callable<Integer> {
     boolean requireSigned;
 
     @Option(names = "--trust", paramLabel = "DIR",
-            description = "A directory of trusted public keys (*.pub files, or one .pub file); repeatable. "
-                    + "Implies --require-signed.")
+            description = "A directory of trusted public keys (*.pub files, or one .pub file), owned by root and "
+                    + "writable by no one else; repeatable. Implies --require-signed.")
     List<Path> trust;
 
     @Mixin
@@ -125,23 +128,12 @@ public final class ApplyCommand implements Callable<Integer> {
      * directory ($SUTURE_TRUST_DIR, else /etc/suture/trusted-keys) if it exists or --require-signed asks for it.
      */
     private TrustedKeys trustedKeys() {
-        if (trust != null && !trust.isEmpty()) {
-            return TrustedKeys.load(trust);
-        }
-        String configured = System.getenv("SUTURE_TRUST_DIR");
-        Path dir = Path.of(configured != null && !configured.isEmpty() ? configured : SYSTEM_TRUST_DIR);
-        if (Files.isDirectory(dir)) {
-            return TrustedKeys.load(List.of(dir));
-        }
-        if (configured != null && !configured.isEmpty()) {
-            throw new SutureException(SutureException.Kind.BAD_INPUT, "SUTURE_TRUST_DIR names " + dir
-                    + ", which is not a directory; point it at a directory of trusted *.pub keys or unset it");
-        }
-        if (requireSigned) {
+        var keys = TrustSources.load(trust);
+        if (keys.isEmpty() && requireSigned) {
             throw new SutureException(SutureException.Kind.BAD_INPUT, "--require-signed needs trusted keys: give"
-                    + " --trust DIR (a directory of *.pub files) or create " + SYSTEM_TRUST_DIR);
+                    + " --trust DIR (a directory of *.pub files) or create " + TrustSources.SYSTEM_TRUST_DIR);
         }
-        return null;
+        return keys.orElse(null);
     }
 
     private boolean isStore() {
@@ -233,8 +225,15 @@ public final class ApplyCommand implements Callable<Integer> {
             var sigs = new ArrayList<Map<String, Object>>();
             for (var c : trusted) {
                 var sig = c.patch().signature().orElseThrow();
-                sigs.add(Map.of("file", c.file().toString(), "patch", c.patch().id(), "signer", sig.signer(),
-                        "keyId", sig.keyId(), "trustedAs", c.trustedAs()));
+                var m = new LinkedHashMap<String, Object>();
+                m.put("keyId", sig.keyId());
+                m.put("trustedSigner", c.trustedAs());
+                m.put("claimedSigner", sig.signer());
+                m.put("file", c.file().toString());
+                m.put("patch", c.patch().id());
+                m.put("signer", sig.signer()); // the claim, as before: kept for scripts that read it
+                m.put("trustedAs", c.trustedAs());
+                sigs.add(m);
             }
             doc.put("signatures", sigs);
             if (which.all) {
@@ -246,8 +245,8 @@ public final class ApplyCommand implements Callable<Integer> {
             JsonOutput.print(out, doc);
         } else {
             for (var c : trusted) {
-                out.println(c.file() + ": patch " + c.patch().id() + " signed by " + c.patch().signature().orElseThrow()
-                        + ", a trusted key (" + c.trustedAs() + ")");
+                out.println(c.file() + ": patch " + c.patch().id() + " signed by "
+                        + c.patch().signature().orElseThrow().describe(c.trustedAs()));
             }
             for (var l : lines) {
                 out.println(text(l));

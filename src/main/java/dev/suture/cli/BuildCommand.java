@@ -1,7 +1,6 @@
 package dev.suture.cli;
 
 import dev.suture.build.SourceBuild;
-import dev.suture.patch.Keys;
 import dev.suture.patch.PatchFile;
 import dev.suture.patch.PatchSignature;
 import java.nio.file.Path;
@@ -74,7 +73,7 @@ public final class BuildCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         // the key is read first, so a wrong path fails before a long build
-        var signing = signKey == null ? null : Keys.readSigningKey(signKey);
+        var signing = signKey == null ? null : SignCommand.readKey(signKey, spec.commandLine().getErr());
         var request = new SourceBuild.Request(src, diffs, strip, make,
                 targets.stream().map(SourceBuild.Target::parse).toList(), output, force, keep, serial,
                 Duration.ofSeconds(timeoutSeconds));
@@ -137,7 +136,7 @@ public final class BuildCommand implements Callable<Integer> {
                 doc.put("added", t.diff().added());
                 doc.put("warnings", t.diff().warnings());
                 var sig = signatures.get(t.diff().patchFile());
-                doc.put("signature", sig == null ? null : Map.of("signer", sig.signer(), "keyId", sig.keyId()));
+                doc.put("signature", sig == null ? null : SignCommand.json(sig));
             }
             targetsDoc.add(doc);
         }

@@ -2,7 +2,6 @@ package dev.suture.cli;
 
 import dev.suture.build.DiffRequest;
 import dev.suture.build.Differ;
-import dev.suture.patch.Keys;
 import dev.suture.patch.PatchFile;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -56,7 +55,7 @@ public final class DiffCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         // the key is read first, so a wrong path fails before the diff does any work
-        var signing = signKey == null ? null : Keys.readSigningKey(signKey);
+        var signing = signKey == null ? null : SignCommand.readKey(signKey, spec.commandLine().getErr());
         var result = Differ.diff(new DiffRequest(target, originals, patched, name, force), output);
         var signature = signing == null ? null : PatchFile.sign(result.patchFile(), signing).signature().orElseThrow();
         var out = spec.commandLine().getOut();
@@ -69,7 +68,7 @@ public final class DiffCommand implements Callable<Integer> {
             doc.put("added", result.added());
             doc.put("warnings", result.warnings());
             doc.put("signature", signature == null ? null
-                    : Map.of("signer", signature.signer(), "keyId", signature.keyId()));
+                    : SignCommand.json(signature));
             JsonOutput.print(out, doc);
         } else {
             for (String w : result.warnings()) {

@@ -43,12 +43,19 @@ public final class InspectCommand implements Callable<Integer> {
     @Option(names = "--relocs", description = "list every relocation (offset, type, symbol, addend)")
     boolean relocs;
 
+    @Option(names = "--trust", paramLabel = "DIR",
+            description = {"A directory of trusted public keys (*.pub), or one .pub file; repeatable. A signed",
+                    "patch's signer is named as its key's .pub file there; otherwise the name is shown as the",
+                    "file's claim. Default: $SUTURE_TRUST_DIR, else " + TrustSources.SYSTEM_TRUST_DIR + " if it",
+                    "exists. Like apply, refuses (exit 5) one that is not owned by root or writable by others."})
+    List<Path> trust;
+
     @Mixin
     JsonOutput json;
 
     /** The extra parts, in output order; a new kind of file adds its part here. */
-    static List<InspectPart> parts() {
-        return List.of(new PatchInspectPart());
+    List<InspectPart> parts() {
+        return List.of(new PatchInspectPart(() -> TrustSources.load(trust)));
     }
 
     @Override

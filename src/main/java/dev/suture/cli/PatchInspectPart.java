@@ -5,10 +5,14 @@ import dev.suture.elf.ElfConstants;
 import dev.suture.elf.ElfFile;
 import dev.suture.patch.NewSymbol;
 import dev.suture.patch.PatchFile;
+import dev.suture.patch.PatchSignature;
 import dev.suture.patch.PatchSymbol;
+import dev.suture.patch.TrustedKeys;
 
 import java.io.PrintWriter;
 import java.util.List;
+import java.util.Optional;
+import java.util.function.Supplier;
 
 /**
  * The patch part of {@code suture inspect}: id, target, replaced functions with address, size and hash, new
@@ -16,6 +20,17 @@ import java.util.List;
  * {@link PatchFile} (so an invalid patch is reported as such).
  */
 final class PatchInspectPart implements InspectPart {
+    /** The keys a trust directory vouches for, loaded only for a signed patch (empty: no trust directory). */
+    private final Supplier<Optional<TrustedKeys>> trust;
+
+    PatchInspectPart(Supplier<Optional<TrustedKeys>> trust) {
+        this.trust = trust;
+    }
+
+    /** The name a trust directory gives the signature's key, or null: then the signer name is only a claim. */
+    private String trustedName(PatchSignature sig) {
+        return trust.get().flatMap(k -> k.trustedName(sig)).orElse(null);
+    }
 
     @Override
     public boolean appliesTo(ElfFile elf) {
@@ -32,10 +47,7 @@ final class PatchInspectPart implements InspectPart {
         out.println("patch " + p.id() + " (format " + p.formatVersion() + ")");
         out.println("target " + p.targetName() + "  build-id " + p.targetBuildId() + "  ("
                 + p.info().targetTypeName() + ")");
-        out.println("signature: " + p.signature().map(sig -> "signed by " + sig.signer() + ", key id " + sig.keyId()
-                + (sig.valid() ? ", verifies against the public key it carries"
-                        : ", DOES NOT VERIFY: the file was changed after it was signed"))
-                .orElse("none (unsigned)"));
+        out.println("signature: " + p.signature().map(this::signature).orElse("none (unsigned)"));
         out.println("replaced functions:");
         if (p.replaced().isEmpty()) {
             out.println("  (none)");
@@ -61,6 +73,15 @@ final class PatchInspectPart implements InspectPart {
         out.println();
     }
 
+    /** Key id first; the signer's name is the trusted one, else what the file claims, said as a claim. */
+    private String signature(PatchSignature sig) {
+        String name = trustedName(sig);
+        return "key id " + sig.keyId() + (name != null ? ", trusted as " + name
+                : ", claims to be " + sig.signer() + " (a name the file gives itself: the key is in no trust directory)")
+                + (sig.valid() ? "; verifies against the public key it carries"
+                        : "; DOES NOT VERIFY: the file was changed after it was signed");
+    }
+
     private static String sectionName(PatchFile p, PatchSymbol.Defined d) {
         return p.section(d.section()).map(s -> s.name()).orElse("?");
     }
@@ -81,8 +102,10 @@ final class PatchInspectPart implements InspectPart {
         node.put("targetType", p.info().targetTypeName());
         p.signature().ifPresentOrElse(sig -> {
             var o = node.putObject("signature");
-            o.put("signer", sig.signer());
             o.put("keyId", sig.keyId());
+            o.put("trustedSigner", trustedName(sig));
+            o.put("claimedSigner", sig.signer());
+            o.put("signer", sig.signer()); // the claim, as before: kept for scripts that read it
             o.put("algorithm", "Ed25519");
             o.put("valid", sig.valid());
         }, () -> node.putNull("signature"));

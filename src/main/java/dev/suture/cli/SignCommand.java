@@ -2,6 +2,9 @@ package dev.suture.cli;
 
 import dev.suture.patch.Keys;
 import dev.suture.patch.PatchFile;
+import dev.suture.patch.PatchSignature;
+import dev.suture.sys.TrustedFiles;
+import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -27,15 +30,43 @@ public final class SignCommand implements Callable<Integer> {
     List<Path> patches;
 
     @Option(names = "--key", required = true, paramLabel = "KEY",
-            description = "The private key (PKCS#8 PEM, e.g. from suture keygen); its file name is the signer name.")
+            description = {"The private key (PKCS#8 PEM, e.g. from suture keygen); its file name is the signer",
+                    "name the patch claims. Whoever verifies names the signer by the key id, and by the name",
+                    "of the .pub file in their own trust directory."})
     Path key;
 
     @Mixin
     JsonOutput json;
 
+    /**
+     * Reads the private key of --key/--sign. One that group or others may read is used, with a warning: whoever can
+     * read it can sign patches as its owner, but keeping it is the owner's business (openssl writes 0644 keys).
+     */
+    static Keys.SigningKey readKey(Path key, PrintWriter err) {
+        var signing = Keys.readSigningKey(key);
+        TrustedFiles.openToOthers(key).ifPresent(mode -> {
+            err.println("warning: the private key " + key + " may be read by group or others (mode " + mode
+                    + "): anyone who can read it can sign patches as " + signing.signer() + "; chmod 600 " + key);
+            err.flush();
+        });
+        return signing;
+    }
+
+    /**
+     * A signature just made, for --json: the key id first; the name only as the file claims it (who verifies names
+     * the signer from their trust directory). "signer" is that claim under the key it always had.
+     */
+    static Map<String, Object> json(PatchSignature sig) {
+        var m = new LinkedHashMap<String, Object>();
+        m.put("keyId", sig.keyId());
+        m.put("claimedSigner", sig.signer());
+        m.put("signer", sig.signer());
+        return m;
+    }
+
     @Override
     public Integer call() throws Exception {
-        var signing = Keys.readSigningKey(key);
+        var signing = readKey(key, spec.commandLine().getErr());
         // read every patch first: a bad one fails before any file is rewritten
         patches.forEach(PatchFile::read);
         var signed = new ArrayList<Map<String, Object>>();
@@ -47,11 +78,10 @@ public final class SignCommand implements Callable<Integer> {
                 var doc = new LinkedHashMap<String, Object>();
                 doc.put("patch", p.toString());
                 doc.put("id", patch.id());
-                doc.put("signer", sig.signer());
-                doc.put("keyId", sig.keyId());
+                doc.putAll(json(sig));
                 signed.add(doc);
             } else {
-                out.println("signed " + p + " (patch " + patch.id() + ") as " + sig);
+                out.println("signed " + p + " (patch " + patch.id() + ") with " + sig);
             }
         }
         if (json.enabled()) {

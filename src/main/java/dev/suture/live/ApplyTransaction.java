@@ -215,9 +215,13 @@ final class ApplyTransaction {
                     window.pauseNanos(), window.attempts(), window.abandoned(), window.longestNanos(), message);
         }
 
-        /** Checks each replaced function's hash against live memory; returns the current 5 entry bytes of each. */
+        /**
+         * Checks that each replaced function is code of the module, named as its symbols name it, and its hash
+         * against live memory; returns the current 5 entry bytes of each.
+         */
         private List<byte[]> verify(Module module, Chain chain) {
             var saved = new ArrayList<byte[]>();
+            var code = ReplacedCode.of(module);
             for (ReplacedFunction f : patch.replaced()) {
                 long address = module.runtime(f.targetAddress());
                 if (f.size() > (1 << 24)) {
@@ -229,6 +233,7 @@ final class ApplyTransaction {
                             + " binary", pid, f.symbol(), address, f.size(), module.path(), module.start(),
                             module.end()));
                 }
+                code.require(pid, f, address);
                 byte[] live = new byte[(int) f.size()];
                 if (memory.read(address, live, 0, live.length) != live.length) {
                     throw new DoesNotFitException(String.format("pid %d: %s at 0x%x in %s is not readable", pid,

@@ -123,7 +123,20 @@ public final class Keys {
 
     /** Reads an X.509 SubjectPublicKeyInfo PEM file holding an Ed25519 public key. */
     public static PublicKey readPublicKey(Path file) {
-        byte[] der = readPem(file, "PUBLIC KEY");
+        return publicKey(file, readPem(file, "PUBLIC KEY"));
+    }
+
+    /** The Ed25519 public key in {@code contents}, the PEM text of {@code file} already read (and checked). */
+    static PublicKey readPublicKey(Path file, byte[] contents) {
+        return publicKey(file, pemBlock(file, new String(contents, StandardCharsets.US_ASCII), "PUBLIC KEY"));
+    }
+
+    /** At most this many bytes are read of a key file. */
+    static int maxKeyFile() {
+        return (int) MAX_KEY_FILE;
+    }
+
+    private static PublicKey publicKey(Path file, byte[] der) {
         try {
             return decodePublic(der);
         } catch (GeneralSecurityException | RuntimeException e) {
@@ -200,6 +213,10 @@ public final class Keys {
         } catch (IOException e) {
             throw new SutureException(SutureException.Kind.BAD_INPUT, file + ": cannot read it: " + e.getMessage());
         }
+        return pemBlock(file, text, label);
+    }
+
+    private static byte[] pemBlock(Path file, String text, String label) {
         String begin = "-----BEGIN " + label + "-----";
         String end = "-----END " + label + "-----";
         int b = text.indexOf(begin);

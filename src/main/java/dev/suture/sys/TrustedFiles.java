@@ -135,6 +135,28 @@ public final class TrustedFiles {
     }
 
     /**
+     * Refuses {@code file} unless every directory above it is owned by the effective uid or root and not writable by
+     * others unless sticky: for a file named on its own (a {@code --trust FILE.pub}), not found in a directory
+     * {@link #requireDirectory} checked, whose directory must not let another user swap it.
+     */
+    public static void requireParents(Path file, String role, String advice) {
+        requirePath(file.toAbsolutePath().normalize(), role, advice);
+    }
+
+    /**
+     * The mode of {@code file} (as "0644") when group or others have any permission on it, else empty: for a secret
+     * suture reads but does not guard (a signing key), which its owner should keep to themselves.
+     */
+    public static Optional<String> openToOthers(Path file) {
+        try {
+            var attrs = Files.readAttributes(file, "unix:mode");
+            return (mode(attrs) & GROUP_OR_OTHER_ANY) != 0 ? Optional.of(octal(attrs)) : Optional.empty();
+        } catch (IOException | UnsupportedOperationException e) {
+            return Optional.empty(); // reading the key says what is wrong with it
+        }
+    }
+
+    /**
      * Creates {@code file} (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600) in a directory the caller has checked, for
      * reading and writing; fails with {@link FileAlreadyExistsException} when anything is already there.
      */
@@ -150,9 +172,16 @@ public final class TrustedFiles {
      */
     public static Optional<FileChannel> openExisting(Path file, String role, String advice, OpenOption... options)
             throws IOException {
-        if (!requireFile(file, role, advice)) {
+        return openChecked(file, role, advice, GROUP_OR_OTHER_ANY, options);
+    }
+
+    private static Optional<FileChannel> openChecked(Path file, String role, String advice, int forbiddenBits,
+                                                     OpenOption... options) throws IOException {
+        var attrs = lstat(file);
+        if (attrs.isEmpty()) {
             return Optional.empty();
         }
+        requireFileAttributes(file, role, attrs.get(), forbiddenBits, advice);
         var set = new HashSet<OpenOption>(List.of(options));
         set.add(LinkOption.NOFOLLOW_LINKS);
         try {
@@ -187,7 +216,21 @@ public final class TrustedFiles {
      * small; a huge one is damage or an attack, and must not exhaust the heap). Empty when there is no such file.
      */
     public static Optional<byte[]> readBounded(Path file, String role, String advice, int limit) throws IOException {
-        var opened = openExisting(file, role, advice, StandardOpenOption.READ);
+        return readChecked(file, role, advice, limit, GROUP_OR_OTHER_ANY);
+    }
+
+    /**
+     * Like {@link #readBounded}, for a file anyone may read (a public key in a trust directory): only writing by
+     * group or others is refused, as by {@link #requireReadableFile}.
+     */
+    public static Optional<byte[]> readBoundedReadable(Path file, String role, String advice, int limit)
+            throws IOException {
+        return readChecked(file, role, advice, limit, GROUP_OR_OTHER_WRITE);
+    }
+
+    private static Optional<byte[]> readChecked(Path file, String role, String advice, int limit, int forbiddenBits)
+            throws IOException {
+        var opened = openChecked(file, role, advice, forbiddenBits, StandardOpenOption.READ);
         if (opened.isEmpty()) {
             return Optional.empty();
         }

@@ -82,6 +82,7 @@ class SignCommandsTest {
         assertEquals(0, r.code(), r.out() + r.err());
         var target = new ObjectMapper().readTree(r.out()).at("/targets/0");
         assertEquals("release", target.at("/signature/signer").asText());
+        assertEquals("release", target.at("/signature/claimedSigner").asText());
         var patch = PatchFile.read(Path.of(target.get("patch").asText()));
         var sig = patch.signature().orElseThrow();
         assertTrue(sig.valid());
@@ -91,7 +92,15 @@ class SignCommandsTest {
         assertEquals(0, Cli.run("keygen", "-o", dir.toString(), "--name", "second").code());
         var resign = Cli.run("sign", target.get("patch").asText(), "--key", dir.resolve("second.key").toString());
         assertEquals(0, resign.code(), resign.err());
-        assertTrue(resign.out().contains("as second (key "), resign.out());
+        assertTrue(resign.out().contains(" with key ") && resign.out().contains("(claims to be second)"), resign.out());
+        assertFalse(resign.err().contains("warning"), "a 0600 key is no warning: " + resign.err());
+        // a private key others may read still signs, with a warning that says what to do
+        Files.setPosixFilePermissions(dir.resolve("second.key"), java.nio.file.attribute.PosixFilePermissions
+                .fromString("rw-r--r--"));
+        var exposed = Cli.run("sign", target.get("patch").asText(), "--key", dir.resolve("second.key").toString());
+        assertEquals(0, exposed.code(), exposed.err());
+        assertTrue(exposed.err().contains("may be read by group or others (mode 0644)")
+                && exposed.err().contains("chmod 600 " + dir.resolve("second.key")), exposed.err());
         assertEquals("second", PatchFile.read(Path.of(target.get("patch").asText())).signature().orElseThrow().signer());
         var notPatch = Cli.run("sign", dir.resolve("fix.diff").toString(), "--key", dir.resolve("second.key").toString());
         assertEquals(2, notPatch.code(), notPatch.err());

@@ -277,6 +277,7 @@ class PatchFuzzTest {
         final RemoteMemory memory;
         final long[] brk;
         final Map<String, ProcessExternals> externals = new TreeMap<>();
+        final Map<String, ReplacedCode> code = new TreeMap<>();
 
         Prepared(int pid) {
             this.pid = pid;
@@ -297,6 +298,7 @@ class PatchFuzzTest {
                 if (!module.contains(address) || !module.contains(address + f.size() - 1)) {
                     throw new SutureException(SutureException.Kind.DOES_NOT_FIT, f.symbol() + " is outside");
                 }
+                code.computeIfAbsent(module.path(), _ -> ReplacedCode.of(module)).require(pid, f, address);
                 byte[] live = new byte[(int) f.size()];
                 if (memory.read(address, live, 0, live.length) != live.length
                         || !PatchFile.sha256(live).equals(f.sha256())) {

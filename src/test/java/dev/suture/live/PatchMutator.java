@@ -335,13 +335,27 @@ final class PatchMutator {
             }
         }
         String text = String.join("\n", lines) + (r.nextInt(20) == 0 ? "" : "\n");
+        return new Mutant(withInfo(b, text), how);
+    }
+
+    /** The seed's {@code .suture.info} text. */
+    String info() {
+        return info;
+    }
+
+    /** The seed with {@code .suture.info} replaced by {@code text} (crafted records for the attack tests). */
+    byte[] withInfo(String text) {
+        return withInfo(original.clone(), text);
+    }
+
+    private byte[] withInfo(byte[] b, String text) {
         byte[] t = text.getBytes(StandardCharsets.UTF_8);
         int at = (b.length + 7) & ~7;
         byte[] out = Arrays.copyOf(b, at + t.length);
         System.arraycopy(t, 0, out, at, t.length);
         put(out, infoHeader + 24, 8, at);
         put(out, infoHeader + 32, 8, t.length);
-        return new Mutant(out, how);
+        return out;
     }
 
     private String token(Random r) {

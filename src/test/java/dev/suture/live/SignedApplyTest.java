@@ -79,10 +79,16 @@ class SignedApplyTest {
         // inspect names the signer, in text and JSON, and notices the changed byte
         var inspect = Cli.run("inspect", p("signed.suture").toString());
         ok(inspect);
-        assertTrue(inspect.out().contains("signature: signed by alice, key id "), inspect.out());
+        assertTrue(inspect.out().contains("signature: key id " + PatchFile.read(p("signed.suture")).signature().orElseThrow().keyId() + ", claims to be alice"),
+                inspect.out());
         assertTrue(inspect.out().contains("verifies against the public key it carries"), inspect.out());
         var json = new ObjectMapper().readTree(Cli.run("inspect", "--json", p("signed.suture").toString()).out());
         assertEquals("alice", json.at("/patch/signature/signer").asText());
+        assertEquals("alice", json.at("/patch/signature/claimedSigner").asText());
+        assertTrue(json.at("/patch/signature/trustedSigner").isNull(), json.toString());
+        // with alice's key in a trust directory, the name is the trusted one
+        var trusted = Cli.run("inspect", "--trust", trust.toString(), p("signed.suture").toString());
+        assertTrue(trusted.out().contains(", trusted as alice; verifies"), trusted.out());
         assertTrue(json.at("/patch/signature/valid").asBoolean());
         assertEquals(64, json.at("/patch/signature/keyId").asText().length());
         var tamperedInspect = Cli.run("inspect", badText.toString());
@@ -106,7 +112,7 @@ class SignedApplyTest {
             record Refusal(Path patch, String message) {}
             for (var refusal : List.of(
                     new Refusal(p("unsigned.suture"), "is not signed"),
-                    new Refusal(p("mallory.suture"), "signed by mallory (key "),
+                    new Refusal(p("mallory.suture"), "(claims to be mallory)"),
                     new Refusal(badText, "changed after it was signed"),
                     new Refusal(badInfo, "changed after it was signed"))) {
                 var r = Cli.run("apply", "-p", pid, "--require-signed", "--trust", trustArg, refusal.patch().toString());
@@ -135,7 +141,7 @@ class SignedApplyTest {
             int mark = t.lines().size();
             var accepted = Cli.run("apply", "-p", pid, "--require-signed", "--trust", trustArg, store.toString());
             ok(accepted);
-            assertTrue(accepted.out().contains("signed by alice (key ") && accepted.out().contains("trusted key (alice)"),
+            assertTrue(accepted.out().contains("signed by key ") && accepted.out().contains("(trusted as alice)"),
                     accepted.out());
             Fixture.await(t, mark, "patched", 3);
             assertEquals("say-fix", Patcher.applied(t.pidInt()).getFirst().patchId());

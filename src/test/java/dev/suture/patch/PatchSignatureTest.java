@@ -151,7 +151,7 @@ class PatchSignatureTest {
 
         var unknown = assertThrows(PatchTrustException.class,
                 () -> keys.check(PatchFile.parse("m", sample.toBytes(mallory))));
-        assertTrue(unknown.getMessage().contains("signed by mallory (key " + mallory.keyId().substring(0, 16)),
+        assertTrue(unknown.getMessage().contains("signed by key " + mallory.keyId().substring(0, 16) + " (claims to be mallory)"),
                 unknown.getMessage());
 
         byte[] altered = sample.toBytes(alice);
