@@ -1,6 +1,7 @@
 package dev.suture.live;
 
 import dev.suture.proc.Maps;
+import dev.suture.proc.ProcessIds;
 import dev.suture.SutureException;
 import dev.suture.patch.PatchFile;
 import java.time.Duration;
@@ -129,6 +130,7 @@ public final class Patcher {
 
     /** The patches applied in process {@code pid}, read from its memory without stopping it. */
     public static List<AppliedPatch> applied(int pid) {
+        ProcessIds.requireUserProcess(pid);
         var maps = Maps.read(pid);
         try (var memory = RemoteMemory.open(pid)) {
             var out = new ArrayList<AppliedPatch>();

@@ -117,12 +117,7 @@ public final class Tracer implements AutoCloseable {
      * @throws NotPermittedException if the kernel refuses, naming the likely reason (another tracer...)
      */
     public static Tracer attach(int pid) {
-        if (pid <= 0) {
-            throw new SutureException(SutureException.Kind.BAD_INPUT, "not a process id: " + pid);
-        }
-        if (!Files.isDirectory(Path.of("/proc/" + pid))) {
-            throw ProcessVanishedException.process(pid, "attach");
-        }
+        ProcessIds.requireUserProcess(pid);
         QuietCompiler.refresh();
         var tracer = new Tracer(pid);
         tracer.thread.start();

@@ -299,9 +299,12 @@ class RunDirectoryAttackTest {
         for (var c : List.of(new Case("-5", 2, "not a process id"), new Case("0", 2, "not a process id"),
                 new Case("2147483647", 6, "no process 2147483647"), new Case(Integer.toString(gone), 6,
                         "no process " + gone), new Case("2", 5, "is a kernel thread"))) {
-            for (String cmd : List.of("apply", "revert")) {
-                var args = cmd.equals("apply") ? new String[] {"apply", "-p", c.pid(), patchFile.toString()}
-                        : new String[] {"revert", "-p", c.pid(), "--all"};
+            for (String cmd : List.of("apply", "revert", "stacks", "info")) {
+                var args = switch (cmd) {
+                    case "apply" -> new String[] {"apply", "-p", c.pid(), patchFile.toString()};
+                    case "revert" -> new String[] {"revert", "-p", c.pid(), "--all"};
+                    default -> new String[] {cmd, "-p", c.pid()};
+                };
                 var r = Cli.run(args);
                 assertEquals(c.code(), r.code(), String.join(" ", args) + ": " + r.out() + r.err());
                 assertTrue(r.err().contains(c.says()), r.err());
