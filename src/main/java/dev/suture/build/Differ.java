@@ -420,7 +420,8 @@ public final class Differ {
         void verify() {
             var refusals = new ArrayList<>(changes.refusals());
             if (changes.changedFunctions().isEmpty() && refusals.isEmpty()) {
-                throw new DiffRefusedException("no function changed between the original and the patched objects; "
+                throw new DiffRefusedException(DiffRefusedException.Reason.NOTHING_CHANGED,
+                        "no function changed between the original and the patched objects; "
                         + "there is nothing to patch (did the patched build pick up the change?)");
             }
             for (var f : changes.changedFunctions()) {

@@ -127,7 +127,7 @@ public final class SourceBuild {
                 results.add(new TargetResult(t.target(), t.target().deployed(), changed,
                         Differ.diff(diffRequest, request.outputDir()), null));
             } catch (DiffRefusedException e) {
-                if (e.getMessage().startsWith(NO_FUNCTION_CHANGED)) {
+                if (e.reason() == DiffRefusedException.Reason.NOTHING_CHANGED) {
                     results.add(new TargetResult(t.target(), t.target().deployed(), changed, null,
                             "objects differ but no function changed"));
                 } else {
@@ -151,9 +151,6 @@ public final class SourceBuild {
         return new Result(List.copyOf(results), prepared.warnings(), prepared.copyTime(), prepared.buildTime(),
                 diffTime, request.keepWork() ? prepared.workDir() : null);
     }
-
-    /** How the diff engine says that the objects differ in nothing a patch could carry. */
-    private static final String NO_FUNCTION_CHANGED = "no function changed";
 
     /**
      * Links the objects under {@code dir} by their keys, so that the diff engine, which pairs objects by their
