@@ -170,8 +170,8 @@ public final class PatchBuilder {
         var add = added.stream().map(a -> new NewSymbol(a.kind(),
                 (PatchSymbol.Defined) symbols.get(a.symbol().index - 1))).toList();
         var info = new PatchInfo(PatchFile.FORMAT_VERSION, id, targetBuildId, targetName, targetType);
-        var patch = new PatchFile("<patch " + id + ">", info, out, symbols, rep, add);
-        patch.validate();
+        var patch = new PatchFile("<patch " + id + ">", info, out, symbols, rep, add, null);
+        PatchRules.check(patch);
         return patch;
     }
 }

@@ -2,22 +2,82 @@ package dev.suture.patch;
 
 import static dev.suture.elf.ElfConstants.*;
 
+import dev.suture.SutureException;
 import dev.suture.elf.ElfWriter;
 
+import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 
 /**
  * Serialises a {@link PatchFile} as the ET_REL of docs/patch-format.md through {@link ElfWriter}, which keeps the
- * order of sections and of local symbols it is given, so the indexes in {@code .suture.info} stay true.
+ * order of sections and of local symbols it is given, so the indexes in {@code .suture.info} stay true; signs the
+ * image through {@link SignatureSection}, and writes patch files.
  */
 final class PatchWriter {
     private PatchWriter() {}
 
-    /** The image; with a {@code signatureSection}, a {@code .suture.sig} section holding it after the metadata. */
-    static byte[] write(PatchFile patch, byte[] signatureSection) {
+    /** The file image, signed by {@code key} unless it is null. */
+    static byte[] image(PatchFile patch, Keys.SigningKey key) {
+        return key == null ? layout(patch, null)
+                : SignatureSection.sign(layout(patch, SignatureSection.template(key)), key);
+    }
+
+    /**
+     * Writes {@code patch} to {@code path} (replacing it), signed unless {@code key} is null. The image is decoded
+     * in memory before it is written: what goes to disk reads back as this patch, and its signature verifies.
+     */
+    static PatchFile write(PatchFile patch, Path path, Keys.SigningKey key) {
+        var checked = checked(path, image(patch, key), key);
+        try {
+            Files.write(path, checked.image());
+        } catch (IOException e) {
+            throw new SutureException(SutureException.Kind.BAD_INPUT, "cannot write " + path + ": " + e.getMessage());
+        }
+        return checked.patch();
+    }
+
+    /**
+     * Signs the patch file at {@code path} in place (replacing any earlier signature): the signed image goes to a
+     * temporary file next to it that then replaces it, so readers see the old or the new file, never half of one.
+     */
+    static PatchFile signInPlace(Path path, Keys.SigningKey key) {
+        var checked = checked(path, image(PatchReader.read(path), key), key);
+        Path tmp = path.resolveSibling(path.getFileName() + ".signing");
+        try {
+            Files.write(tmp, checked.image());
+            Files.move(tmp, path, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            try {
+                Files.deleteIfExists(tmp);
+            } catch (IOException ignored) {
+                // the message below is what matters
+            }
+            throw new SutureException(SutureException.Kind.BAD_INPUT, "cannot write the signed patch " + path
+                    + ": " + e.getMessage());
+        }
+        return checked.patch();
+    }
+
+    private record Checked(byte[] image, PatchFile patch) {}
+
+    /** The image decoded as a reader will decode it from {@code path}; a signature made here must verify. */
+    private static Checked checked(Path path, byte[] image, Keys.SigningKey key) {
+        var patch = PatchReader.parse(path.toString(), image);
+        if (key != null && patch.signature().filter(PatchSignature::valid).isEmpty()) {
+            throw new SutureException(SutureException.Kind.INTERNAL, path + ": the signature just made does not"
+                    + " verify");
+        }
+        return new Checked(image, patch);
+    }
+
+    /** The ELF image; with a {@code signatureSection}, a {@code .suture.sig} section holding it after the metadata. */
+    private static byte[] layout(PatchFile patch, byte[] signatureSection) {
         var w = new ElfWriter();
         var sections = new HashMap<Integer, ElfWriter.SectionRef>();
         int expected = 1;
@@ -28,7 +88,8 @@ final class PatchWriter {
             sections.put(s.index(), s.isNobits() ? w.addNobits(s.name(), s.flags(), s.align(), s.size())
                     : w.addSection(s.name(), s.type(), s.flags(), s.align(), s.entsize(), s.bytes()));
         }
-        w.addSection(PatchFile.INFO_SECTION, SHT_PROGBITS, 0, 1, patch.infoText().getBytes(StandardCharsets.UTF_8));
+        byte[] info = InfoSection.encode(patch).getBytes(StandardCharsets.UTF_8);
+        w.addSection(PatchFile.INFO_SECTION, SHT_PROGBITS, 0, 1, info);
         if (signatureSection != null) {
             w.addSection(PatchFile.SIGNATURE_SECTION, SHT_PROGBITS, 0, 1, signatureSection);
         }
