@@ -1,11 +1,16 @@
 package dev.suture.build;
 
+import dev.suture.patch.PatchSignature;
+
 import java.nio.file.Path;
 import java.util.List;
 
-/** The patch a diff wrote, and what it does: replaced and added functions (by name), and any warnings. */
+/**
+ * The patch a diff wrote, and what it does: replaced and added functions (by name), any warnings, and the
+ * signature it was written with (null: unsigned).
+ */
 public record DiffResult(Path patchFile, String patchId, String targetBuildId, List<String> replaced,
-                         List<String> added, List<String> warnings) {
+                         List<String> added, List<String> warnings, PatchSignature signature) {
     public DiffResult {
         replaced = List.copyOf(replaced);
         added = List.copyOf(added);

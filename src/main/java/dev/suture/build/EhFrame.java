@@ -1,11 +1,15 @@
 package dev.suture.build;
 
+import dev.suture.build.Differ.SectionKey;
 import dev.suture.elf.Relocation;
+import dev.suture.elf.Section;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 
 /**
  * The records of an object's {@code .eh_frame}: CIEs and FDEs with their byte ranges, so the diff can keep the
@@ -55,5 +59,35 @@ final class EhFrame {
             }
         }
         return null;
+    }
+
+    /** The .eh_frame section of an object, if any. */
+    static Section section(ObjectFile o) {
+        return o.elf.section(".eh_frame").orElse(null);
+    }
+
+    /** The CIEs and FDEs to keep: FDEs of included sections, and their CIEs, in file order. */
+    static List<Entry> kept(ObjectFile p, Section eh, List<Relocation> relocs, Set<SectionKey> included) {
+        var entries = entries(p, eh.index(), p.bytes(eh.index()));
+        var keepCies = new HashSet<Integer>();
+        var kept = new ArrayList<Entry>();
+        for (var e : entries) {
+            if (e.isCie()) {
+                continue;
+            }
+            var pc = pcBegin(relocs, e);
+            if (pc != null && pc.symbol() != null && pc.symbol().inSection()
+                    && included.contains(new SectionKey(p, pc.symbol().st_shndx()))) {
+                kept.add(e);
+                keepCies.add(e.cie());
+            }
+        }
+        var out = new ArrayList<Entry>();
+        for (var e : entries) {
+            if (e.isCie() ? keepCies.contains(e.start()) : kept.contains(e)) {
+                out.add(e);
+            }
+        }
+        return out;
     }
 }

@@ -1,6 +1,8 @@
 package dev.suture.build;
 
 import dev.suture.SutureException.Kind;
+import dev.suture.patch.Keys;
+
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -27,10 +29,17 @@ public final class SourceBuild {
 
     /** What to build and patch; the fields mirror the command line (DESIGN.md, "Command-line contract"). */
     public record Request(Path sourceDir, List<Path> diffs, int strip, String make, List<Target> targets,
-                          Path outputDir, boolean force, boolean keepWork, boolean serial, Duration timeout) {
+                          Path outputDir, boolean force, boolean keepWork, boolean serial, Duration timeout,
+                          Keys.SigningKey signing) {
         public Request {
             diffs = List.copyOf(diffs);
             targets = List.copyOf(targets);
+        }
+
+        /** Patches written unsigned. */
+        public Request(Path sourceDir, List<Path> diffs, int strip, String make, List<Target> targets,
+                       Path outputDir, boolean force, boolean keepWork, boolean serial, Duration timeout) {
+            this(sourceDir, diffs, strip, make, targets, outputDir, force, keepWork, serial, timeout, null);
         }
     }
 
@@ -112,7 +121,6 @@ public final class SourceBuild {
         long start = System.nanoTime();
         var results = new ArrayList<TargetResult>();
         var refusals = new ArrayList<String>();
-        int index = 0;
         for (TargetObjects t : prepared.targets()) {
             Path deployed = t.target().deployed() != null ? t.target().deployed() : t.originalOutput();
             List<String> changed = t.changed().stream().map(SourceBuild::shown).toList();
@@ -120,12 +128,11 @@ public final class SourceBuild {
                 results.add(new TargetResult(t.target(), t.target().deployed(), changed, null, "no object differs"));
                 continue;
             }
-            Path stage = prepared.workDir().resolve("diff").resolve(Integer.toString(index++));
-            var diffRequest = new DiffRequest(deployed, stage(t.originalKeys(), t.original(), stage.resolve("original")),
-                    stage(t.patchedKeys(), t.patched(), stage.resolve("patched")), null, request.force());
+            var diffRequest = new DiffRequest(deployed, t.original(), t.patched(), pairingKeys(t.originalKeys()),
+                    pairingKeys(t.patchedKeys()), null, request.force());
             try {
                 results.add(new TargetResult(t.target(), t.target().deployed(), changed,
-                        Differ.diff(diffRequest, request.outputDir()), null));
+                        Differ.diff(diffRequest, request.outputDir(), request.signing()), null));
             } catch (DiffRefusedException e) {
                 if (e.reason() == DiffRefusedException.Reason.NOTHING_CHANGED) {
                     results.add(new TargetResult(t.target(), t.target().deployed(), changed, null,
@@ -152,24 +159,17 @@ public final class SourceBuild {
                 diffTime, request.keepWork() ? prepared.workDir() : null);
     }
 
-    /**
-     * Links the objects under {@code dir} by their keys, so that the diff engine, which pairs objects by their
-     * path relative to a common directory, pairs each original object with its patched counterpart.
-     */
-    private static List<Path> stage(List<String> keys, List<Path> objects, Path dir) throws IOException {
-        var staged = new ArrayList<Path>();
-        for (int i = 0; i < objects.size(); i++) {
-            String rel = keys.get(i).replaceFirst(":", "/").replace(':', '/').replace("(", "/").replace(")", "");
+    /** The keys the diff engine pairs objects by: the build record's keys as relative paths (a member of an
+     * archive as a path inside it), ending in .o like the object files the diff engine is given on the command
+     * line. */
+    private static List<String> pairingKeys(List<String> keys) {
+        var out = new ArrayList<String>();
+        for (String key : keys) {
+            String rel = key.replaceFirst(":", "/").replace(':', '/').replace("(", "/").replace(")", "");
             rel = Path.of("/", rel).normalize().toString().substring(1).replace("..", "__");
-            if (!rel.endsWith(".o") && !rel.endsWith(".lo")) {
-                rel += ".o";
-            }
-            Path link = dir.resolve(rel);
-            Files.createDirectories(link.getParent());
-            Files.createSymbolicLink(link, objects.get(i));
-            staged.add(link);
+            out.add(rel.endsWith(".o") || rel.endsWith(".lo") ? rel : rel + ".o");
         }
-        return staged;
+        return out;
     }
 
     /** An object key as a person reads it: the path in the tree, or the source it was compiled from. */

@@ -1,8 +1,6 @@
 package dev.suture.cli;
 
 import dev.suture.build.SourceBuild;
-import dev.suture.patch.PatchFile;
-import dev.suture.patch.PatchSignature;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -76,20 +74,11 @@ public final class BuildCommand implements Callable<Integer> {
         var signing = signKey == null ? null : SignCommand.readKey(signKey, spec.commandLine().getErr());
         var request = new SourceBuild.Request(src, diffs, strip, make,
                 targets.stream().map(SourceBuild.Target::parse).toList(), output, force, keep, serial,
-                Duration.ofSeconds(timeoutSeconds));
+                Duration.ofSeconds(timeoutSeconds), signing);
         var result = SourceBuild.run(request);
-        var signatures = new LinkedHashMap<Path, PatchSignature>();
-        if (signing != null) {
-            for (var t : result.targets()) {
-                if (t.diff() != null) {
-                    signatures.put(t.diff().patchFile(),
-                            PatchFile.sign(t.diff().patchFile(), signing).signature().orElseThrow());
-                }
-            }
-        }
         var out = spec.commandLine().getOut();
         if (json.enabled()) {
-            JsonOutput.print(out, document(result, signatures));
+            JsonOutput.print(out, document(result));
         } else {
             var err = spec.commandLine().getErr();
             result.warnings().forEach(w -> err.println("warning: " + w));
@@ -105,8 +94,8 @@ public final class BuildCommand implements Callable<Integer> {
                 out.println("  replaced: " + list(t.diff().replaced()));
                 out.println("  new:      " + list(t.diff().added()));
                 out.println("  objects:  " + String.join(" ", t.changedObjects()));
-                if (signatures.containsKey(t.diff().patchFile())) {
-                    out.println("  signed:   " + signatures.get(t.diff().patchFile()));
+                if (t.diff().signature() != null) {
+                    out.println("  signed:   " + t.diff().signature());
                 }
             }
             if (result.workDir() != null) {
@@ -118,7 +107,7 @@ public final class BuildCommand implements Callable<Integer> {
         return ExitCodes.OK;
     }
 
-    private static Map<String, Object> document(SourceBuild.Result result, Map<Path, PatchSignature> signatures) {
+    private static Map<String, Object> document(SourceBuild.Result result) {
         var targetsDoc = new ArrayList<Map<String, Object>>();
         for (var t : result.targets()) {
             var doc = new LinkedHashMap<String, Object>();
@@ -135,7 +124,7 @@ public final class BuildCommand implements Callable<Integer> {
                 doc.put("replaced", t.diff().replaced());
                 doc.put("added", t.diff().added());
                 doc.put("warnings", t.diff().warnings());
-                var sig = signatures.get(t.diff().patchFile());
+                var sig = t.diff().signature();
                 doc.put("signature", sig == null ? null : SignCommand.json(sig));
             }
             targetsDoc.add(doc);

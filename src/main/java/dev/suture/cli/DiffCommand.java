@@ -2,7 +2,6 @@ package dev.suture.cli;
 
 import dev.suture.build.DiffRequest;
 import dev.suture.build.Differ;
-import dev.suture.patch.PatchFile;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -11,7 +10,6 @@ import picocli.CommandLine.Spec;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 
 /** {@code suture diff}: a patch file from the objects of two builds, bound to the deployed binary. */
@@ -56,8 +54,8 @@ public final class DiffCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         // the key is read first, so a wrong path fails before the diff does any work
         var signing = signKey == null ? null : SignCommand.readKey(signKey, spec.commandLine().getErr());
-        var result = Differ.diff(new DiffRequest(target, originals, patched, name, force), output);
-        var signature = signing == null ? null : PatchFile.sign(result.patchFile(), signing).signature().orElseThrow();
+        var result = Differ.diff(new DiffRequest(target, originals, patched, name, force), output, signing);
+        var signature = result.signature();
         var out = spec.commandLine().getOut();
         if (json.enabled()) {
             var doc = new LinkedHashMap<String, Object>();
