@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.suture.elf.ElfConstants;
 import dev.suture.elf.ElfFile;
+import dev.suture.elf.Note;
 import dev.suture.elf.ProgramHeader;
 import dev.suture.elf.RelocationSection;
 import dev.suture.elf.Section;
@@ -93,38 +94,9 @@ public final class InspectCommand implements Callable<Integer> {
         return "0x" + Long.toHexString(v);
     }
 
-    /** x86 feature bits of the GNU property note, e.g. "IBT, SHSTK". */
+    /** The GNU properties (x86 features, ISA levels), as the elf layer describes them. */
     static List<String> properties(ElfFile elf) {
-        var out = new ArrayList<String>();
-        for (var p : elf.gnuProperties()) {
-            if (p.pr_type() == ElfConstants.GNU_PROPERTY_X86_FEATURE_1_AND) {
-                var f = new StringJoiner(", ", "x86 feature: ", "");
-                long bits = p.u32();
-                if ((bits & ElfConstants.GNU_PROPERTY_X86_FEATURE_1_IBT) != 0) f.add("IBT");
-                if ((bits & ElfConstants.GNU_PROPERTY_X86_FEATURE_1_SHSTK) != 0) f.add("SHSTK");
-                if ((bits & ~3L) != 0) f.add(hex(bits & ~3L));
-                out.add(bits == 0 ? "x86 feature: none" : f.toString());
-            } else if (p.pr_type() == ElfConstants.GNU_PROPERTY_X86_ISA_1_NEEDED) {
-                out.add("x86 ISA needed: " + isaLevels(p.u32()));
-            } else if (p.pr_type() == ElfConstants.GNU_PROPERTY_X86_ISA_1_USED) {
-                out.add("x86 ISA used: " + isaLevels(p.u32()));
-            } else if (p.pr_type() == ElfConstants.GNU_PROPERTY_STACK_SIZE) {
-                out.add("stack size: " + p.u32());
-            } else {
-                out.add("property " + hex(Integer.toUnsignedLong(p.pr_type())));
-            }
-        }
-        return out;
-    }
-
-    private static String isaLevels(long bits) {
-        var j = new StringJoiner(", ");
-        if ((bits & 1) != 0) j.add("x86-64-baseline");
-        if ((bits & 2) != 0) j.add("x86-64-v2");
-        if ((bits & 4) != 0) j.add("x86-64-v3");
-        if ((bits & 8) != 0) j.add("x86-64-v4");
-        if ((bits & ~15L) != 0) j.add(hex(bits & ~15L));
-        return j.length() == 0 ? "none" : j.toString();
+        return elf.gnuProperties().stream().map(Note.GnuProperty::describe).toList();
     }
 
     /** The section name a symbol is defined in, or UND/ABS/COM. */

@@ -1,8 +1,10 @@
 package dev.suture.elf;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.StringJoiner;
 
 /** One ELF note: owner name, type and descriptor bytes. */
 public record Note(String name, int type, byte[] desc) {
@@ -13,6 +15,39 @@ public record Note(String name, int type, byte[] desc) {
         public long u32() {
             return data.length < 4 ? 0 : (data[0] & 0xffL) | (data[1] & 0xffL) << 8 | (data[2] & 0xffL) << 16
                     | (data[3] & 0xffL) << 24;
+        }
+
+        /** What the property says, e.g. "x86 feature: IBT, SHSTK" or "x86 ISA needed: x86-64-v2". */
+        public String describe() {
+            return switch (pr_type) {
+                case ElfConstants.GNU_PROPERTY_X86_FEATURE_1_AND -> "x86 feature: " + x86Features(u32());
+                case ElfConstants.GNU_PROPERTY_X86_ISA_1_NEEDED -> "x86 ISA needed: " + isaLevels(u32());
+                case ElfConstants.GNU_PROPERTY_X86_ISA_1_USED -> "x86 ISA used: " + isaLevels(u32());
+                case ElfConstants.GNU_PROPERTY_STACK_SIZE -> "stack size: " + u32();
+                default -> "property " + hex(Integer.toUnsignedLong(pr_type));
+            };
+        }
+
+        private static String x86Features(long bits) {
+            var f = new StringJoiner(", ");
+            if ((bits & ElfConstants.GNU_PROPERTY_X86_FEATURE_1_IBT) != 0) f.add("IBT");
+            if ((bits & ElfConstants.GNU_PROPERTY_X86_FEATURE_1_SHSTK) != 0) f.add("SHSTK");
+            if ((bits & ~3L) != 0) f.add(hex(bits & ~3L));
+            return bits == 0 ? "none" : f.toString();
+        }
+
+        private static String isaLevels(long bits) {
+            var j = new StringJoiner(", ");
+            if ((bits & 1) != 0) j.add("x86-64-baseline");
+            if ((bits & 2) != 0) j.add("x86-64-v2");
+            if ((bits & 4) != 0) j.add("x86-64-v3");
+            if ((bits & 8) != 0) j.add("x86-64-v4");
+            if ((bits & ~15L) != 0) j.add(hex(bits & ~15L));
+            return j.length() == 0 ? "none" : j.toString();
+        }
+
+        private static String hex(long v) {
+            return "0x" + Long.toHexString(v);
         }
     }
 
@@ -42,7 +77,7 @@ public record Note(String name, int type, byte[] desc) {
             if (size < 0 || size > desc.length - p - 8) {
                 break;
             }
-            byte[] data = java.util.Arrays.copyOfRange(desc, p + 8, p + 8 + size);
+            byte[] data = Arrays.copyOfRange(desc, p + 8, p + 8 + size);
             out.add(new GnuProperty(prType, data));
             p += 8 + ((size + 7) & ~7);
         }
