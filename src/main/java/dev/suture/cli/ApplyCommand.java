@@ -1,6 +1,7 @@
 package dev.suture.cli;
 
 import dev.suture.SutureException;
+import dev.suture.live.ApplyPlan;
 import dev.suture.live.PatchStore;
 import dev.suture.live.Patcher;
 import dev.suture.live.Processes;
@@ -92,32 +93,19 @@ public final class ApplyCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         var options = new Patcher.ApplyOptions(timeout.duration(), dryRun, replace, maxPause.duration());
         var patches = readPatches(trustedKeys());
+        var byBuildId = new LinkedHashMap<String, List<PatchFile>>();
+        patches.forEach((id, checked) -> byBuildId.put(id, checked.stream().map(Checked::patch).toList()));
+        var plan = new ApplyPlan(byBuildId, which.all, isStore());
         var lines = new ArrayList<Line>();
-        var processes = new Processes();
-        List<Integer> pids = which.all ? Processes.all() : List.of(which.pid);
         int skipped = 0;
-        for (int pid : pids) {
-            var mapped = processes.buildIds(pid);
-            boolean any = false;
-            for (var e : patches.entrySet()) {
-                if (which.all && !mapped.contains(e.getKey())) {
-                    continue;
-                }
-                if (!which.all && isStore() && !mapped.contains(e.getKey())) {
-                    continue;
-                }
-                any = true;
-                for (var checked : e.getValue()) {
-                    // the patch read and checked above, not the file again: it could have changed since
-                    lines.add(applyOne(pid, checked.patch(), options));
-                }
-            }
-            if (!any) {
+        for (int pid : plan.pids(which.pid)) {
+            // the patches read and checked above, not the files again: they could have changed since
+            var forPid = plan.patchesFor(pid);
+            if (forPid.isEmpty()) {
                 skipped++;
-                if (!which.all && isStore()) {
-                    throw new SutureException(SutureException.Kind.DOES_NOT_FIT, "pid " + pid + " maps no module"
-                            + " that the patch store has a patch for");
-                }
+            }
+            for (var patch : forPid) {
+                lines.add(applyOne(pid, patch, options));
             }
         }
         return report(lines, which.all ? skipped : 0, patches);
