@@ -6,6 +6,7 @@ import dev.suture.elf.Symbol;
 
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -64,7 +65,7 @@ final class Correlation {
         }
         // Clones and static locals whose numbers or users changed: match with the numbers left out, if unambiguous.
         var origLoose = new HashMap<String, List<Symbol>>();
-        var matchedOrig = new java.util.HashSet<Integer>();
+        var matchedOrig = new HashSet<Integer>();
         c.patchedToOriginal.values().forEach(s -> matchedOrig.add(s.index()));
         for (Symbol s : definitions(original)) {
             if (!matchedOrig.contains(s.index()) && renumberable(s)) {

@@ -13,6 +13,7 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -410,7 +411,7 @@ public final class SourceBuild {
     }
 
     /** A target copied from a link output (by install or cp) is matched by its bytes. */
-    private static java.util.Optional<BuildRecord.Link> sameContent(Path output, BuildRecord record) {
+    private static Optional<BuildRecord.Link> sameContent(Path output, BuildRecord record) {
         return record.links().reversed().stream()
                 .filter(l -> Files.isRegularFile(l.output()) && sameBytesUnchecked(l.output(), output))
                 .findFirst();

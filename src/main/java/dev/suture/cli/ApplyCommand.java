@@ -12,11 +12,13 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
@@ -43,7 +45,7 @@ import picocli.CommandLine.Spec;
 public final class ApplyCommand implements Callable<Integer> {
 
     @Spec
-    picocli.CommandLine.Model.CommandSpec spec;
+    CommandSpec spec;
 
     @ArgGroup(multiplicity = "1")
     Which which;
@@ -189,7 +191,7 @@ public final class ApplyCommand implements Callable<Integer> {
                 m.put("patch", l.patch());
                 if (l.result() != null) {
                     var r = l.result();
-                    m.put("outcome", r.outcome().name().toLowerCase(java.util.Locale.ROOT));
+                    m.put("outcome", r.outcome().name().toLowerCase(Locale.ROOT));
                     m.put("module", r.module());
                     m.put("buildId", r.buildId());
                     m.put("region", hex(r.regionAddress()));

@@ -11,6 +11,7 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
@@ -21,7 +22,7 @@ import picocli.CommandLine.Spec;
                 "then writes one patch <build-id>.suture per changed target and says which functions changed."})
 public final class BuildCommand implements Callable<Integer> {
     @Spec
-    picocli.CommandLine.Model.CommandSpec spec;
+    CommandSpec spec;
 
     @Option(names = "--src", required = true, paramLabel = "DIR", description = "The source tree (left untouched).")
     Path src;

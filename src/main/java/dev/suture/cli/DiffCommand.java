@@ -11,6 +11,7 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.concurrent.Callable;
+import picocli.CommandLine.Model.CommandSpec;
 
 /** {@code suture diff}: a patch file from the objects of two builds, bound to the deployed binary. */
 @Command(name = "diff", header = "Makes a patch file from the objects of two builds.", mixinStandardHelpOptions = true,
@@ -19,7 +20,7 @@ import java.util.concurrent.Callable;
                 "and prints which functions it replaces and adds."})
 public final class DiffCommand implements Callable<Integer> {
     @Spec
-    picocli.CommandLine.Model.CommandSpec spec;
+    CommandSpec spec;
 
     @Option(names = "--target", required = true, paramLabel = "BINARY",
             description = "The deployed executable or library (with symbols, or with its debug file installed).")

@@ -11,17 +11,19 @@ import dev.suture.elf.RelocationSection;
 import dev.suture.elf.Section;
 import dev.suture.elf.Symbol;
 import java.io.PrintWriter;
+import java.io.StringWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.StringJoiner;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
-import picocli.CommandLine.Model.CommandSpec;
 
 /**
  * {@code suture inspect FILE}: what an ELF file is and holds (type, build-id, interpreter, needed libraries,
@@ -147,7 +149,7 @@ public final class InspectCommand implements Callable<Integer> {
         if (defined.length() > 0) {
             facts.row("versions", "defines " + defined);
         }
-        var byFile = new java.util.LinkedHashMap<String, StringJoiner>();
+        var byFile = new LinkedHashMap<String, StringJoiner>();
         for (var r : elf.versionRequirements()) {
             byFile.computeIfAbsent(r.file(), f -> new StringJoiner(", ", f + ": ", "")).add(r.name());
         }
@@ -200,7 +202,7 @@ public final class InspectCommand implements Callable<Integer> {
     }
 
     private static void printFacts(TextTable facts, PrintWriter out) {
-        var buffer = new java.io.StringWriter();
+        var buffer = new StringWriter();
         var pw = new PrintWriter(buffer);
         facts.print(pw, "  ");
         pw.flush();

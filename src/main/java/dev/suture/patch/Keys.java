@@ -7,6 +7,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -66,7 +67,7 @@ public final class Keys {
         Path priv = dir.resolve(name + PRIVATE_SUFFIX);
         Path pub = dir.resolve(name + PUBLIC_SUFFIX);
         for (Path p : new Path[] {priv, pub}) {
-            if (Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            if (Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {
                 throw new SutureException(SutureException.Kind.BAD_INPUT, p + " already exists; suture keygen never"
                         + " overwrites a key: choose another --name or -o directory, or remove the old pair first");
             }

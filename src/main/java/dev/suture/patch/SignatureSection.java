@@ -9,6 +9,7 @@ import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.security.PublicKey;
 import java.security.Signature;
+import java.security.SignatureException;
 import java.util.Arrays;
 import java.util.Base64;
 import java.util.HexFormat;
@@ -136,7 +137,7 @@ final class SignatureSection {
             verifier.initVerify(key);
             verifier.update(message);
             valid = verifier.verify(HexFormat.of().parseHex(values[5]));
-        } catch (java.security.SignatureException | RuntimeException e) {
+        } catch (SignatureException | RuntimeException e) {
             valid = false; // a signature value that is not even well formed verifies nothing
         } catch (GeneralSecurityException e) {
             throw new IllegalStateException("Ed25519 verification failed: " + e.getMessage(), e);
