@@ -31,7 +31,7 @@ public final class Differ {
     private Differ() {}
 
     /** A function or variable of one object. */
-    record Sym(ObjectFile object, Symbol symbol) {
+    record Definition(ObjectFile object, Symbol symbol) {
         String name() {
             return symbol.name();
         }
@@ -50,12 +50,12 @@ public final class Differ {
     enum Status { SAME, CHANGED, NEW }
 
     /** The outcome of comparing: the status of every patched function and variable, and refused data changes. */
-    record Changes(Map<Sym, Status> status, List<Sym> changedFunctions, List<String> refusals) {}
+    record Changes(Map<Definition, Status> status, List<Definition> changedFunctions, List<String> refusals) {}
 
     /** Where a reference of the new code goes. */
     sealed interface Binding {
         /** Into the patch: a section of a patched object, at an offset; {@code symbol} when it names one. */
-        record InPatch(SectionKey section, Sym symbol, long offset) implements Binding {}
+        record InPatch(SectionKey section, Definition symbol, long offset) implements Binding {}
 
         /** To a symbol of the deployed binary, plus an offset. */
         record InTarget(Symbol symbol, long offset) implements Binding {}
@@ -222,7 +222,7 @@ public final class Differ {
     // ---- phase 3 and 4: compare symbolically, mark changed and new ----------------------------------------
 
     static Changes compare(List<Pair> pairs) {
-        var status = new LinkedHashMap<Sym, Status>();
+        var status = new LinkedHashMap<Definition, Status>();
         var refusals = new ArrayList<String>();
         // Each pair is compared on its own (in parallel); the results are merged in the order of the pairs.
         for (var part : pairs.parallelStream().map(Differ::compare).toList()) {
@@ -238,12 +238,12 @@ public final class Differ {
 
     /** The status of each function and variable of one patched object, and its refused data changes. */
     private static Changes compare(Pair pair) {
-        var status = new LinkedHashMap<Sym, Status>();
+        var status = new LinkedHashMap<Definition, Status>();
         var refusals = new ArrayList<String>();
         ObjectFile p = pair.patched();
         for (Symbol s : Correlation.definitions(p)) {
             Symbol o = pair.correlation().original(s);
-            var key = new Sym(p, s);
+            var key = new Definition(p, s);
             if (o == null) {
                 status.put(key, Status.NEW);
                 if (s.type() == STT_TLS) {
@@ -269,13 +269,13 @@ public final class Differ {
     }
 
     /** A split part and its parent are one function: both go into the patch when either changed. */
-    private static void groupSplitParts(Map<Sym, Status> status) {
+    private static void groupSplitParts(Map<Definition, Status> status) {
         var parts = status.keySet().stream()
                 .filter(k -> k.symbol().isFunction() && Correlation.isColdPart(k.name())).toList();
         if (parts.isEmpty()) {
             return;
         }
-        var byObjectAndName = new HashMap<ObjectFile, Map<String, Sym>>();
+        var byObjectAndName = new HashMap<ObjectFile, Map<String, Definition>>();
         status.keySet().forEach(k -> byObjectAndName.computeIfAbsent(k.object(), _ -> new HashMap<>())
                 .put(k.name(), k));
         for (var k : parts) {
@@ -348,12 +348,12 @@ public final class Differ {
     // ---- phase 6: verify what cannot be patched ----------------------------------------------------------
 
     /** The changed functions that get redirected, and what a person should know about the others. */
-    record Replacement(List<Sym> replaced, List<String> warnings) {}
+    record Replacement(List<Definition> replaced, List<String> warnings) {}
 
     /** Which changed functions the patch redirects; refuses a patch that cannot be made safe. */
     static Replacement verify(Changes changes, Resolver resolver) {
         var target = resolver.target;
-        var replaced = new ArrayList<Sym>();
+        var replaced = new ArrayList<Definition>();
         var warnings = new ArrayList<String>();
         var refusals = new ArrayList<>(changes.refusals());
         if (changes.changedFunctions().isEmpty() && refusals.isEmpty()) {
@@ -386,7 +386,7 @@ public final class Differ {
     // ---- phase 7: the original build must be what is deployed --------------------------------------------
 
     /** Refuses (or, with {@code force}, warns) when a replaced function's original differs from the deployed one. */
-    static List<String> checkDeployedMatchesOriginal(List<Sym> replaced, Resolver resolver, boolean force) {
+    static List<String> checkDeployedMatchesOriginal(List<Definition> replaced, Resolver resolver, boolean force) {
         var target = resolver.target;
         var mismatches = new ArrayList<String>();
         for (var f : replaced) {

@@ -5,7 +5,7 @@ import dev.suture.build.Differ.Changes;
 import dev.suture.build.Differ.Pair;
 import dev.suture.build.Differ.SectionKey;
 import dev.suture.build.Differ.Status;
-import dev.suture.build.Differ.Sym;
+import dev.suture.build.Differ.Definition;
 import dev.suture.elf.Relocation;
 import dev.suture.elf.Symbol;
 
@@ -22,12 +22,12 @@ import java.util.Set;
  * @param added    functions and data the patch adds (new, or absent from the target)
  * @param warnings what a person should know (a function the target lacks, carried as a copy)
  */
-record Inclusion(Set<SectionKey> sections, Set<Sym> added, List<String> warnings) {
+record Inclusion(Set<SectionKey> sections, Set<Definition> added, List<String> warnings) {
 
     /** What the changed functions need; {@code replaced} are those that get redirected. */
-    static Inclusion of(Changes changes, List<Sym> replaced, List<Pair> pairs, Resolver resolver) {
+    static Inclusion of(Changes changes, List<Definition> replaced, List<Pair> pairs, Resolver resolver) {
         var included = new LinkedHashSet<SectionKey>();
-        var added = new LinkedHashSet<Sym>();
+        var added = new LinkedHashSet<Definition>();
         var warnings = new ArrayList<String>();
         var work = new ArrayList<SectionKey>();
         for (var f : changes.changedFunctions()) {
@@ -62,7 +62,7 @@ record Inclusion(Set<SectionKey> sections, Set<Sym> added, List<String> warnings
         }
         for (var sec : included) {
             for (Symbol s : sec.object().owners(sec.index())) {
-                var key = new Sym(sec.object(), s);
+                var key = new Definition(sec.object(), s);
                 boolean isReplaced = replaced.contains(key);
                 if (!isReplaced && resolver.status(key) != Status.CHANGED) {
                     added.add(key);

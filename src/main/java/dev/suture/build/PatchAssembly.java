@@ -5,7 +5,7 @@ import static dev.suture.elf.ElfConstants.*;
 import dev.suture.build.Differ.Binding;
 import dev.suture.build.Differ.Pair;
 import dev.suture.build.Differ.SectionKey;
-import dev.suture.build.Differ.Sym;
+import dev.suture.build.Differ.Definition;
 import dev.suture.elf.Relocation;
 import dev.suture.elf.Section;
 import dev.suture.elf.Symbol;
@@ -39,7 +39,7 @@ final class PatchAssembly {
     private record Pending(SectionKey from, long offset, int type, Binding binding) {}
 
     /** The patch; {@code requestedId} null: an id derived from the target's name and the content. */
-    static PatchFile assemble(String requestedId, List<Pair> pairs, Resolver resolver, List<Sym> replaced,
+    static PatchFile assemble(String requestedId, List<Pair> pairs, Resolver resolver, List<Definition> replaced,
                               Inclusion inclusion) {
         var target = resolver.target;
         var order = new ArrayList<>(inclusion.sections());
@@ -110,10 +110,10 @@ final class PatchAssembly {
                 SHF_ALLOC, 8, 8, tpoff.toByteArray(), tpoff.size());
         int ehSection = eh.size() == 0 ? -1 : builder.addSection(".eh_frame", ehType, SHF_ALLOC, 8, 0,
                 eh.toByteArray(), eh.size());
-        var defined = new HashMap<Sym, PatchBuilder.Ref>();
+        var defined = new HashMap<Definition, PatchBuilder.Ref>();
         for (var k : order) {
             for (Symbol s : k.object().owners(k.index())) {
-                defined.put(new Sym(k.object(), s),
+                defined.put(new Definition(k.object(), s),
                         builder.defined(s.name(), s.type(), handles.get(k), s.st_value(), s.st_size()));
             }
         }
@@ -180,7 +180,7 @@ final class PatchAssembly {
     }
 
     private static void emit(TargetBinary target, PatchBuilder builder, int section, Pending pr,
-                             Map<SectionKey, Integer> handles, Map<Sym, PatchBuilder.Ref> defined,
+                             Map<SectionKey, Integer> handles, Map<Definition, PatchBuilder.Ref> defined,
                              Map<Integer, PatchBuilder.Ref> tpoffRefs, int tpoffSection) {
         switch (pr.binding()) {
             case Binding.InPatch in -> {

@@ -7,7 +7,7 @@ import dev.suture.build.Differ.Changes;
 import dev.suture.build.Differ.Pair;
 import dev.suture.build.Differ.SectionKey;
 import dev.suture.build.Differ.Status;
-import dev.suture.build.Differ.Sym;
+import dev.suture.build.Differ.Definition;
 import dev.suture.elf.Relocation;
 import dev.suture.elf.Symbol;
 import dev.suture.patch.PatchRelocation;
@@ -27,9 +27,9 @@ final class Resolver {
     final TargetBinary target;
     private final Changes changes;
     private final Map<ObjectFile, Pair> pairOf = new HashMap<>();
-    private final Map<String, Sym> patchedGlobals = new HashMap<>();
+    private final Map<String, Definition> patchedGlobals = new HashMap<>();
     /** A cache: the answer for a symbol never changes. */
-    private final Map<Sym, Optional<Symbol>> targetSymbols = new HashMap<>();
+    private final Map<Definition, Optional<Symbol>> targetSymbols = new HashMap<>();
 
     Resolver(TargetBinary target, List<Pair> pairs, Changes changes) {
         this.target = target;
@@ -38,13 +38,13 @@ final class Resolver {
             pairOf.put(p.patched(), p);
             for (Symbol s : Correlation.definitions(p.patched())) {
                 if (!s.isLocal()) {
-                    patchedGlobals.putIfAbsent(s.name(), new Sym(p.patched(), s));
+                    patchedGlobals.putIfAbsent(s.name(), new Definition(p.patched(), s));
                 }
             }
         }
     }
 
-    Status status(Sym s) {
+    Status status(Definition s) {
         return changes.status().getOrDefault(s, Status.NEW);
     }
 
@@ -54,7 +54,7 @@ final class Resolver {
     }
 
     /** The deployed binary's symbol for a patched function or variable that exists in the original build. */
-    Optional<Symbol> targetSymbol(Sym s) {
+    Optional<Symbol> targetSymbol(Definition s) {
         return targetSymbols.computeIfAbsent(s, k -> {
             Pair pair = pairOf.get(k.object());
             Symbol orig = pair == null || pair.original() == null ? null
@@ -119,10 +119,10 @@ final class Resolver {
     /** Where a relocation of the patched code at {@code r} should point. */
     Binding bind(ObjectFile p, Relocation r, Reference ref, byte[] code, boolean unwindInfo) {
         return switch (ref) {
-            case Reference.ToSymbol t -> bindSymbol(new Sym(t.object(), t.symbol()), t.offset(), r, code,
+            case Reference.ToSymbol t -> bindSymbol(new Definition(t.object(), t.symbol()), t.offset(), r, code,
                     unwindInfo);
             case Reference.ToUndefined u -> {
-                Sym def = patchedGlobals.get(u.symbol().name());
+                Definition def = patchedGlobals.get(u.symbol().name());
                 if (def != null) {
                     yield bindSymbol(def, u.offset(), r, code, unwindInfo);
                 }
@@ -136,7 +136,7 @@ final class Resolver {
         };
     }
 
-    private Binding bindSymbol(Sym s, long offset, Relocation r, byte[] code, boolean unwindInfo) {
+    private Binding bindSymbol(Definition s, long offset, Relocation r, byte[] code, boolean unwindInfo) {
         var inPatch = new Binding.InPatch(new SectionKey(s.object(), s.symbol().st_shndx()), s, offset);
         return switch (status(s)) {
             case NEW -> inPatch;

@@ -258,7 +258,7 @@ public final class SourceBuild {
 
     /** {@code cp -a}: keeps timestamps (so make and autotools see the tree as it is), links and modes. */
     private static void copyTree(Path source, Path dest, Path workDir, Duration timeout) {
-        var outcome = Command.run(List.of("cp", "-a", "--", source.toString(), dest.toString()), workDir, null,
+        var outcome = ExternalCommand.run(List.of("cp", "-a", "--", source.toString(), dest.toString()), workDir, null,
                 workDir.resolve("copy.log"), timeout);
         if (!outcome.ok()) {
             throw new SourceBuildException(Kind.BAD_INPUT, "copying " + source + " to the scratch directory failed:\n"
@@ -272,7 +272,7 @@ public final class SourceBuild {
         Path log = workDir.resolve("patch.log");
         List<String> command = List.of("patch", "-p" + strip, "--batch", "--forward", "--no-backup-if-mismatch",
                 "-d", patched.toString(), "-i", diff.toAbsolutePath().toString());
-        var outcome = Command.run(command, workDir, null, log, timeout);
+        var outcome = ExternalCommand.run(command, workDir, null, log, timeout);
         String said = outcome.tail(LOG_TAIL);
         if (!outcome.ok()) {
             throw new SourceBuildException(Kind.BAD_INPUT, "the diff " + diff + " does not apply to " + source
@@ -289,7 +289,7 @@ public final class SourceBuild {
         for (Tree t : trees) {
             Files.createDirectories(t.records());
         }
-        var outcomes = new LinkedHashMap<Tree, Command.Outcome>();
+        var outcomes = new LinkedHashMap<Tree, ExternalCommand.Outcome>();
         if (request.serial()) {
             for (Tree t : trees) {
                 outcomes.put(t, build(request, source, wrapper, t, workDir));
@@ -297,7 +297,7 @@ public final class SourceBuild {
         } else {
             // The two trees are separate copies, so their builds do not touch each other.
             try (var executor = Executors.newVirtualThreadPerTaskExecutor()) {
-                var futures = new LinkedHashMap<Tree, Future<Command.Outcome>>();
+                var futures = new LinkedHashMap<Tree, Future<ExternalCommand.Outcome>>();
                 for (Tree t : trees) {
                     futures.put(t, executor.submit(() -> build(request, source, wrapper, t, workDir)));
                 }
@@ -307,7 +307,7 @@ public final class SourceBuild {
             }
         }
         for (var e : outcomes.entrySet()) {
-            Command.Outcome o = e.getValue();
+            ExternalCommand.Outcome o = e.getValue();
             if (!o.ok()) {
                 String why = o.timedOut() ? "did not finish within " + request.timeout().toSeconds() + " s"
                         : "failed (exit " + o.exitCode() + ")";
@@ -321,10 +321,10 @@ public final class SourceBuild {
         }
     }
 
-    private static Command.Outcome build(Request request, Path source, CompilerWrapper wrapper, Tree tree,
+    private static ExternalCommand.Outcome build(Request request, Path source, CompilerWrapper wrapper, Tree tree,
                                          Path workDir) {
         var env = wrapper.environment(System.getenv(), tree.root(), tree.records(), source);
-        return Command.run(List.of("/bin/sh", "-c", request.make()), tree.root(), env,
+        return ExternalCommand.run(List.of("/bin/sh", "-c", request.make()), tree.root(), env,
                 workDir.resolve("build-" + tree.name() + ".log"), request.timeout());
     }
 
@@ -442,7 +442,7 @@ public final class SourceBuild {
         if (!Files.exists(dir)) {
             return;
         }
-        var outcome = Command.run(List.of("rm", "-rf", "--", dir.toString()), dir.getParent(), null,
+        var outcome = ExternalCommand.run(List.of("rm", "-rf", "--", dir.toString()), dir.getParent(), null,
                 Path.of("/dev/null"), Duration.ofMinutes(5));
         if (!outcome.ok()) {
             throw new UncheckedIOException(new IOException("could not remove " + dir));

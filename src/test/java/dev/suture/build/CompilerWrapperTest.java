@@ -46,7 +46,7 @@ class CompilerWrapperTest {
     /** Runs a shell script in the tree with the wrapper in place, as a build would. */
     private BuildRecord build(String script) throws IOException {
         var env = wrapper.environment(System.getenv(), tree, records, Path.of("/src/project"));
-        var outcome = Command.run(List.of("/bin/sh", "-ec", script), tree, env, dir.resolve("build.log"),
+        var outcome = ExternalCommand.run(List.of("/bin/sh", "-ec", script), tree, env, dir.resolve("build.log"),
                 Duration.ofMinutes(2));
         assertTrue(outcome.ok(), outcome.tail(40));
         return BuildRecord.read(records, tree);

@@ -31,10 +31,10 @@ class RealProjectTest {
         Path diff = BuildProjects.file(dir, "zlib-deflatebound.diff");
         // The deployed build: the project's own configure and make in another copy, without the wrapper.
         Path deployed = dir.resolve("deployed");
-        var copy = Command.run(List.of("cp", "-a", src.toString(), deployed.toString()), dir, null,
+        var copy = ExternalCommand.run(List.of("cp", "-a", src.toString(), deployed.toString()), dir, null,
                 dir.resolve("cp.log"), Duration.ofMinutes(2));
         assertTrue(copy.ok(), copy.tail(20));
-        var built = Command.run(List.of("/bin/sh", "-c", "./configure && make"), deployed, null,
+        var built = ExternalCommand.run(List.of("/bin/sh", "-c", "./configure && make"), deployed, null,
                 dir.resolve("deployed.log"), Duration.ofMinutes(20));
         assertTrue(built.ok(), built.tail(30));
 

@@ -12,7 +12,7 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /** Runs one external tool (cp, patch, the build) with its output in a log file and a bounded wait. */
-final class Command {
+final class ExternalCommand {
 
     /** How a command ended; {@code timedOut} commands were killed with their children. */
     record Outcome(int exitCode, boolean timedOut, Path log) {
@@ -32,7 +32,7 @@ final class Command {
         }
     }
 
-    private Command() {}
+    private ExternalCommand() {}
 
     /**
      * Runs {@code command} in {@code dir} with stdin from /dev/null and stdout+stderr into {@code log}. An
