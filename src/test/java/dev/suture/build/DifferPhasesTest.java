@@ -1,0 +1,82 @@
+package dev.suture.build;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Path;
+import java.util.Collection;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The diff engine's phases one by one, each on what the earlier ones returned (Differ.patch runs them in a row). */
+class DifferPhasesTest {
+    @TempDir
+    Path dir;
+
+    private static final String GREET = """
+            #include <stdio.h>
+            __attribute__((noinline)) void greet(const char *who) { printf("hello %s\\n", who); }
+            __attribute__((noinline)) int untouched(int x) { return x * 7; }
+            int main(void) { greet("world"); return untouched(1) == 0; }
+            """;
+
+    @Test
+    void eachPhaseTakesWhatTheEarlierReturned() throws Exception {
+        var b = new TwoBuilds(dir).file("greet.c", GREET, "hello %s", "goodbye %s");
+        b.build();
+        var pairs = Differ.pairObjects(Differ.openObjects(b.originals), null, Differ.openObjects(b.patched), null);
+        assertEquals(1, pairs.size());
+
+        var changes = Differ.compare(pairs);
+        assertEquals(List.of("greet"), names(changes.changedFunctions()));
+        assertEquals(List.of(), changes.refusals());
+
+        var resolver = new Resolver(TargetBinary.open(b.target), pairs, changes);
+        var replacement = Differ.verify(changes, resolver);
+        assertEquals(List.of("greet"), names(replacement.replaced()));
+        assertEquals(List.of(), Differ.checkDeployedMatchesOriginal(replacement.replaced(), resolver, false));
+
+        var inclusion = Inclusion.of(changes, replacement.replaced(), pairs, resolver);
+        var sections = inclusion.sections().stream().map(k -> k.object().section(k.index()).name()).toList();
+        assertTrue(sections.contains(".text.greet"), sections.toString());
+        assertTrue(sections.stream().anyMatch(s -> s.startsWith(".rodata")), "the new string: " + sections);
+        assertTrue(sections.stream().noneMatch(s -> s.contains("untouched")), sections.toString());
+        assertEquals(List.of(), names(inclusion.added()));
+
+        var patch = PatchAssembly.assemble("phases", pairs, resolver, replacement.replaced(), inclusion);
+        assertEquals("phases", patch.id());
+        assertEquals(List.of("greet"), patch.replaced().stream().map(r -> r.symbol()).toList());
+    }
+
+    @Test
+    void verifySaysWhenNothingChanged() throws Exception {
+        var b = new TwoBuilds(dir).file("greet.c", GREET);
+        b.build();
+        var pairs = Differ.pairObjects(Differ.openObjects(b.originals), null, Differ.openObjects(b.patched), null);
+        var changes = Differ.compare(pairs);
+        var resolver = new Resolver(TargetBinary.open(b.target), pairs, changes);
+        var e = assertThrows(DiffRefusedException.class, () -> Differ.verify(changes, resolver));
+        assertEquals(DiffRefusedException.Reason.NOTHING_CHANGED, e.reason());
+    }
+
+    @Test
+    void objectsPairByKeyWhateverTheirPaths() throws Exception {
+        var b = new TwoBuilds(dir).file("a.c", "int a(void) { return 1; }\n", "return 1", "return 2")
+                .file("b.c", "int b(void) { return 1; }\nint main(void) { return b(); }\n");
+        b.build();
+        var originals = Differ.openObjects(b.originals);
+        var patched = Differ.openObjects(b.patched);
+        // keys swapped on purpose: each patched object pairs with the original of the same key, not path
+        var pairs = Differ.pairObjects(originals, List.of("x/one.o", "x/two.o"), patched.reversed(),
+                List.of("x/two.o", "x/one.o"));
+        for (var pair : pairs) {
+            assertEquals(pair.original().path.getFileName(), pair.patched().path.getFileName());
+        }
+    }
+
+    private static List<String> names(Collection<Differ.Definition> definitions) {
+        return definitions.stream().map(Differ.Definition::name).toList();
+    }
+}
