@@ -17,6 +17,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 
@@ -78,18 +79,40 @@ final class PatchReader {
         }
         var infoSection = elf.section(PatchFile.INFO_SECTION)
                 .orElseThrow(() -> new PatchFormatException(name, "no " + PatchFile.INFO_SECTION + " section"));
+        String infoText = infoText(name, elf, infoSection);
+        var content = contentSections(name, elf, infoSection);
+        var symbols = symbols(name, elf, content);
+        var relocations = relocations(name, elf, content, symbols.byIndex());
+        var sections = new ArrayList<PatchSection>();
+        for (var s : content.byIndex().values().stream().sorted((a, b) -> a.index() - b.index()).toList()) {
+            sections.add(new PatchSection(s.index(), s.name(), s.sh_type(), s.sh_flags(), s.sh_addralign(),
+                    s.sh_entsize(), s.sh_size(), s.isNobits() ? new byte[0] : elf.bytes(s),
+                    relocations.getOrDefault(s.index(), List.of())));
+        }
+        var decoded = InfoSection.decode(name, infoText, symbols.byIndex());
+        var patch = new PatchFile(name, decoded.info(), sections, symbols.list(), decoded.replaced(),
+                decoded.added(), signature.orElse(null));
+        PatchRules.check(patch);
+        return patch;
+    }
+
+    private static String infoText(String name, ElfFile elf, Section infoSection) {
         if (infoSection.sh_type() != SHT_PROGBITS) {
             throw new PatchFormatException(name, PatchFile.INFO_SECTION + " is " + infoSection.typeName()
                     + ", not PROGBITS");
         }
-        String infoText;
         try {
-            infoText = StandardCharsets.UTF_8.newDecoder().decode(ByteBuffer.wrap(elf.bytes(infoSection))).toString();
+            return StandardCharsets.UTF_8.newDecoder().decode(ByteBuffer.wrap(elf.bytes(infoSection))).toString();
         } catch (CharacterCodingException e) {
             throw new PatchFormatException(name, PatchFile.INFO_SECTION + " is not valid UTF-8");
         }
+    }
 
-        // Content sections keep their ELF index; RELA, the tables and the metadata are not content.
+    /** The sections a patch carries, by ELF index, and the index of the one symbol table. */
+    private record Content(Map<Integer, Section> byIndex, int symtabIndex) {}
+
+    /** Content sections keep their ELF index; RELA, the tables and the metadata are not content. */
+    private static Content contentSections(String name, ElfFile elf, Section infoSection) {
         var sectionByIndex = new HashMap<Integer, Section>();
         int symtabIndex = -1;
         long contentBytes = 0;
@@ -123,6 +146,14 @@ final class PatchReader {
                 sectionByIndex.put(s.index(), s);
             }
         }
+        return new Content(sectionByIndex, symtabIndex);
+    }
+
+    /** Every symbol but the null one, in .symtab order, and by index. */
+    private record Symbols(List<PatchSymbol> list, Map<Integer, PatchSymbol> byIndex) {}
+
+    private static Symbols symbols(String name, ElfFile elf, Content content) {
+        var sectionByIndex = content.byIndex();
         var elfSymbols = elf.symbols();
         var symbols = new ArrayList<PatchSymbol>();
         var byIndex = new HashMap<Integer, PatchSymbol>();
@@ -164,7 +195,14 @@ final class PatchReader {
             symbols.add(ps);
             byIndex.put(ps.index(), ps);
         }
+        return new Symbols(symbols, byIndex);
+    }
 
+    /** The relocations of each content section, by its index. */
+    private static Map<Integer, List<PatchRelocation>> relocations(String name, ElfFile elf, Content content,
+                                                                  Map<Integer, PatchSymbol> byIndex) {
+        var sectionByIndex = content.byIndex();
+        int symtabIndex = content.symtabIndex();
         var relocationsBySection = new HashMap<Integer, List<PatchRelocation>>();
         for (var rs : elf.relocationSections()) {
             if (!rs.isRela()) {
@@ -188,16 +226,6 @@ final class PatchReader {
                 list.add(new PatchRelocation(r.r_offset(), r.type(), sym, r.r_addend()));
             }
         }
-        var sections = new ArrayList<PatchSection>();
-        for (var s : sectionByIndex.values().stream().sorted((a, b) -> a.index() - b.index()).toList()) {
-            sections.add(new PatchSection(s.index(), s.name(), s.sh_type(), s.sh_flags(), s.sh_addralign(),
-                    s.sh_entsize(), s.sh_size(), s.isNobits() ? new byte[0] : elf.bytes(s),
-                    relocationsBySection.getOrDefault(s.index(), List.of())));
-        }
-        var decoded = InfoSection.decode(name, infoText, byIndex);
-        var patch = new PatchFile(name, decoded.info(), sections, symbols, decoded.replaced(), decoded.added(),
-                signature.orElse(null));
-        PatchRules.check(patch);
-        return patch;
+        return relocationsBySection;
     }
 }

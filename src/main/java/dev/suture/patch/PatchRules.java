@@ -28,9 +28,12 @@ final class PatchRules {
     private static final Pattern SHA256 = Pattern.compile("[0-9a-f]{64}");
 
     private final PatchFile patch;
+    /** The patch's sections by their ELF index. */
+    private final Map<Integer, PatchSection> sectionIndexes = new HashMap<>();
 
     private PatchRules(PatchFile patch) {
         this.patch = patch;
+        patch.sections().forEach(s -> sectionIndexes.put(s.index(), s));
     }
 
     /** A value from the file for a message: quoted, and cut short (a hostile file's fields can be megabytes). */
@@ -46,12 +49,17 @@ final class PatchRules {
         new PatchRules(patch).check();
     }
 
+    /** The first broken rule, in this order, is the one reported. */
     private void check() {
+        checkIdentity();
+        checkSections();
+        checkSymbols();
+        checkReplaced();
+        checkAdded();
+    }
+
+    private void checkIdentity() {
         var info = patch.info();
-        var sections = patch.sections();
-        var symbols = patch.symbols();
-        var replaced = patch.replaced();
-        var added = patch.added();
         if (!ID.matcher(info.id()).matches()) {
             fail("patch id " + quote(info.id()) + " is not 1-128 characters of A-Z a-z 0-9 . _ + -");
         }
@@ -61,9 +69,11 @@ final class PatchRules {
         if (!NAME.matcher(info.targetName()).matches()) {
             fail("target name " + quote(info.targetName()) + " is empty or contains white space");
         }
-        var sectionIndexes = new HashMap<Integer, PatchSection>();
-        for (var s : sections) {
-            sectionIndexes.put(s.index(), s);
+    }
+
+    /** Sizes, alignment and permissions; each relocation's type and place, then what it refers to. */
+    private void checkSections() {
+        for (var s : patch.sections()) {
             if (s.size() < 0 || s.size() > MAX_SECTION_SIZE) {
                 fail("section " + s.name() + " claims 0x" + Long.toHexString(s.size()) + " bytes");
             }
@@ -80,15 +90,18 @@ final class PatchRules {
                         + "; code goes in a read-only PROGBITS section");
             }
             for (var r : s.relocations()) {
-                checkRelocation(s, r, sectionIndexes);
+                checkRelocation(s, r);
             }
         }
-        for (var s : sections) {
+        for (var s : patch.sections()) {
             for (var r : s.relocations()) {
-                checkTarget(s, r, sectionIndexes);
+                checkTarget(s, r);
             }
         }
-        for (var sym : symbols) {
+    }
+
+    private void checkSymbols() {
+        for (var sym : patch.symbols()) {
             if (sym instanceof PatchSymbol.Defined d) {
                 var s = sectionIndexes.get(d.section());
                 if (s == null) {
@@ -98,9 +111,12 @@ final class PatchRules {
                 }
             }
         }
+    }
+
+    private void checkReplaced() {
         var names = new HashSet<String>();
         var ranges = new TreeMap<Long, ReplacedFunction>();
-        for (var r : replaced) {
+        for (var r : patch.replaced()) {
             if (!NAME.matcher(r.symbol()).matches()) {
                 fail("replaced function name " + quote(r.symbol()) + " is empty or contains white space");
             }
@@ -142,7 +158,10 @@ final class PatchRules {
                 fail("the replacement of " + r.symbol() + " starts at the end of " + s.name() + ", past its code");
             }
         }
-        for (var a : added) {
+    }
+
+    private void checkAdded() {
+        for (var a : patch.added()) {
             var s = sectionIndexes.get(a.symbol().section());
             if (s == null || !s.isAlloc()) {
                 fail("new symbol " + a.symbol().name() + " is not in an allocated section");
@@ -154,7 +173,7 @@ final class PatchRules {
     }
 
     /** A relocation's type, and its place within its section. */
-    private void checkRelocation(PatchSection s, PatchRelocation r, Map<Integer, PatchSection> sectionIndexes) {
+    private void checkRelocation(PatchSection s, PatchRelocation r) {
         if (!PatchRelocation.isSupported(r.type())) {
             fail(s.name() + ": relocation " + r.typeName() + " at 0x" + Long.toHexString(r.offset())
                     + " is not a type patches may carry");
@@ -173,7 +192,7 @@ final class PatchRules {
      * the kind its type needs — the TLS types a thread-local variable of the target or another module, the others
      * anything with an address.
      */
-    private void checkTarget(PatchSection s, PatchRelocation r, Map<Integer, PatchSection> sectionIndexes) {
+    private void checkTarget(PatchSection s, PatchRelocation r) {
         String where = s.name() + ": relocation " + r.typeName() + " at 0x" + Long.toHexString(r.offset());
         int section = switch (r.symbol()) {
             case PatchSymbol.Defined d -> d.section();
