@@ -34,21 +34,30 @@ final class BuildRecord {
 
     /**
      * An object of a target. {@code key} names it the same way in both trees (path in the tree, or the source it
-     * was compiled from), so the original and patched lists can be paired.
+     * was compiled from), so the original and patched lists can be paired. {@code image} holds the bytes of a
+     * member of an archive whose object file is gone or was rebuilt ({@code path} then names it as
+     * {@code archive(member)}); null for an object file.
      */
-    record TargetObject(String key, Path path) {}
+    public record TargetObject(String key, Path path, byte[] image) {
+        TargetObject(String key, Path path) {
+            this(key, path, null);
+        }
+
+        /** The object's bytes: its image, or its file's. */
+        byte[] bytes() throws IOException {
+            return image != null ? image : Files.readAllBytes(path);
+        }
+    }
 
     private static final int ET_REL = 1;
 
     private final Path tree;
-    private final Path recordDir;
     private final List<Link> links;
     private final List<ArchiveUpdate> archiveUpdates;
     private final Map<Path, ArArchive> archives = new HashMap<>();
 
-    private BuildRecord(Path tree, Path recordDir, List<Link> links, List<ArchiveUpdate> archiveUpdates) {
+    private BuildRecord(Path tree, List<Link> links, List<ArchiveUpdate> archiveUpdates) {
         this.tree = tree;
-        this.recordDir = recordDir;
         this.links = links;
         this.archiveUpdates = archiveUpdates;
     }
@@ -64,7 +73,7 @@ final class BuildRecord {
         }
         links.sort(Comparator.comparing(Link::time));
         updates.sort(Comparator.comparing(ArchiveUpdate::time));
-        return new BuildRecord(tree.toRealPath(), recordDir, List.copyOf(links), List.copyOf(updates));
+        return new BuildRecord(tree.toRealPath(), List.copyOf(links), List.copyOf(updates));
     }
 
     private static void parse(Path file, List<Link> links, List<ArchiveUpdate> updates) throws IOException {
@@ -204,7 +213,7 @@ final class BuildRecord {
 
     /**
      * The object a member of {@code archive} came from: the last object added under that name whose bytes are
-     * still the member's. When the object is gone or was rebuilt since, the member itself is extracted.
+     * still the member's. When the object is gone or was rebuilt since, the member itself, held in memory.
      */
     private TargetObject memberObject(Path archive, String memberName) throws IOException {
         ArArchive ar = archives.get(archive);
@@ -235,10 +244,8 @@ final class BuildRecord {
             }
         }
         String archiveKey = relative(archive);
-        Path extracted = recordDir.resolve("members").resolve(archiveKey.replace('/', '%')).resolve(memberName);
-        Files.createDirectories(extracted.getParent());
-        Files.write(extracted, bytes);
-        return new TargetObject("member:" + archiveKey + "(" + memberName + ")", extracted);
+        return new TargetObject("member:" + archiveKey + "(" + memberName + ")",
+                archive.resolveSibling(archive.getFileName() + "(" + memberName + ")"), bytes);
     }
 
     private static boolean sameBytes(Path file, byte[] bytes) throws IOException {

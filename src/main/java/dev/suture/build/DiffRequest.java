@@ -5,27 +5,33 @@ import java.util.List;
 
 /**
  * What to diff: the deployed binary the patch is for (its symbols come from it or from its separate debug file),
- * the objects of the build that produced it and of the patched build. The keys pair an original object with its
- * patched counterpart (null: each object's path relative to the directory all objects of its build are in).
- * {@code name} is the patch id (null: derived from the target's name and the patch content); {@code force} turns
- * an original-build/deployed-binary mismatch into a warning.
+ * the objects of the build that produced it and of the patched build. {@code name} is the patch id (null: derived
+ * from the target's name and the patch content); {@code force} turns an original-build/deployed-binary mismatch
+ * into a warning.
  */
-public record DiffRequest(Path target, List<Path> originalObjects, List<Path> patchedObjects,
-                          List<String> originalKeys, List<String> patchedKeys, String name, boolean force) {
+public record DiffRequest(Path target, List<ObjectInput> originalObjects, List<ObjectInput> patchedObjects,
+                          String name, boolean force) {
     public DiffRequest {
         originalObjects = List.copyOf(originalObjects);
         patchedObjects = List.copyOf(patchedObjects);
-        originalKeys = originalKeys == null ? null : List.copyOf(originalKeys);
-        patchedKeys = patchedKeys == null ? null : List.copyOf(patchedKeys);
-        if (originalKeys != null && originalKeys.size() != originalObjects.size()
-                || patchedKeys != null && patchedKeys.size() != patchedObjects.size()) {
-            throw new IllegalArgumentException("one key per object");
+    }
+
+    /**
+     * One object of a build. {@code key} pairs an original object with its patched counterpart (null: its path
+     * relative to the directory all objects of its build are in); {@code image} holds its bytes when it exists
+     * only in memory (a member of an archive whose object file is gone), and {@code path} then only names it.
+     */
+    public record ObjectInput(Path path, String key, byte[] image) {
+        /** An object file, paired by its path. */
+        public static ObjectInput file(Path path) {
+            return new ObjectInput(path, null, null);
         }
     }
 
-    /** Objects paired by their paths relative to each build's directory. */
-    public DiffRequest(Path target, List<Path> originalObjects, List<Path> patchedObjects, String name,
-                       boolean force) {
-        this(target, originalObjects, patchedObjects, null, null, name, force);
+    /** Object files, paired by their paths relative to each build's directory. */
+    public static DiffRequest ofFiles(Path target, List<Path> originalObjects, List<Path> patchedObjects,
+                                      String name, boolean force) {
+        return new DiffRequest(target, originalObjects.stream().map(ObjectInput::file).toList(),
+                patchedObjects.stream().map(ObjectInput::file).toList(), name, force);
     }
 }

@@ -86,7 +86,7 @@ public final class Differ {
         var patched = openObjects(request.patchedObjects());
         refuseUnsupportedObjects(originals);
         refuseUnsupportedObjects(patched);
-        var pairs = pairObjects(originals, request.originalKeys(), patched, request.patchedKeys());
+        var pairs = pairObjects(originals, patched);
         var changes = compare(pairs);
         var resolver = new Resolver(target, pairs, changes);
         var replacement = verify(changes, resolver);
@@ -121,9 +121,9 @@ public final class Differ {
 
     // ---- phase 1: open -------------------------------------------------------------------------------------
 
-    static List<ObjectFile> openObjects(List<Path> paths) {
+    static List<ObjectFile> openObjects(List<DiffRequest.ObjectInput> inputs) {
         // Objects are independent: read them in parallel (the order of the result is the order given).
-        return paths.parallelStream().map(ObjectFile::open).toList();
+        return inputs.parallelStream().map(ObjectFile::open).toList();
     }
 
     /** LTO objects carry no machine code to compare; objects without per-function sections cannot be cut apart. */
@@ -157,12 +157,11 @@ public final class Differ {
 
     /**
      * Pairs each patched object with the original built from the same file: the same key, else the same last
-     * name; keys null: the paths relative to the objects' common directory.
+     * name. An object without a key is known by its path relative to the directory all objects of its build are in.
      */
-    static List<Pair> pairObjects(List<ObjectFile> originals, List<String> originalKeys, List<ObjectFile> patched,
-                                  List<String> patchedKeys) {
-        var origByKey = byKey(originals, originalKeys);
-        var patchedByKey = byKey(patched, patchedKeys);
+    static List<Pair> pairObjects(List<ObjectFile> originals, List<ObjectFile> patched) {
+        var origByKey = byKey(originals);
+        var patchedByKey = byKey(patched);
         var keyOf = new HashMap<ObjectFile, String>();
         origByKey.forEach((key, o) -> keyOf.put(o, key));
         var used = new HashSet<ObjectFile>();
@@ -191,11 +190,12 @@ public final class Differ {
         return key.substring(key.lastIndexOf('/') + 1);
     }
 
-    private static Map<String, ObjectFile> byKey(List<ObjectFile> objects, List<String> keys) {
-        var names = keys != null ? keys : relativePaths(objects);
+    private static Map<String, ObjectFile> byKey(List<ObjectFile> objects) {
+        var relative = relativePaths(objects);
         var out = new LinkedHashMap<String, ObjectFile>();
         for (int i = 0; i < objects.size(); i++) {
-            if (out.put(names.get(i), objects.get(i)) != null) {
+            String key = objects.get(i).key != null ? objects.get(i).key : relative.get(i);
+            if (out.put(key, objects.get(i)) != null) {
                 throw new SutureException(SutureException.Kind.BAD_INPUT, objects.get(i) + " is given twice");
             }
         }

@@ -21,6 +21,8 @@ import java.util.Map;
  */
 final class ObjectFile {
     final Path path;
+    /** What pairs this object with its counterpart in the other build (null: its relative path decides). */
+    final String key;
     final ElfFile elf;
     /** The source file name of the first STT_FILE symbol (as in the linked binary's symbol table). */
     final String sourceFile;
@@ -28,8 +30,9 @@ final class ObjectFile {
     private final Map<Integer, List<Relocation>> relocations = new HashMap<>();
     private final Map<Integer, byte[]> bytes = new HashMap<>();
 
-    private ObjectFile(Path path, ElfFile elf) {
+    private ObjectFile(Path path, String key, ElfFile elf) {
         this.path = path;
+        this.key = key;
         this.elf = elf;
         String file = null;
         for (Symbol s : elf.symbols()) {
@@ -81,13 +84,15 @@ final class ObjectFile {
         return out;
     }
 
-    static ObjectFile open(Path path) {
-        var elf = ElfFile.open(path);
+    /** The object read from its file, or decoded from the image it was given in. */
+    static ObjectFile open(DiffRequest.ObjectInput input) {
+        Path path = input.path();
+        var elf = input.image() == null ? ElfFile.open(path) : ElfFile.parse(path.toString(), input.image());
         if (elf.header().e_type() != ET_REL || elf.header().e_machine() != EM_X86_64) {
             throw new SutureException(SutureException.Kind.BAD_INPUT, path
                     + ": not an x86-64 relocatable object (give the .o files of the build, not a linked file)");
         }
-        return new ObjectFile(path, elf);
+        return new ObjectFile(path, input.key(), elf);
     }
 
     String name() {

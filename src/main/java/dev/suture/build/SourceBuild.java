@@ -71,8 +71,8 @@ public final class SourceBuild {
      * build has come last), and the keys of the objects that differ between the builds.
      */
     public record TargetObjects(Target target, Path originalOutput, Path patchedOutput,
-                                List<Path> original, List<Path> patched, List<String> changed,
-                                List<String> originalKeys, List<String> patchedKeys) {}
+                                List<BuildRecord.TargetObject> original, List<BuildRecord.TargetObject> patched,
+                                List<String> changed) {}
 
     /** The scratch builds, finished: each target's objects, what patch(1) said, and how long it took. */
     public record Prepared(Path workDir, List<TargetObjects> targets, List<String> warnings,
@@ -129,8 +129,8 @@ public final class SourceBuild {
                 results.add(new TargetResult(t.target(), t.target().deployed(), changed, null, "no object differs"));
                 continue;
             }
-            var diffRequest = new DiffRequest(deployed, t.original(), t.patched(), pairingKeys(t.originalKeys()),
-                    pairingKeys(t.patchedKeys()), null, request.force());
+            var diffRequest = new DiffRequest(deployed, inputs(t.original()), inputs(t.patched()), null,
+                    request.force());
             try {
                 results.add(new TargetResult(t.target(), t.target().deployed(), changed,
                         Differ.diff(diffRequest, request.outputDir(), request.signing()), null));
@@ -160,15 +160,17 @@ public final class SourceBuild {
                 diffTime, request.keepWork() ? prepared.workDir() : null);
     }
 
-    /** The keys the diff engine pairs objects by: the build record's keys as relative paths (a member of an
-     * archive as a path inside it), ending in .o like the object files the diff engine is given on the command
-     * line. */
-    private static List<String> pairingKeys(List<String> keys) {
-        var out = new ArrayList<String>();
-        for (String key : keys) {
-            String rel = key.replaceFirst(":", "/").replace(':', '/').replace("(", "/").replace(")", "");
+    /**
+     * The objects as the diff engine takes them, paired by the build record's keys made relative paths (a member
+     * of an archive a path inside it), ending in .o like the object files given to {@code suture diff}.
+     */
+    private static List<DiffRequest.ObjectInput> inputs(List<BuildRecord.TargetObject> objects) {
+        var out = new ArrayList<DiffRequest.ObjectInput>();
+        for (var o : objects) {
+            String rel = o.key().replaceFirst(":", "/").replace(':', '/').replace("(", "/").replace(")", "");
             rel = Path.of("/", rel).normalize().toString().substring(1).replace("..", "__");
-            out.add(rel.endsWith(".o") || rel.endsWith(".lo") ? rel : rel + ".o");
+            String key = rel.endsWith(".o") || rel.endsWith(".lo") ? rel : rel + ".o";
+            out.add(new DiffRequest.ObjectInput(o.path(), key, o.image()));
         }
         return out;
     }
@@ -346,40 +348,32 @@ public final class SourceBuild {
                                                Tree patched, BuildRecord patchedRecord) throws IOException {
         var orig = objectsIn(target, original, originalRecord);
         var next = objectsIn(target, patched, patchedRecord);
-        Map<String, Path> byKey = new LinkedHashMap<>();
-        next.objects().forEach(o -> byKey.put(o.key(), o.path()));
-        var originalPaths = new ArrayList<Path>();
-        var originalKeys = new ArrayList<String>();
-        var patchedPaths = new ArrayList<Path>();
-        var patchedKeys = new ArrayList<String>();
+        Map<String, BuildRecord.TargetObject> byKey = new LinkedHashMap<>();
+        next.objects().forEach(o -> byKey.put(o.key(), o));
+        var originals = new ArrayList<BuildRecord.TargetObject>();
+        var patchedObjects = new ArrayList<BuildRecord.TargetObject>();
         var changed = new ArrayList<String>();
         var originalOnly = new ArrayList<BuildRecord.TargetObject>();
         for (BuildRecord.TargetObject o : orig.objects()) {
-            Path counterpart = byKey.remove(o.key());
+            var counterpart = byKey.remove(o.key());
             if (counterpart == null) {
                 originalOnly.add(o);
                 changed.add(o.key());
             } else {
-                originalPaths.add(o.path());
-                originalKeys.add(o.key());
-                patchedPaths.add(counterpart);
-                patchedKeys.add(o.key());
-                if (!sameBytes(o.path(), counterpart)) {
+                originals.add(o);
+                patchedObjects.add(counterpart);
+                if (!Arrays.equals(o.bytes(), counterpart.bytes())) {
                     changed.add(o.key());
                 }
             }
         }
-        originalOnly.forEach(o -> {
-            originalPaths.add(o.path());
-            originalKeys.add(o.key());
-        });
-        byKey.forEach((key, path) -> {
-            patchedPaths.add(path);
-            patchedKeys.add(key);
+        originals.addAll(originalOnly);
+        byKey.forEach((key, o) -> {
+            patchedObjects.add(o);
             changed.add(key);
         });
-        return new TargetObjects(target, orig.output(), next.output(), List.copyOf(originalPaths),
-                List.copyOf(patchedPaths), List.copyOf(changed), List.copyOf(originalKeys), List.copyOf(patchedKeys));
+        return new TargetObjects(target, orig.output(), next.output(), List.copyOf(originals),
+                List.copyOf(patchedObjects), List.copyOf(changed));
     }
 
     private record Resolved(Path output, List<BuildRecord.TargetObject> objects) {}

@@ -140,7 +140,7 @@ public final class DemoCommand implements Callable<Integer> {
         }
         compile(patched);
         Path patchFile = dir.resolve("demo-fix.suture");
-        var result = Differ.diff(new DiffRequest(exe, List.of(dir.resolve("orig/demo.o")),
+        var result = Differ.diff(DiffRequest.ofFiles(exe, List.of(dir.resolve("orig/demo.o")),
                 List.of(patched.resolve("demo.o")), "demo-fix", false), patchFile);
         say("   suture diff -> %s (replaces %s)", patchFile.getFileName(), String.join(", ", result.replaced()));
         return result.patchFile();

@@ -55,7 +55,7 @@ public final class DiffCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         // the key is read first, so a wrong path fails before the diff does any work
         var signing = signKey == null ? null : SignCommand.readKey(signKey, spec.commandLine().getErr());
-        var result = Differ.diff(new DiffRequest(target, originals, patched, name, force), output, signing);
+        var result = Differ.diff(DiffRequest.ofFiles(target, originals, patched, name, force), output, signing);
         var signature = result.signature();
         var out = spec.commandLine().getOut();
         if (json.enabled()) {

@@ -130,7 +130,7 @@ public final class ApplyBench {
         Path exe = dir.resolve("target");
         Gcc.run(dir, "gcc", "-pthread", "-no-pie", "-o", exe.toString(), orig.toString());
         Path patch = dir.resolve("tick.suture");
-        Differ.diff(new DiffRequest(exe, List.of(orig), List.of(patched), "bench-tick", false), patch);
+        Differ.diff(DiffRequest.ofFiles(exe, List.of(orig), List.of(patched), "bench-tick", false), patch);
         for (var b : builds) {
             suture(b, "--help"); // builds the jar and its AOT cache once
         }

@@ -69,7 +69,7 @@ public final class DiffBenchmark {
             size += Files.size(p);
         }
         System.out.printf("project: %d objects, %.1f MB of objects per build%n", objects, size / 1e6);
-        var request = new DiffRequest(dir.resolve("target"), orig, patched, "bench", false);
+        var request = DiffRequest.ofFiles(dir.resolve("target"), orig, patched, "bench", false);
         var os = (com.sun.management.OperatingSystemMXBean)
                 java.lang.management.ManagementFactory.getOperatingSystemMXBean();
         double best = Double.MAX_VALUE, bestCpu = Double.MAX_VALUE;

@@ -84,7 +84,7 @@ public final class SignBench {
         }
         Gcc.run(dir, "gcc", "-no-pie", "-o", "p", "orig/p.o");
         Path out = dir.resolve("p.suture");
-        Differ.diff(new DiffRequest(dir.resolve("p"), List.of(dir.resolve("orig/p.o")),
+        Differ.diff(DiffRequest.ofFiles(dir.resolve("p"), List.of(dir.resolve("orig/p.o")),
                 List.of(dir.resolve("patched/p.o")), "bench", false), out);
         return out;
     }

@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.suture.build.DiffRequest.ObjectInput;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Collection;
 import java.util.List;
@@ -26,7 +28,7 @@ class DifferPhasesTest {
     void eachPhaseTakesWhatTheEarlierReturned() throws Exception {
         var b = new TwoBuilds(dir).file("greet.c", GREET, "hello %s", "goodbye %s");
         b.build();
-        var pairs = Differ.pairObjects(Differ.openObjects(b.originals), null, Differ.openObjects(b.patched), null);
+        var pairs = Differ.pairObjects(open(b.originals), open(b.patched));
         assertEquals(1, pairs.size());
 
         var changes = Differ.compare(pairs);
@@ -54,7 +56,7 @@ class DifferPhasesTest {
     void verifySaysWhenNothingChanged() throws Exception {
         var b = new TwoBuilds(dir).file("greet.c", GREET);
         b.build();
-        var pairs = Differ.pairObjects(Differ.openObjects(b.originals), null, Differ.openObjects(b.patched), null);
+        var pairs = Differ.pairObjects(open(b.originals), open(b.patched));
         var changes = Differ.compare(pairs);
         var resolver = new Resolver(TargetBinary.open(b.target), pairs, changes);
         var e = assertThrows(DiffRefusedException.class, () -> Differ.verify(changes, resolver));
@@ -66,14 +68,30 @@ class DifferPhasesTest {
         var b = new TwoBuilds(dir).file("a.c", "int a(void) { return 1; }\n", "return 1", "return 2")
                 .file("b.c", "int b(void) { return 1; }\nint main(void) { return b(); }\n");
         b.build();
-        var originals = Differ.openObjects(b.originals);
-        var patched = Differ.openObjects(b.patched);
         // keys swapped on purpose: each patched object pairs with the original of the same key, not path
-        var pairs = Differ.pairObjects(originals, List.of("x/one.o", "x/two.o"), patched.reversed(),
-                List.of("x/two.o", "x/one.o"));
+        var originals = Differ.openObjects(List.of(new ObjectInput(b.originals.get(0), "x/one.o", null),
+                new ObjectInput(b.originals.get(1), "x/two.o", null)));
+        var patched = Differ.openObjects(List.of(new ObjectInput(b.patched.get(1), "x/two.o", null),
+                new ObjectInput(b.patched.get(0), "x/one.o", null)));
+        var pairs = Differ.pairObjects(originals, patched);
+        assertEquals(2, pairs.size());
         for (var pair : pairs) {
             assertEquals(pair.original().path.getFileName(), pair.patched().path.getFileName());
         }
+    }
+
+    @Test
+    void anObjectHeldInMemoryIsDiffedLikeItsFile() throws Exception {
+        var b = new TwoBuilds(dir).file("greet.c", GREET, "hello %s", "goodbye %s");
+        b.build();
+        Path file = b.patched.getFirst();
+        var inMemory = new ObjectInput(Path.of("libgreet.a(greet.o)"), "greet.o", Files.readAllBytes(file));
+        var pairs = Differ.pairObjects(open(b.originals), Differ.openObjects(List.of(inMemory)));
+        assertEquals(List.of("greet"), names(Differ.compare(pairs).changedFunctions()));
+    }
+
+    private static List<ObjectFile> open(List<Path> files) {
+        return Differ.openObjects(files.stream().map(ObjectInput::file).toList());
     }
 
     private static List<String> names(Collection<Differ.Definition> definitions) {

@@ -50,11 +50,11 @@ class SourceBuildTest {
         assertEquals(List.of(), tool.changed());
 
         // The objects come from the scratch copies, compiled with one section per function.
-        assertTrue(prog.patched().getFirst().startsWith(prepared.workDir().resolve("patched").toRealPath()));
-        String sections = Gcc.run(dir, "readelf", "-SW", prog.patched().get(2).toString());
+        assertTrue(prog.patched().getFirst().path().startsWith(prepared.workDir().resolve("patched").toRealPath()));
+        String sections = Gcc.run(dir, "readelf", "-SW", prog.patched().get(2).path().toString());
         assertTrue(sections.contains(".text.mul"), sections);
         // Source paths in the objects name --src, not the scratch copy.
-        String strings = Gcc.run(dir, "strings", "-a", prog.original().get(2).toString());
+        String strings = Gcc.run(dir, "strings", "-a", prog.original().get(2).path().toString());
         assertTrue(!strings.contains(prepared.workDir().toString()), strings);
     }
 
@@ -81,7 +81,7 @@ class SourceBuildTest {
         assertEquals(1, prog.original().size(), prog.toString());
         assertEquals(1, prog.patched().size(), prog.toString());
         assertEquals(List.of("compiled:prog:prog.c"), prog.changed());
-        String sections = Gcc.run(dir, "readelf", "-SW", prog.patched().getFirst().toString());
+        String sections = Gcc.run(dir, "readelf", "-SW", prog.patched().getFirst().path().toString());
         assertTrue(sections.contains(".text.answer"), sections);
         // The linked programs behave as their sources say.
         assertEquals("41\n", Gcc.run(dir, prog.originalOutput().toString()));
@@ -97,12 +97,12 @@ class SourceBuildTest {
         assertTrue(e.getMessage().contains("did not produce it; it linked tool"), e.getMessage());
     }
 
-    private static List<String> names(List<Path> paths) {
-        return paths.stream().map(p -> p.getFileName().toString()).toList();
+    private static List<String> names(List<BuildRecord.TargetObject> objects) {
+        return objects.stream().map(o -> o.path().getFileName().toString()).toList();
     }
 
-    private static List<String> relative(Path tree, List<Path> paths) throws IOException {
+    private static List<String> relative(Path tree, List<BuildRecord.TargetObject> objects) throws IOException {
         Path real = tree.toRealPath();
-        return paths.stream().map(p -> real.relativize(p).toString()).toList();
+        return objects.stream().map(o -> real.relativize(o.path()).toString()).toList();
     }
 }

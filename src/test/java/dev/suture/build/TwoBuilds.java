@@ -109,7 +109,7 @@ final class TwoBuilds {
         if (target == null) {
             build();
         }
-        result = Differ.diff(new DiffRequest(target, originals, patched, "test-patch", force),
+        result = Differ.diff(DiffRequest.ofFiles(target, originals, patched, "test-patch", force),
                 dir.resolve("out.suture"));
         return PatchFile.read(result.patchFile());
     }

@@ -61,7 +61,7 @@ final class Fixture {
     }
 
     static PatchFile diff(Path target, List<Path> orig, List<Path> patched, String id, Path out) {
-        Differ.diff(new DiffRequest(target, orig, patched, id, false), out);
+        Differ.diff(DiffRequest.ofFiles(target, orig, patched, id, false), out);
         return PatchFile.read(out);
     }
 
