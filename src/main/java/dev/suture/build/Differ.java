@@ -67,7 +67,6 @@ public final class Differ {
         record TpoffWord(int at, long offset) implements Binding {}
     }
 
-
     /** The patch made in memory, and what a person should know about it. */
     public record Diff(PatchFile patch, List<String> warnings) {
         public Diff {
