@@ -2,14 +2,15 @@ package dev.suture.build;
 
 import dev.suture.build.Differ.Binding;
 import dev.suture.build.Differ.Changes;
+import dev.suture.build.Differ.Definition;
 import dev.suture.build.Differ.Pair;
 import dev.suture.build.Differ.SectionKey;
 import dev.suture.build.Differ.Status;
-import dev.suture.build.Differ.Definition;
 import dev.suture.elf.Relocation;
 import dev.suture.elf.Symbol;
 
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
@@ -75,7 +76,8 @@ record Inclusion(Set<SectionKey> sections, Set<Definition> added, List<String> w
                 }
             }
         }
-        return new Inclusion(included, added, warnings);
+        return new Inclusion(Collections.unmodifiableSet(included), Collections.unmodifiableSet(added),
+                List.copyOf(warnings));
     }
 
     /** The relocations of the CIEs and FDEs that describe included functions, except the FDEs' own start. */

@@ -3,9 +3,9 @@ package dev.suture.build;
 import static dev.suture.elf.ElfConstants.*;
 
 import dev.suture.build.Differ.Binding;
+import dev.suture.build.Differ.Definition;
 import dev.suture.build.Differ.Pair;
 import dev.suture.build.Differ.SectionKey;
-import dev.suture.build.Differ.Definition;
 import dev.suture.elf.Relocation;
 import dev.suture.elf.Section;
 import dev.suture.elf.Symbol;

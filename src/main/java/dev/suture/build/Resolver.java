@@ -4,10 +4,10 @@ import static dev.suture.elf.ElfConstants.*;
 
 import dev.suture.build.Differ.Binding;
 import dev.suture.build.Differ.Changes;
+import dev.suture.build.Differ.Definition;
 import dev.suture.build.Differ.Pair;
 import dev.suture.build.Differ.SectionKey;
 import dev.suture.build.Differ.Status;
-import dev.suture.build.Differ.Definition;
 import dev.suture.elf.Relocation;
 import dev.suture.elf.Symbol;
 import dev.suture.patch.PatchRelocation;
