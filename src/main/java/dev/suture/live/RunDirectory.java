@@ -4,9 +4,11 @@ import dev.suture.SutureException;
 import dev.suture.sys.TrustedFiles;
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * The directory of journals and locks (docs/journal.md). What is in it steers a root suture's writes into other
@@ -39,7 +41,7 @@ final class RunDirectory {
             return Path.of(property).toAbsolutePath().normalize();
         }
         Path system = Path.of("/run/suture");
-        if (Files.isDirectory(system, java.nio.file.LinkOption.NOFOLLOW_LINKS) ? Files.isWritable(system)
+        if (Files.isDirectory(system, LinkOption.NOFOLLOW_LINKS) ? Files.isWritable(system)
                 : Files.isWritable(system.getParent())) {
             return system;
         }
@@ -56,30 +58,73 @@ final class RunDirectory {
     }
 
     /** The directory if it exists and is in trusted hands; empty if it does not exist (nothing was ever left). */
-    static java.util.Optional<Path> existing() {
+    static Optional<Path> existing() {
         Path dir = path();
-        if (!Files.exists(dir, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-            return java.util.Optional.empty();
+        if (!Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
+            return Optional.empty();
         }
         TrustedFiles.requireDirectory(dir, ROLE, ADVICE);
-        return java.util.Optional.of(dir);
+        return Optional.of(dir);
     }
 
     /** The pids named by files {@code <pid><suffix>} in the run directory (journals, locks), ascending. */
     static List<Integer> pidsWith(String suffix) {
         var pids = new ArrayList<Integer>();
         for (String name : names()) {
-            String stem = name.substring(0, Math.max(0, name.length() - suffix.length()));
-            if (name.endsWith(suffix) && !stem.isEmpty() && stem.length() <= 10
-                    && stem.chars().allMatch(Character::isDigit)) {
-                long pid = Long.parseLong(stem);
-                if (pid > 0 && pid <= Integer.MAX_VALUE) {
-                    pids.add((int) pid);
-                }
+            long pid = name.endsWith(suffix) ? pidIn(name.substring(0, name.length() - suffix.length())) : 0;
+            if (pid > 0) {
+                pids.add((int) pid);
             }
         }
         pids.sort(null);
         return pids;
+    }
+
+    /** The pid that {@code digits} (part of a file name) spell, or 0 when they spell none. */
+    private static long pidIn(String digits) {
+        if (digits.isEmpty() || digits.length() > 10 || !digits.chars().allMatch(Character::isDigit)) {
+            return 0;
+        }
+        long pid = Long.parseLong(digits);
+        return pid <= Integer.MAX_VALUE ? pid : 0;
+    }
+
+    /**
+     * Removes what sutures that are gone left in the run directory ({@code recover --all}): the locks of processes
+     * that no longer exist, and the rehearsal journals and half-started journals of sutures that no longer run.
+     * Journals of transactions are never removed here: recovery decides about those.
+     */
+    static void removeLitter() {
+        try {
+            var dir = existing();
+            if (dir.isEmpty()) {
+                return;
+            }
+            for (String name : names()) {
+                long owner = ownerOf(name);
+                if (owner > 0 && !Files.exists(Path.of("/proc/" + owner))) {
+                    Files.deleteIfExists(dir.get().resolve(name));
+                }
+            }
+        } catch (SutureException | IOException ignored) {
+            // a leftover file costs nothing; recover says what it could not do elsewhere
+        }
+    }
+
+    /**
+     * The process whose end makes file {@code name} litter: the target of {@code <pid>.lock}, the suture of
+     * {@code rehearsal-<pid>.journal} and {@code <pid>.journal.<suture pid>.new}; 0 for anything else.
+     */
+    private static long ownerOf(String name) {
+        String digits = null;
+        if (name.endsWith(".lock")) {
+            digits = name.substring(0, name.length() - 5);
+        } else if (name.startsWith(Journal.REHEARSAL_PREFIX) && name.endsWith(".journal")) {
+            digits = name.substring(Journal.REHEARSAL_PREFIX.length(), name.length() - 8);
+        } else if (name.endsWith(Journal.STAGING_SUFFIX) && name.contains(".journal.")) {
+            digits = name.substring(name.indexOf(".journal.") + 9, name.length() - Journal.STAGING_SUFFIX.length());
+        }
+        return digits == null ? 0 : pidIn(digits);
     }
 
     /** The names of the files in the run directory; none when it does not exist. */
