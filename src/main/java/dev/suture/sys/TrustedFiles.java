@@ -254,10 +254,22 @@ public final class TrustedFiles {
             throw refuse(file, role, "it is not a regular file", advice);
         }
         requireOwner(file, role, attrs, advice);
+        if ((mode(attrs) & GROUP_OR_OTHER_WRITE) != 0) {
+            throw refuse(file, role, "its mode is " + octal(attrs) + ": group or others may write it", advice);
+        }
         if ((mode(attrs) & forbiddenBits) != 0) {
-            throw refuse(file, role, "its mode is " + octal(attrs) + ": "
-                    + (forbiddenBits == GROUP_OR_OTHER_WRITE ? "group or others may write it"
-                    : "group or others have access to it"), advice);
+            // only readable by others: nobody else could have written it, so it is ours to close (earlier sutures
+            // made their locks 0644)
+            if ((Integer) attrs.get("uid") != EUID) {
+                throw refuse(file, role, "its mode is " + octal(attrs) + ": group or others have access to it",
+                        advice);
+            }
+            try {
+                Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-------"));
+            } catch (IOException e) {
+                throw refuse(file, role, "its mode is " + octal(attrs) + " and cannot be made 0600 ("
+                        + reason(e) + ")", advice);
+            }
         }
     }
 
