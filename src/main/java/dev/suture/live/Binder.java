@@ -14,6 +14,7 @@ import dev.suture.x86.Relocations.GotEntry;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -111,7 +112,7 @@ final class Binder {
 
     /** One jump-table entry per external symbol that code calls or references PC-relatively. */
     private static int countJumpEntries(PatchFile patch) {
-        var seen = new java.util.HashSet<Integer>();
+        var seen = new HashSet<Integer>();
         for (PatchSection s : patch.sections()) {
             for (PatchRelocation r : s.relocations()) {
                 if (r.symbol() instanceof PatchSymbol.External e && isCodeReference(r)) {

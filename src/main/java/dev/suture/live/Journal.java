@@ -2,12 +2,10 @@ package dev.suture.live;
 
 import dev.suture.SutureException;
 import dev.suture.proc.InjectionLog;
+import dev.suture.sys.MappedFile;
 import dev.suture.sys.TrustedFiles;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
@@ -22,7 +20,9 @@ import java.util.HashSet;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 
@@ -79,7 +79,7 @@ final class Journal implements InjectionLog, AutoCloseable {
             Files.deleteIfExists(staging); // left by a dead suture that had our pid
             channel = TrustedFiles.createNew(staging); // READ too: FileChannel.map needs it (see stub)
             var journal = new Journal(file, channel);
-            journal.append(MAGIC + "\nbegin " + op.name().toLowerCase(java.util.Locale.ROOT) + " pid=" + pid
+            journal.append(MAGIC + "\nbegin " + op.name().toLowerCase(Locale.ROOT) + " pid=" + pid
                     + " start=" + startOf(pid).map(Instant::toString).orElse("-") + " tool="
                     + ProcessHandle.current().pid() + " at=" + Instant.now() + " what=" + escape(what));
             Files.createLink(file, staging); // atomic, and never over an existing journal
@@ -172,11 +172,9 @@ final class Journal implements InjectionLog, AutoCloseable {
     }
 
     /**
-     * Not forced: written right before the hold it belongs to (an fsync would leave the next append cold). Then
-     * the room for that hold's {@code inject} record: a blank line ({@code #} and spaces) mapped into this JVM
-     * (MAP_SHARED, so a store lands in the file's page cache as a write(2) would), its page touched now, so
-     * that {@link #borrowing} inside the hold stores the record instead of calling write(2), which took 12-110
-     * us there (median 32, 10 applies) on this machine's ext4 /run. Without the mapping, the record is appended.
+     * Not forced (an fsync would leave the next append cold). Then the room for that hold's {@code inject} record: a
+     * blank line mapped into this JVM, its page touched now, so that {@link #borrowing} inside the hold stores the
+     * record instead of calling write(2) (docs/apply.md); without the mapping, the record is appended.
      */
     @Override
     public void stub(long address, byte[] original, byte[] code) {
@@ -185,9 +183,9 @@ final class Journal implements InjectionLog, AutoCloseable {
         try {
             long at = channel.size();
             write(ByteBuffer.wrap(BLANK), false);
-            blankArena = Arena.ofConfined();
-            mappedBlank = channel.map(FileChannel.MapMode.READ_WRITE, at, BLANK.length, blankArena);
-            mappedBlank.set(ValueLayout.JAVA_BYTE, 0, (byte) '#'); // the first store faults the page in: here, not later
+            blank = MappedFile.map(channel, at, BLANK.length);
+            blank.set(0, (byte) '#'); // the first store faults the page in: here, not later
+            blankFree = true;
         } catch (IOException | RuntimeException e) {
             unmapBlank(); // the blank stays a blank; the record will be appended
         }
@@ -201,8 +199,9 @@ final class Journal implements InjectionLog, AutoCloseable {
 
     /** A blank line that {@link #borrowing} may fill: {@code #}, spaces, a newline; longer than any record. */
     private static final byte[] BLANK = blank(640);
-    private MemorySegment mappedBlank;
-    private Arena blankArena;
+    private MappedFile blank;
+    /** Whether {@link #blank} is mapped and still blank. */
+    private boolean blankFree;
 
     private static byte[] blank(int length) {
         byte[] b = new byte[length];
@@ -218,22 +217,17 @@ final class Journal implements InjectionLog, AutoCloseable {
      * thread closes the journal (an injection that failed in between) stays mapped until this JVM exits.
      */
     private void unmapBlank() {
-        mappedBlank = null;
-        if (blankArena != null) {
-            var arena = blankArena;
-            blankArena = null;
-            try {
-                arena.close();
-            } catch (WrongThreadException e) {
-                // see above: a few KB of address space, not a correctness matter
-            }
+        blankFree = false;
+        if (blank != null) {
+            var mapped = blank;
+            blank = null;
+            mapped.close();
         }
     }
 
     /**
      * Appended inside the hold, between the thread's stop and its first instruction of the stub: built into a
-     * reused array with no string on the way (the StringBuilder and 27 {@code Long.toHexString} it replaces took
-     * 23 us back to back and 63 us after 20 ms asleep, this 3 and 7, in a C1-compiled probe on this machine).
+     * reused array with no string on the way, which is many times quicker (docs/apply.md).
      */
     @Override
     public void borrowing(int tid, long stub, byte[] stubOriginal, byte[] stubCode, long[] registers) {
@@ -250,12 +244,12 @@ final class Journal implements InjectionLog, AutoCloseable {
             at = hex(at, r);
         }
         line[at++] = '\n';
-        if (mappedBlank != null && at <= BLANK.length) {
+        if (blankFree && at <= BLANK.length) {
             // over the blank, its spaces and newline left as they are after the record; the first byte last,
             // so that a record cut short still reads as a blank line (x86 stores are seen in program order)
-            MemorySegment.copy(line, 1, mappedBlank, ValueLayout.JAVA_BYTE, 1, at - 2);
-            mappedBlank.set(ValueLayout.JAVA_BYTE, 0, line[0]);
-            mappedBlank = null; // unmapped once the thread is given back
+            blank.store(line, 1, 1, at - 2);
+            blank.set(0, line[0]);
+            blankFree = false; // unmapped once the thread is given back
         } else {
             write(ByteBuffer.wrap(line, 0, at), false);
         }
@@ -398,7 +392,7 @@ final class Journal implements InjectionLog, AutoCloseable {
         }
 
         String describe() {
-            return "an interrupted " + operation.name().toLowerCase(java.util.Locale.ROOT) + " (" + what
+            return "an interrupted " + operation.name().toLowerCase(Locale.ROOT) + " (" + what
                     + ", by suture pid " + toolPid + " at " + at + ")";
         }
     }
@@ -469,7 +463,7 @@ final class Journal implements InjectionLog, AutoCloseable {
                         if (op != null) {
                             throw bad(file, "it has two begin records");
                         }
-                        op = Operation.valueOf(f[1].toUpperCase(java.util.Locale.ROOT));
+                        op = Operation.valueOf(f[1].toUpperCase(Locale.ROOT));
                         Map<String, String> kv = new LinkedHashMap<>();
                         for (int i = 2; i < f.length; i++) {
                             int eq = f[i].indexOf('=');
@@ -479,7 +473,7 @@ final class Journal implements InjectionLog, AutoCloseable {
                             throw bad(file, "its begin record names pid " + kv.get("pid") + ", not " + pid
                                     + " as its name does");
                         }
-                        start = java.util.Objects.requireNonNull(kv.get("start"));
+                        start = Objects.requireNonNull(kv.get("start"));
                         tool = Long.parseLong(kv.get("tool"));
                         at = kv.getOrDefault("at", "");
                         what = unescape(kv.getOrDefault("what", ""));

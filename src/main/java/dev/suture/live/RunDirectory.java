@@ -4,9 +4,11 @@ import dev.suture.SutureException;
 import dev.suture.sys.TrustedFiles;
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * The directory of journals and locks (docs/journal.md). What is in it steers a root suture's writes into other
@@ -39,7 +41,7 @@ final class RunDirectory {
             return Path.of(property).toAbsolutePath().normalize();
         }
         Path system = Path.of("/run/suture");
-        if (Files.isDirectory(system, java.nio.file.LinkOption.NOFOLLOW_LINKS) ? Files.isWritable(system)
+        if (Files.isDirectory(system, LinkOption.NOFOLLOW_LINKS) ? Files.isWritable(system)
                 : Files.isWritable(system.getParent())) {
             return system;
         }
@@ -56,13 +58,13 @@ final class RunDirectory {
     }
 
     /** The directory if it exists and is in trusted hands; empty if it does not exist (nothing was ever left). */
-    static java.util.Optional<Path> existing() {
+    static Optional<Path> existing() {
         Path dir = path();
-        if (!Files.exists(dir, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-            return java.util.Optional.empty();
+        if (!Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
+            return Optional.empty();
         }
         TrustedFiles.requireDirectory(dir, ROLE, ADVICE);
-        return java.util.Optional.of(dir);
+        return Optional.of(dir);
     }
 
     /** The pids named by files {@code <pid><suffix>} in the run directory (journals, locks), ascending. */
