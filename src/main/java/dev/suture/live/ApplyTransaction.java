@@ -92,10 +92,9 @@ final class ApplyTransaction {
             var text = textRange(at, plan.layout());
             journal.begin(tracer, Journal.Operation.APPLY, "apply " + patch.id()).region(at, plan.size(),
                     text.start(), text.end());
-            // after the fsync'd records, right before the first hold: waiting for the disk left the cores idle
-            // and the first injected mmap slower (with 1 thread: 0.40-2.0 ms, median 0.6, against 0.40-1.3 ms,
-            // median 0.48, rehearsed here; 5 applies each, twice)
-            Rehearsal.ensure();
+            // after the fsync'd records, right before the first hold: waiting for the disk leaves the cores idle
+            // and the first hold slower (docs/apply.md)
+            Preparation.beforeFirstHold(tracer);
             long base;
             try {
                 base = tracer.mmap(at, plan.size(), Mman.PROT_READ | Mman.PROT_EXEC,

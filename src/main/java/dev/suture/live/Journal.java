@@ -103,8 +103,8 @@ final class Journal implements InjectionLog, AutoCloseable {
 
     /**
      * A journal that no recovery ever reads, deleted on close: {@code rehearsal-<our pid>.journal} in the run
-     * directory (no process's journal: those are named by the target's pid alone). A {@link Rehearsal} records
-     * into it, so that its appends run the same code as a transaction's.
+     * directory (no process's journal: those are named by the target's pid alone). The rehearsal of a
+     * {@link Preparation} records into it, so that its appends run the same code as a transaction's.
      */
     static Journal scratch() throws IOException {
         Path file = RunDirectory.ensure().resolve(REHEARSAL_PREFIX + ProcessHandle.current().pid() + ".journal");

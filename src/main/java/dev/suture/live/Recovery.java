@@ -53,7 +53,7 @@ final class Recovery {
             }
             try (Tracer tracer = Tracer.attach(pid)) {
                 JournalCheck.verify(pid, pending, RemoteMemory.of(tracer), Maps.read(pid));
-                Rehearsal.ensure();
+                Preparation.beforeFirstHold(tracer);
                 try (var journal = Journal.resume(pending)) {
                     tracer.injectionLog(journal);
                     var threads = giveThreadsBack(tracer, pending.injections(), pending.stubs());

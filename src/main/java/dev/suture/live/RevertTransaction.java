@@ -58,7 +58,7 @@ final class RevertTransaction {
                 }
             }
         }
-        Rehearsal.ensure();
+        Preparation.beforeFirstHold(tracer);
         var log = journal.begin(tracer, Journal.Operation.REVERT, "revert " + String.join(" ",
                 chosen.stream().map(r -> r.header().patchId()).toList()));
         for (var f : forbidden) {

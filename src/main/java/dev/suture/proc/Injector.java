@@ -92,14 +92,9 @@ final class Injector {
     long syscall(String name, int nr, long a0, long a1, long a2, long a3, long a4, long a5) {
         boolean wasHeld = threads.isHeld();
         if (!wasHeld) {
-            // while the process still runs: parsing its modules to find the stub site, and linking the native
-            // calls (the first pwrite alone links for ~8 ms), are no work for a stop; nor is writing the stub
-            // into bytes no code runs, nor journaling it (that append also leaves the one inside the hold warm)
+            // while the process still runs: parsing its modules to find the stub site is no work for a stop; nor
+            // is writing the stub into bytes no code runs, nor journaling it (which leaves the next append warm)
             prepareSite();
-            if (!warmedUp) {
-                Syscalls.warmUp();
-                warmedUp = true;
-            }
         }
         try {
             if (!wasHeld) {
@@ -136,8 +131,6 @@ final class Injector {
 
     /** The thread that the last injection gave back, its "returned" record still to be journaled (0: none). */
     private int given;
-
-    private boolean warmedUp;
 
     /** Whether the stub is in the site's bytes now. */
     private boolean stubPlaced;
