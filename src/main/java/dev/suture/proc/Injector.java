@@ -116,9 +116,9 @@ final class Injector {
                 }
             } finally {
                 if (given != 0) {
-                    // Journaled once the thread runs again, not while the target waits for it (an unsynced
-                    // append took 50 us and more of a 0.3 ms hold): its registers are its own, so a recovery that
-                    // found no "returned" would see its rip outside the stub and leave it alone.
+                    // Journaled once the thread runs again, not while the target waits for it (an append is a large
+                    // part of a hold): its registers are its own, so a recovery that found no "returned" would see
+                    // its rip outside the stub and leave it alone.
                     log.returned(given);
                     given = 0;
                 }

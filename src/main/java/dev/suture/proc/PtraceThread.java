@@ -30,8 +30,8 @@ final class PtraceThread {
      */
     PtraceThread(int pid, BooleanSupplier listening, BooleanSupplier answer, Runnable afterTask, Runnable atExit) {
         this.pid = pid;
-        this.thread = Thread.ofPlatform().daemon().name("suture-tracer-" + pid).unstarted(() -> loop(listening, answer, afterTask,
-                atExit));
+        this.thread = Thread.ofPlatform().daemon().name("suture-tracer-" + pid)
+                .unstarted(() -> loop(listening, answer, afterTask, atExit));
         thread.start();
     }
 

@@ -310,7 +310,7 @@ final class TracedThreads {
 
     // ---- gone ----
 
-    /** waitpid said ECHILD for {@code t}: for the leader, the first evidence that the process is gone. */
+    /** waitpid said ECHILD for {@code t}: for the leader, the first evidence the process is gone (docs/apply.md). */
     private void echild(TracedThread t) {
         if (t.tid() == pid) {
             markVanished("waitpid on its leader said ECHILD (state now " + ThreadState.of(pid, pid) + ")");
