@@ -167,11 +167,11 @@ final class Binder {
 
     /** Binds {@code patch} at {@code base} for a module with load bias {@code bias}. */
     static Image bind(PatchFile patch, Plan plan, long base, long bias, Externals externals) {
-        return new Run(patch, plan, base, bias, externals).bind();
+        return new Binding(patch, plan, base, bias, externals).bind();
     }
 
     /** The state of one bind: the image being filled and the entries allocated so far. */
-    private static final class Run {
+    private static final class Binding {
         final PatchFile patch;
         final Plan plan;
         final long base;
@@ -183,7 +183,7 @@ final class Binder {
         int jumpsUsed;
         int slotsUsed;
 
-        Run(PatchFile patch, Plan plan, long base, long bias, Externals externals) {
+        Binding(PatchFile patch, Plan plan, long base, long bias, Externals externals) {
             this.patch = patch;
             this.plan = plan;
             this.base = base;

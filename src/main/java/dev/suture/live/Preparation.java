@@ -117,7 +117,7 @@ final class Preparation {
             byte[] now = tracer.read(text.start(), 5);
             var writes = List.of(new ApplyTransaction.Write(text.start(), now, now));
             var window = window(pid, tracer, List.of(new Image.Range("nothing", 1, 2)), writes);
-            tracer.run(() -> { // on the tracer thread: no hand-off between threads per call
+            tracer.onTracerThread(() -> { // on the tracer thread: no hand-off between threads per call
                 for (int i = 0; i < WINDOWS; i++) {
                     window.attempt();
                 }

@@ -57,10 +57,10 @@ final class Recovery {
                 try (var journal = Journal.resume(pending)) {
                     tracer.injectionLog(journal);
                     var threads = giveThreadsBack(tracer, pending.injections(), pending.stubs());
-                    var run = new Run(pid, tracer, journal, pending, timeout, maxPause);
+                    var steps = new Steps(pid, tracer, journal, pending, timeout, maxPause);
                     var outcome = switch (pending.operation()) {
-                        case APPLY -> run.apply();
-                        case REVERT -> run.revert();
+                        case APPLY -> steps.apply();
+                        case REVERT -> steps.revert();
                     };
                     journal.end();
                     tracer.injectionLog(null);
@@ -130,7 +130,7 @@ final class Recovery {
         if (injections.isEmpty() && stubs.isEmpty()) {
             return List.of();
         }
-        return tracer.run(() -> {
+        return tracer.onTracerThread(() -> {
             var back = new ArrayList<Integer>();
             tracer.stopAll();
             try {
@@ -181,8 +181,9 @@ final class Recovery {
         }
     }
 
-    private record Run(int pid, Tracer tracer, Journal journal, Journal.Pending pending, Duration timeout,
-                       Duration maxPause) {
+    /** The steps that finish or undo one interrupted transaction. */
+    private record Steps(int pid, Tracer tracer, Journal journal, Journal.Pending pending, Duration timeout,
+                         Duration maxPause) {
         /**
          * An apply whose window completed (or whose every write is in) is finished: the regions it replaced go.
          * Otherwise every write is undone — through a window that proves no thread runs the new code, since the

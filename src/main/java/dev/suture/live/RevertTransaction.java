@@ -22,14 +22,14 @@ final class RevertTransaction {
                                              Duration maxPause) {
         try (var lock = TargetLock.acquire(pid, "revert")) {
             Journal.refusePending(pid);
-            try (Tracer tracer = Tracer.attach(pid); var journal = new Journaled(pid)) {
+            try (Tracer tracer = Tracer.attach(pid); var journal = new TransactionJournal(pid)) {
                 return journal.settle(() -> revert(pid, ids, all, timeout, maxPause, tracer, journal));
             }
         }
     }
 
     private static List<Patcher.RevertResult> revert(int pid, List<String> ids, boolean all, Duration timeout,
-                                                     Duration maxPause, Tracer tracer, Journaled journal) {
+                                                     Duration maxPause, Tracer tracer, TransactionJournal journal) {
         var memory = RemoteMemory.of(tracer);
         var regions = Regions.scan(pid, Maps.read(pid), memory);
         var chosen = choose(pid, regions, ids, all);

@@ -100,7 +100,7 @@ final class Window {
 
     /** One window: its verdict, its blocker when busy, and when each phase ended. */
     Outcome attempt(long budgetNanos) {
-        return tracer.run(() -> {
+        return tracer.onTracerThread(() -> {
             sampler.prefetch();
             return once(tracer, guard, writes, budgetNanos);
         });

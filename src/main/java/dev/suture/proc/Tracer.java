@@ -64,7 +64,7 @@ public final class Tracer implements AutoCloseable {
         QuietCompiler.refresh();
         var tracer = new Tracer(pid);
         try {
-            tracer.onTracer(() -> {
+            tracer.execute(() -> {
                 tracer.threads.seizeAll(Syscalls.gettid(), tracer::abandon);
                 tracer.memory.open();
                 return null;
@@ -82,12 +82,12 @@ public final class Tracer implements AutoCloseable {
 
     /** The ids of the threads we trace now (sorted). */
     public List<Integer> threads() {
-        return onTracer(threadsTask);
+        return execute(threadsTask);
     }
 
     /** True between {@link #stopAll()} and {@link #resumeAll()}. */
     public boolean isHeld() {
-        return onTracer(holds::isHeld);
+        return execute(holds::isHeld);
     }
 
     /**
@@ -97,7 +97,7 @@ public final class Tracer implements AutoCloseable {
      * @throws ProcessVanishedException if the process exits
      */
     public void stopAll() {
-        onTracer(stopAllTask);
+        execute(stopAllTask);
     }
 
     /**
@@ -116,12 +116,12 @@ public final class Tracer implements AutoCloseable {
 
     /** Lets every thread run again, passing on the signals that arrived while they were held. */
     public void resumeAll() {
-        onTracer(resumeAllTask);
+        execute(resumeAllTask);
     }
 
     /** The registers of a held thread (read as it stopped, when {@link #stopAll()} stopped it). */
     public Registers registers(int tid) {
-        return onTracer(() -> {
+        return execute(() -> {
             var t = holds.heldThread(tid);
             if (t.stopRegisters() != null) {
                 return Registers.of(t.stopRegisters());
@@ -134,7 +134,7 @@ public final class Tracer implements AutoCloseable {
 
     /** Sets the registers of a held thread. */
     public void setRegisters(int tid, Registers registers) {
-        onTracer(() -> {
+        execute(() -> {
             var t = holds.heldThread(tid);
             t.stopRegisters(null);
             Syscalls.setRegisters(t.tid(), registers.words());
@@ -177,7 +177,7 @@ public final class Tracer implements AutoCloseable {
      * copy of the page, as a debugger's breakpoint does); falls back to PTRACE_POKEDATA on a held thread.
      */
     public void write(long address, byte[] bytes) {
-        onTracer(() -> {
+        execute(() -> {
             memory.write(address, bytes);
             return null;
         });
@@ -185,7 +185,7 @@ public final class Tracer implements AutoCloseable {
 
     /** Links and exercises every native call on the tracer thread, ahead of a time-critical window. */
     public void warmUp() {
-        onTracer(() -> {
+        execute(() -> {
             Syscalls.warmUp();
             Registers.of(new long[Registers.WORDS]);
             return null;
@@ -206,8 +206,8 @@ public final class Tracer implements AutoCloseable {
      * Runs {@code work} on the tracer thread, so a sequence of calls (stop, read registers, write, resume) pays
      * one hand-off between threads instead of one per call. Tracer methods called inside run directly.
      */
-    public <T> T run(Supplier<T> work) {
-        return onTracer(work::get);
+    public <T> T onTracerThread(Supplier<T> work) {
+        return execute(work::get);
     }
 
     /** Releases every thread (PTRACE_DETACH), passing on held signals; a group-stopped process stays stopped. */
@@ -217,7 +217,7 @@ public final class Tracer implements AutoCloseable {
             return;
         }
         try {
-            onTracer(() -> {
+            execute(() -> {
                 release();
                 return null;
             });
@@ -239,7 +239,7 @@ public final class Tracer implements AutoCloseable {
      * the address of the new mapping.
      */
     public long mmap(long address, long length, int prot, int flags) {
-        return onTracer(() -> injector.mmap(address, length, prot, flags));
+        return execute(() -> injector.mmap(address, length, prot, flags));
     }
 
     /**
@@ -247,15 +247,15 @@ public final class Tracer implements AutoCloseable {
      * [{@code from}, {@code to}) (e.g. a module's text), nearest first (MAP_FIXED_NOREPLACE).
      */
     public long mmapNear(long from, long to, long length, int prot) {
-        return onTracer(() -> injector.mmapNear(from, to, length, prot));
+        return execute(() -> injector.mmapNear(from, to, length, prot));
     }
 
     public void munmap(long address, long length) {
-        onTracer(() -> injector.syscall("munmap", Injector.SYS_MUNMAP, address, length, 0, 0, 0, 0));
+        execute(() -> injector.syscall("munmap", Injector.SYS_MUNMAP, address, length, 0, 0, 0, 0));
     }
 
     public void mprotect(long address, long length, int prot) {
-        onTracer(() -> injector.syscall("mprotect", Injector.SYS_MPROTECT, address, length, prot, 0, 0, 0));
+        execute(() -> injector.syscall("mprotect", Injector.SYS_MPROTECT, address, length, prot, 0, 0, 0));
     }
 
     // ---- on the ptrace thread ----
@@ -264,7 +264,7 @@ public final class Tracer implements AutoCloseable {
      * Runs {@code work} on the ptrace thread. A failure that happens because the whole process is going (a thread
      * vanished under us, /proc/PID/mem failing) becomes the one "process N vanished" failure.
      */
-    private <T> T onTracer(Callable<T> work) {
+    private <T> T execute(Callable<T> work) {
         try {
             return ptrace.execute(work);
         } catch (SutureException e) {
@@ -282,7 +282,7 @@ public final class Tracer implements AutoCloseable {
 
     /** The traced thread {@code tid} (null if none), for tests that set up a thread's state by hand. */
     TracedThread traced(int tid) {
-        return onTracer(() -> threads.get(tid));
+        return execute(() -> threads.get(tid));
     }
 
     /** Whether threads run that may report events (none is held, the process is there). */

@@ -154,7 +154,7 @@ class InjectionTest {
                 Thread.sleep(50); // inside read
                 int pid = target.pidInt();
                 try (var tracer = Tracer.attach(pid)) {
-                    tracer.run(() -> {
+                    tracer.onTracerThread(() -> {
                         tracer.stopAll();
                         var t = tracer.traced(pid);
                         long[] saved = tracer.registers(pid).words();

@@ -116,7 +116,7 @@ class TracerTest {
             try (var busy = Tracer.attach(other.pidInt())) {
                 var started = new CountDownLatch(1);
                 var release = new CountDownLatch(1);
-                var task = pool.submit(() -> busy.run(() -> {
+                var task = pool.submit(() -> busy.onTracerThread(() -> {
                     started.countDown();
                     try {
                         release.await(10, TimeUnit.SECONDS); // its tracer answers nothing
