@@ -29,7 +29,7 @@ final class ApplyTransaction {
 
     static Patcher.ApplyResult apply(int pid, PatchFile patch, Patcher.ApplyOptions options) {
         try (var lock = TargetLock.acquire(pid, "apply " + patch.id())) {
-            Journal.refusePending(pid);
+            JournalReader.refusePending(pid);
             try (Tracer tracer = Tracer.attach(pid); var journal = new TransactionJournal(pid)) {
                 return journal.settle(() -> new Steps(pid, patch, options, tracer, journal).apply());
             }

@@ -21,7 +21,7 @@ final class RevertTransaction {
     static List<Patcher.RevertResult> revert(int pid, List<String> ids, boolean all, Duration timeout,
                                              Duration maxPause) {
         try (var lock = TargetLock.acquire(pid, "revert")) {
-            Journal.refusePending(pid);
+            JournalReader.refusePending(pid);
             try (Tracer tracer = Tracer.attach(pid); var journal = new TransactionJournal(pid)) {
                 return journal.settle(() -> revert(pid, ids, all, timeout, maxPause, tracer, journal));
             }

@@ -1,9 +1,7 @@
 package dev.suture.live;
 
-import dev.suture.proc.Maps;
 import dev.suture.SutureException;
 import dev.suture.proc.Tracer;
-import dev.suture.unwind.ProcessCode;
 import dev.suture.unwind.StackSampler;
 import java.time.Duration;
 import java.util.List;
