@@ -99,7 +99,7 @@ final class Recovery {
                         "pid " + pid + ": " + e, SutureException.Kind.INTERNAL));
             }
         }
-        TargetLock.removeLitter();
+        RunDirectory.removeLitter();
         return out;
     }
 

@@ -71,17 +71,60 @@ final class RunDirectory {
     static List<Integer> pidsWith(String suffix) {
         var pids = new ArrayList<Integer>();
         for (String name : names()) {
-            String stem = name.substring(0, Math.max(0, name.length() - suffix.length()));
-            if (name.endsWith(suffix) && !stem.isEmpty() && stem.length() <= 10
-                    && stem.chars().allMatch(Character::isDigit)) {
-                long pid = Long.parseLong(stem);
-                if (pid > 0 && pid <= Integer.MAX_VALUE) {
-                    pids.add((int) pid);
-                }
+            long pid = name.endsWith(suffix) ? pidIn(name.substring(0, name.length() - suffix.length())) : 0;
+            if (pid > 0) {
+                pids.add((int) pid);
             }
         }
         pids.sort(null);
         return pids;
+    }
+
+    /** The pid that {@code digits} (part of a file name) spell, or 0 when they spell none. */
+    private static long pidIn(String digits) {
+        if (digits.isEmpty() || digits.length() > 10 || !digits.chars().allMatch(Character::isDigit)) {
+            return 0;
+        }
+        long pid = Long.parseLong(digits);
+        return pid <= Integer.MAX_VALUE ? pid : 0;
+    }
+
+    /**
+     * Removes what sutures that are gone left in the run directory ({@code recover --all}): the locks of processes
+     * that no longer exist, and the rehearsal journals and half-started journals of sutures that no longer run.
+     * Journals of transactions are never removed here: recovery decides about those.
+     */
+    static void removeLitter() {
+        try {
+            var dir = existing();
+            if (dir.isEmpty()) {
+                return;
+            }
+            for (String name : names()) {
+                long owner = ownerOf(name);
+                if (owner > 0 && !Files.exists(Path.of("/proc/" + owner))) {
+                    Files.deleteIfExists(dir.get().resolve(name));
+                }
+            }
+        } catch (SutureException | IOException ignored) {
+            // a leftover file costs nothing; recover says what it could not do elsewhere
+        }
+    }
+
+    /**
+     * The process whose end makes file {@code name} litter: the target of {@code <pid>.lock}, the suture of
+     * {@code rehearsal-<pid>.journal} and {@code <pid>.journal.<suture pid>.new}; 0 for anything else.
+     */
+    private static long ownerOf(String name) {
+        String digits = null;
+        if (name.endsWith(".lock")) {
+            digits = name.substring(0, name.length() - 5);
+        } else if (name.startsWith(Journal.REHEARSAL_PREFIX) && name.endsWith(".journal")) {
+            digits = name.substring(Journal.REHEARSAL_PREFIX.length(), name.length() - 8);
+        } else if (name.endsWith(Journal.STAGING_SUFFIX) && name.contains(".journal.")) {
+            digits = name.substring(name.indexOf(".journal.") + 9, name.length() - Journal.STAGING_SUFFIX.length());
+        }
+        return digits == null ? 0 : pidIn(digits);
     }
 
     /** The names of the files in the run directory; none when it does not exist. */

@@ -9,7 +9,6 @@ import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.channels.OverlappingFileLockException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
 
@@ -78,47 +77,6 @@ final class TargetLock implements AutoCloseable {
         } finally {
             closeQuietly(channel);
         }
-    }
-
-    /**
-     * Removes what sutures that are gone left in the run directory ({@code recover --all}): the locks of processes
-     * that no longer exist, and the rehearsal journals and half-started journals of sutures that no longer run.
-     * Journals of transactions are never removed here: recovery decides about those.
-     */
-    static void removeLitter() {
-        try {
-            var dir = RunDirectory.existing();
-            if (dir.isEmpty()) {
-                return;
-            }
-            for (String name : RunDirectory.names()) {
-                long owner = ownerOf(name);
-                if (owner > 0 && !Files.exists(Path.of("/proc/" + owner))) {
-                    Files.deleteIfExists(dir.get().resolve(name));
-                }
-            }
-        } catch (SutureException | IOException ignored) {
-            // a leftover file costs nothing; recover says what it could not do elsewhere
-        }
-    }
-
-    /**
-     * The process whose end makes file {@code name} litter: the target of {@code <pid>.lock}, the suture of
-     * {@code rehearsal-<pid>.journal} and {@code <pid>.journal.<suture pid>.new}; 0 for anything else.
-     */
-    private static long ownerOf(String name) {
-        String digits = null;
-        if (name.endsWith(".lock")) {
-            digits = name.substring(0, name.length() - 5);
-        } else if (name.startsWith(Journal.REHEARSAL_PREFIX) && name.endsWith(".journal")) {
-            digits = name.substring(Journal.REHEARSAL_PREFIX.length(), name.length() - 8);
-        } else if (name.endsWith(Journal.STAGING_SUFFIX) && name.contains(".journal.")) {
-            digits = name.substring(name.indexOf(".journal.") + 9, name.length() - Journal.STAGING_SUFFIX.length());
-        }
-        if (digits == null || digits.isEmpty() || digits.length() > 10 || !digits.chars().allMatch(Character::isDigit)) {
-            return 0;
-        }
-        return Long.parseLong(digits);
     }
 
     private static String read(FileChannel channel) throws IOException {

@@ -116,12 +116,7 @@ public final class TrustedFiles {
      * permission for group or others. Returns false when it does not exist.
      */
     public static boolean requireFile(Path file, String role, String advice) {
-        var attrs = lstat(file);
-        if (attrs.isEmpty()) {
-            return false;
-        }
-        requireFileAttributes(file, role, attrs.get(), GROUP_OR_OTHER_ANY, advice);
-        return true;
+        return requireFile(file, role, advice, GROUP_OR_OTHER_ANY);
     }
 
     /**
@@ -129,11 +124,15 @@ public final class TrustedFiles {
      * as public keys in a trust directory.
      */
     public static boolean requireReadableFile(Path file, String role, String advice) {
+        return requireFile(file, role, advice, GROUP_OR_OTHER_WRITE);
+    }
+
+    private static boolean requireFile(Path file, String role, String advice, int forbiddenBits) {
         var attrs = lstat(file);
         if (attrs.isEmpty()) {
             return false;
         }
-        requireFileAttributes(file, role, attrs.get(), GROUP_OR_OTHER_WRITE, advice);
+        requireFileAttributes(file, role, attrs.get(), forbiddenBits, advice);
         return true;
     }
 
@@ -180,11 +179,9 @@ public final class TrustedFiles {
 
     private static Optional<FileChannel> openChecked(Path file, String role, String advice, int forbiddenBits,
                                                      OpenOption... options) throws IOException {
-        var attrs = lstat(file);
-        if (attrs.isEmpty()) {
+        if (!requireFile(file, role, advice, forbiddenBits)) {
             return Optional.empty();
         }
-        requireFileAttributes(file, role, attrs.get(), forbiddenBits, advice);
         var set = new HashSet<OpenOption>(List.of(options));
         set.add(LinkOption.NOFOLLOW_LINKS);
         try {
