@@ -5,7 +5,6 @@ import dev.suture.sys.Errno;
 import dev.suture.sys.ProcessVanishedException;
 import dev.suture.sys.Ptrace;
 import dev.suture.sys.SysException;
-import dev.suture.sys.Syscalls;
 import dev.suture.sys.WaitStatus;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -175,13 +174,13 @@ final class Injector {
         // interrupt stop; a group-stopped thread, or one the caller's hold may borrow again, is parked
         boolean lastInHold = !placedHere && t.stop() == TracedThread.Stop.INTERRUPT;
         long[] saved = new long[Registers.WORDS];
-        Syscalls.getRegisters(t.tid(), saved);
+        Ptrace.getRegisters(t.tid(), saved);
         byte[] original = original();
         log.borrowing(t.tid(), site.address(), original, STUB.clone(), saved.clone());
         boolean restored = false;
         try {
             for (int signals = 0; ; signals++) {
-                Syscalls.setRegisters(t.tid(), Registers.of(saved).forSyscall(site.address(), nr, a0, a1, a2, a3, a4,
+                Ptrace.setRegisters(t.tid(), Registers.of(saved).forSyscall(site.address(), nr, a0, a1, a2, a3, a4,
                         a5).words());
                 resume(t, Ptrace.PTRACE_SYSCALL);
                 if (awaitSyscallStop(t, nr, true)) {
@@ -189,9 +188,9 @@ final class Injector {
                 }
                 // A signal was dequeued on the way to the stub: the thread takes it with its own registers, as it
                 // would have without us, and we start over from the interrupt stop that follows.
-                Syscalls.setRegisters(t.tid(), saved);
+                Ptrace.setRegisters(t.tid(), saved);
                 deliverAndPark(t);
-                Syscalls.getRegisters(t.tid(), saved);
+                Ptrace.getRegisters(t.tid(), saved);
                 // what a recovery must give back is now the registers at the handler's entry
                 log.borrowing(t.tid(), site.address(), original, STUB.clone(), saved.clone());
                 if (signals == MAX_SIGNALS) {
@@ -205,7 +204,7 @@ final class Injector {
             var restart = lastInHold ? SyscallRestart.of(pid, saved) : null;
             awaitSyscallStop(t, nr, false);
             long[] after = new long[Registers.WORDS];
-            Syscalls.getRegisters(t.tid(), after);
+            Ptrace.getRegisters(t.tid(), after);
             long result = after[10]; // rax
             if (restart != null) {
                 giveBackAtExit(t, restart);
@@ -232,7 +231,7 @@ final class Injector {
      * restarted by hand when it was in one ({@link SyscallRestart}).
      */
     private void giveBackAtExit(TracedThread t, SyscallRestart restart) {
-        Syscalls.setRegisters(t.tid(), restart.registers());
+        Ptrace.setRegisters(t.tid(), restart.registers());
         if (restart.byHand()) {
             t.restartedByHand(restart);
         }
@@ -245,7 +244,7 @@ final class Injector {
      * result, so an interrupted nanosleep or read restarts exactly as it would have without us.
      */
     private void restore(TracedThread t, long[] saved) {
-        Syscalls.setRegisters(t.tid(), saved);
+        Ptrace.setRegisters(t.tid(), saved);
         // The interrupt is queued while the thread sits in its syscall-exit stop; on the way out it traps in
         // get_signal() before reaching user mode, so it never runs the stub's jmp.
         ptrace(Ptrace.PTRACE_INTERRUPT, t, 0);
@@ -264,7 +263,7 @@ final class Injector {
             resume(t, Ptrace.PTRACE_CONT);
         }
         // The registers were set before the stop; set them again in case the kernel adjusted any on the way.
-        Syscalls.setRegisters(t.tid(), saved);
+        Ptrace.setRegisters(t.tid(), saved);
     }
 
     private void tryRestore(TracedThread t, long[] saved) {
@@ -329,7 +328,7 @@ final class Injector {
             if (ws.syscallStop()) {
                 if (entry) {
                     long[] regs = new long[Registers.WORDS];
-                    Syscalls.getRegisters(t.tid(), regs);
+                    Ptrace.getRegisters(t.tid(), regs);
                     if (regs[15] != nr) {
                         throw new SutureException(SutureException.Kind.INTERNAL, "thread " + t.tid() + " entered "
                                 + "system call " + regs[15] + " instead of " + nr + " at 0x" + Long.toHexString(regs[16]));
@@ -358,7 +357,7 @@ final class Injector {
         while (true) {
             WaitStatus ws;
             try {
-                ws = Syscalls.waitpid(t.tid(), Ptrace.WNOHANG | Ptrace.__WALL);
+                ws = Ptrace.waitpid(t.tid(), Ptrace.WNOHANG | Ptrace.__WALL);
             } catch (ProcessVanishedException e) {
                 throw died(t);
             }
@@ -405,7 +404,7 @@ final class Injector {
     }
 
     private void ptrace(int request, TracedThread t, long data) {
-        int errno = Syscalls.ptraceErrno(request, t.tid(), 0, data);
+        int errno = Ptrace.ptraceErrno(request, t.tid(), 0, data);
         if (errno == Errno.ESRCH) {
             if (!Files.isDirectory(Path.of("/proc/" + pid + "/task/" + t.tid()))) {
                 throw died(t);

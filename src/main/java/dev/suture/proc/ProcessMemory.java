@@ -2,6 +2,7 @@ package dev.suture.proc;
 
 import dev.suture.sys.Errno;
 import dev.suture.sys.ProcessVanishedException;
+import dev.suture.sys.Ptrace;
 import dev.suture.sys.SysException;
 import dev.suture.sys.Syscalls;
 import java.nio.file.Files;
@@ -114,7 +115,7 @@ final class ProcessMemory {
             long start = address & ~7L;
             long end = (address + bytes.length + 7) & ~7L;
             for (long word = start; word < end; word += 8) {
-                long value = Syscalls.peekData(tid, word);
+                long value = Ptrace.peekData(tid, word);
                 for (int b = 0; b < 8; b++) {
                     long at = word + b;
                     if (at >= address && at < address + bytes.length) {
@@ -122,7 +123,7 @@ final class ProcessMemory {
                         value = (value & ~(0xffL << shift)) | ((bytes[(int) (at - address)] & 0xffL) << shift);
                     }
                 }
-                Syscalls.pokeData(tid, word, value);
+                Ptrace.pokeData(tid, word, value);
             }
         } finally {
             if (!wasHeld) {

@@ -113,7 +113,7 @@ final class TracedThread {
 
     /** PTRACE_CONT with {@code sig}; ESRCH (killed while stopped) is reaped later. */
     void cont(int sig) {
-        int errno = Syscalls.ptraceErrno(Ptrace.PTRACE_CONT, tid, 0, sig);
+        int errno = Ptrace.ptraceErrno(Ptrace.PTRACE_CONT, tid, 0, sig);
         resumed(State.RUNNING);
         stop = Stop.NONE;
         if (errno != 0 && errno != Errno.ESRCH) {
@@ -123,7 +123,7 @@ final class TracedThread {
 
     /** PTRACE_LISTEN: a group-stopped thread stays stopped, but reports what happens to it. */
     void listen() {
-        int errno = Syscalls.ptraceErrno(Ptrace.PTRACE_LISTEN, tid, 0, 0);
+        int errno = Ptrace.ptraceErrno(Ptrace.PTRACE_LISTEN, tid, 0, 0);
         resumed(State.LISTENING);
         if (errno != 0 && errno != Errno.ESRCH) {
             throw SysException.of("ptrace(PTRACE_LISTEN)", errno, "thread " + tid);
@@ -131,7 +131,7 @@ final class TracedThread {
     }
 
     void interrupt() {
-        int errno = Syscalls.ptraceErrno(Ptrace.PTRACE_INTERRUPT, tid, 0, 0);
+        int errno = Ptrace.ptraceErrno(Ptrace.PTRACE_INTERRUPT, tid, 0, 0);
         if (errno != 0 && errno != Errno.ESRCH) {
             throw SysException.of("ptrace(PTRACE_INTERRUPT)", errno, "thread " + tid);
         }
@@ -151,11 +151,11 @@ final class TracedThread {
     void detach(int pid) {
         requeue(pid);
         int sig = stop == Stop.SIGNAL ? pendingSignal : 0;
-        int errno = Syscalls.ptraceErrno(Ptrace.PTRACE_DETACH, tid, 0, sig);
+        int errno = Ptrace.ptraceErrno(Ptrace.PTRACE_DETACH, tid, 0, sig);
         if (errno != 0) {
             // Dead or dying: reap it if it is already a zombie we owe a wait.
             try {
-                Syscalls.waitpid(tid, Ptrace.WNOHANG | Ptrace.__WALL);
+                Ptrace.waitpid(tid, Ptrace.WNOHANG | Ptrace.__WALL);
             } catch (SysException ignored) {
                 // not ours any more
             }

@@ -5,7 +5,6 @@ import dev.suture.sys.NotPermittedException;
 import dev.suture.sys.ProcessVanishedException;
 import dev.suture.sys.Ptrace;
 import dev.suture.sys.SysException;
-import dev.suture.sys.Syscalls;
 import dev.suture.sys.WaitStatus;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -100,7 +99,7 @@ final class TracedThreads {
                 if (threads.containsKey(tid)) {
                     continue;
                 }
-                int errno = Syscalls.ptraceErrno(Ptrace.PTRACE_SEIZE, tid, 0, OPTIONS);
+                int errno = Ptrace.ptraceErrno(Ptrace.PTRACE_SEIZE, tid, 0, OPTIONS);
                 if (errno == 0) {
                     threads.put(tid, new TracedThread(tid));
                     found = true;
@@ -172,7 +171,7 @@ final class TracedThreads {
             // gone (docs/apply.md, "The tracer")
             return false;
         }
-        int who = Syscalls.peekWaitable();
+        int who = Ptrace.peekWaitable();
         if (who == 0) {
             return false;
         }
@@ -180,7 +179,7 @@ final class TracedThreads {
         for (var t : List.copyOf(threads.values())) {
             WaitStatus ws;
             try {
-                ws = Syscalls.waitpid(t.tid(), Ptrace.WNOHANG | Ptrace.__WALL);
+                ws = Ptrace.waitpid(t.tid(), Ptrace.WNOHANG | Ptrace.__WALL);
             } catch (ProcessVanishedException e) {
                 echild(t);
                 drop(t);
@@ -239,9 +238,9 @@ final class TracedThreads {
             return;
         }
         long[] now = new long[Registers.WORDS];
-        if (Syscalls.getRegistersErrno(t.tid(), now) == 0) {
+        if (Ptrace.getRegistersErrno(t.tid(), now) == 0) {
             if (Arrays.equals(now, restarted.registers())
-                    && Syscalls.setRegistersErrno(t.tid(), restarted.from()) == 0) {
+                    && Ptrace.setRegistersErrno(t.tid(), restarted.from()) == 0) {
                 now = restarted.from();
             }
             t.stopRegisters(now);
@@ -249,7 +248,7 @@ final class TracedThreads {
     }
 
     private TracedThread adoptClone(TracedThread parent) {
-        int child = (int) Syscalls.eventMessage(parent.tid());
+        int child = (int) Ptrace.eventMessage(parent.tid());
         return threads.computeIfAbsent(child, TracedThread::new);
     }
 
@@ -263,7 +262,7 @@ final class TracedThreads {
         var t = pending.get(at);
         WaitStatus ws;
         try {
-            ws = Syscalls.waitpid(t.tid(), Ptrace.WNOHANG | Ptrace.__WALL);
+            ws = Ptrace.waitpid(t.tid(), Ptrace.WNOHANG | Ptrace.__WALL);
         } catch (ProcessVanishedException e) {
             echild(t);
             ws = new WaitStatus(t.tid(), 0); // ECHILD: reaped or released already; treat as exited
@@ -376,7 +375,7 @@ final class TracedThreads {
         while (!threads.isEmpty() && System.nanoTime() < deadline) {
             for (var t : List.copyOf(threads.values())) {
                 try {
-                    var ws = Syscalls.waitpid(t.tid(), Ptrace.WNOHANG | Ptrace.__WALL);
+                    var ws = Ptrace.waitpid(t.tid(), Ptrace.WNOHANG | Ptrace.__WALL);
                     if (ws != null && ws.gone()) {
                         threads.remove(t.tid());
                     }

@@ -4,6 +4,7 @@ import dev.suture.SutureException;
 import dev.suture.sys.Errno;
 import dev.suture.sys.NotPermittedException;
 import dev.suture.sys.ProcessVanishedException;
+import dev.suture.sys.Ptrace;
 import dev.suture.sys.SysException;
 import dev.suture.sys.Syscalls;
 import java.util.List;
@@ -109,7 +110,7 @@ public final class Tracer implements AutoCloseable {
             return; // read when it settled at this very stop
         }
         long[] w = new long[Registers.WORDS];
-        if (Syscalls.getRegistersErrno(t.tid(), w) == 0) {
+        if (Ptrace.getRegistersErrno(t.tid(), w) == 0) {
             t.stopRegisters(w);
         }
     }
@@ -127,7 +128,7 @@ public final class Tracer implements AutoCloseable {
                 return Registers.of(t.stopRegisters());
             }
             long[] w = new long[Registers.WORDS];
-            Syscalls.getRegisters(t.tid(), w);
+            Ptrace.getRegisters(t.tid(), w);
             return Registers.of(w);
         });
     }
@@ -137,7 +138,7 @@ public final class Tracer implements AutoCloseable {
         execute(() -> {
             var t = holds.heldThread(tid);
             t.stopRegisters(null);
-            Syscalls.setRegisters(t.tid(), registers.words());
+            Ptrace.setRegisters(t.tid(), registers.words());
             return null;
         });
     }
