@@ -20,6 +20,11 @@ public final class ProcessVanishedException extends SysException {
                 + "); nothing of it is traced any more", pid);
     }
 
+    /** The whole process {@code pid} is gone (or a zombie), said in {@code message}. */
+    public static ProcessVanishedException gone(int pid, String message) {
+        return new ProcessVanishedException("/proc/" + pid, Errno.ESRCH, message, pid);
+    }
+
     /** Whether this says that the whole process {@code pid} is gone (not just one of its threads). */
     public boolean isProcess(int pid) {
         return process != 0 && process == pid;
