@@ -4,7 +4,9 @@ import dev.suture.SutureException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
@@ -13,6 +15,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -241,7 +244,7 @@ public final class TrustedFiles {
             while (buf.hasRemaining() && channel.read(buf) > 0) {
                 // a file that shrank meanwhile ends the loop at its end
             }
-            return Optional.of(java.util.Arrays.copyOf(buf.array(), buf.position()));
+            return Optional.of(Arrays.copyOf(buf.array(), buf.position()));
         }
     }
 
@@ -349,8 +352,8 @@ public final class TrustedFiles {
         return switch (e) {
             case NoSuchFileException n -> "no such file or directory";
             case FileAlreadyExistsException x -> "it already exists";
-            case java.nio.file.AccessDeniedException a -> "permission denied";
-            case java.nio.file.FileSystemException f when f.getReason() != null -> f.getReason();
+            case AccessDeniedException a -> "permission denied";
+            case FileSystemException f when f.getReason() != null -> f.getReason();
             default -> String.valueOf(e.getMessage());
         };
     }
