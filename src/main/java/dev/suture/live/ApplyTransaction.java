@@ -29,9 +29,9 @@ final class ApplyTransaction {
 
     static Patcher.ApplyResult apply(int pid, PatchFile patch, Patcher.ApplyOptions options) {
         try (var lock = TargetLock.acquire(pid, "apply " + patch.id())) {
-            Journal.refusePending(pid);
-            try (Tracer tracer = Tracer.attach(pid); var journal = new Journaled(pid)) {
-                return journal.settle(() -> new Run(pid, patch, options, tracer, journal).apply());
+            JournalReader.refusePending(pid);
+            try (Tracer tracer = Tracer.attach(pid); var journal = new TransactionJournal(pid)) {
+                return journal.settle(() -> new Steps(pid, patch, options, tracer, journal).apply());
             }
         }
     }
@@ -39,15 +39,16 @@ final class ApplyTransaction {
     /** A write to do inside the window, and the bytes to put back if the transaction fails. */
     record Write(long address, byte[] bytes, byte[] undo) {}
 
-    private static final class Run {
+    /** The steps of one apply, over what they share: the target, the patch, its tracer and its journal. */
+    private static final class Steps {
         final int pid;
         final PatchFile patch;
         final Patcher.ApplyOptions options;
         final Tracer tracer;
         final RemoteMemory memory;
-        final Journaled journal;
+        final TransactionJournal journal;
 
-        Run(int pid, PatchFile patch, Patcher.ApplyOptions options, Tracer tracer, Journaled journal) {
+        Steps(int pid, PatchFile patch, Patcher.ApplyOptions options, Tracer tracer, TransactionJournal journal) {
             this.pid = pid;
             this.patch = patch;
             this.options = options;
@@ -74,8 +75,8 @@ final class ApplyTransaction {
             var ofModule = regions.stream().filter(r -> r.header().buildId().equals(patch.targetBuildId())
                     && r.header().moduleBias() == module.loadBias()).toList();
             var replacing = options.replace() ? ofModule : List.<Regions.Found>of();
-            var chain = new Chain(regions, replacing);
-            var saved = verify(module, chain);
+            var patched = new PatchedEntries(regions, replacing);
+            var saved = verify(module, patched);
 
             var plan = Binder.plan(patch, module.path());
             String exe = modules.executable().map(Module::path).orElse(null);
@@ -92,10 +93,9 @@ final class ApplyTransaction {
             var text = textRange(at, plan.layout());
             journal.begin(tracer, Journal.Operation.APPLY, "apply " + patch.id()).region(at, plan.size(),
                     text.start(), text.end());
-            // after the fsync'd records, right before the first hold: waiting for the disk left the cores idle
-            // and the first injected mmap slower (with 1 thread: 0.40-2.0 ms, median 0.6, against 0.40-1.3 ms,
-            // median 0.48, rehearsed here; 5 applies each, twice)
-            Rehearsal.ensure();
+            // after the fsync'd records, right before the first hold: waiting for the disk leaves the cores idle
+            // and the first hold slower (docs/apply.md)
+            Preparation.beforeFirstHold(tracer);
             long base;
             try {
                 base = tracer.mmap(at, plan.size(), Mman.PROT_READ | Mman.PROT_EXEC,
@@ -110,7 +110,7 @@ final class ApplyTransaction {
                     throw new SutureException(SutureException.Kind.INTERNAL, String.format("pid %d: the region"
                             + " was mapped at 0x%x, not at 0x%x", pid, base, at));
                 }
-                var window = install(module, plan, base, image, regions, replacing, chain, saved, writes);
+                var window = install(module, plan, base, image, regions, replacing, patched, saved, writes);
                 return finish(module, window, replacing);
             } catch (RuntimeException e) {
                 if (journal.committed()) {
@@ -146,7 +146,7 @@ final class ApplyTransaction {
         private record Installed(Image image, Window.Result window) {}
 
         private Installed install(Module module, Binder.Plan plan, long base, Image image,
-                                  List<Regions.Found> regions, List<Regions.Found> replacing, Chain chain,
+                                  List<Regions.Found> regions, List<Regions.Found> replacing, PatchedEntries patched,
                                   List<byte[]> saved, List<Write> writes) {
             var layout = plan.layout();
             if (layout.dataOffset() < plan.size()) {
@@ -158,8 +158,8 @@ final class ApplyTransaction {
                 var e = image.entries().get(i);
                 byte[] current = saved.get(i);
                 byte[] jump = Jumps.jmpRel32(e.oldAddress(), e.newAddress());
-                byte[] restore = chain.original(e.oldAddress(), current);
-                long previous = replacing.isEmpty() ? chain.regionOfJump(e.oldAddress(), current) : 0;
+                byte[] restore = patched.original(e.oldAddress(), current);
+                long previous = replacing.isEmpty() ? patched.regionOfJump(e.oldAddress(), current) : 0;
                 byte[] savedBytes = previous != 0 || replacing.isEmpty() ? current : restore;
                 functions.add(new RegionHeader.Function(e.name(), e.oldAddress(), e.oldSize(), e.newAddress(),
                         e.newSize(), previous, savedBytes, jump));
@@ -171,7 +171,7 @@ final class ApplyTransaction {
                     boolean covered = image.entries().stream().anyMatch(e -> e.oldAddress() == f.oldAddress());
                     if (!covered && writes.stream().noneMatch(w -> w.address() == f.oldAddress())) {
                         byte[] current = tracer.read(f.oldAddress(), 5);
-                        writes.add(new Write(f.oldAddress(), chain.original(f.oldAddress(), current), current));
+                        writes.add(new Write(f.oldAddress(), patched.original(f.oldAddress(), current), current));
                     }
                 }
             }
@@ -186,7 +186,7 @@ final class ApplyTransaction {
             tracer.write(base, bytes);
 
             var forbidden = new ArrayList<>(image.replacedCode());
-            forbidden.addAll(chain.currentReplacements(image));
+            forbidden.addAll(patched.currentReplacements(image));
             for (var r : replacing) {
                 forbidden.add(textRange(r));
             }
@@ -219,7 +219,7 @@ final class ApplyTransaction {
          * Checks that each replaced function is code of the module, named as its symbols name it, and its hash
          * against live memory; returns the current 5 entry bytes of each.
          */
-        private List<byte[]> verify(Module module, Chain chain) {
+        private List<byte[]> verify(Module module, PatchedEntries patched) {
             var saved = new ArrayList<byte[]>();
             var code = ReplacedCode.of(module);
             for (ReplacedFunction f : patch.replaced()) {
@@ -240,7 +240,7 @@ final class ApplyTransaction {
                             f.symbol(), address, module.name()));
                 }
                 byte[] current = Arrays.copyOf(live, Math.min(5, live.length));
-                byte[] original = chain.original(address, current);
+                byte[] original = patched.original(address, current);
                 System.arraycopy(original, 0, live, 0, Math.min(original.length, live.length));
                 String hash = PatchFile.sha256(live);
                 if (!hash.equals(f.sha256())) {

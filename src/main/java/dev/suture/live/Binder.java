@@ -14,6 +14,7 @@ import dev.suture.x86.Relocations.GotEntry;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -111,7 +112,7 @@ final class Binder {
 
     /** One jump-table entry per external symbol that code calls or references PC-relatively. */
     private static int countJumpEntries(PatchFile patch) {
-        var seen = new java.util.HashSet<Integer>();
+        var seen = new HashSet<Integer>();
         for (PatchSection s : patch.sections()) {
             for (PatchRelocation r : s.relocations()) {
                 if (r.symbol() instanceof PatchSymbol.External e && isCodeReference(r)) {
@@ -166,11 +167,11 @@ final class Binder {
 
     /** Binds {@code patch} at {@code base} for a module with load bias {@code bias}. */
     static Image bind(PatchFile patch, Plan plan, long base, long bias, Externals externals) {
-        return new Run(patch, plan, base, bias, externals).bind();
+        return new Binding(patch, plan, base, bias, externals).bind();
     }
 
     /** The state of one bind: the image being filled and the entries allocated so far. */
-    private static final class Run {
+    private static final class Binding {
         final PatchFile patch;
         final Plan plan;
         final long base;
@@ -182,7 +183,7 @@ final class Binder {
         int jumpsUsed;
         int slotsUsed;
 
-        Run(PatchFile patch, Plan plan, long base, long bias, Externals externals) {
+        Binding(PatchFile patch, Plan plan, long base, long bias, Externals externals) {
             this.patch = patch;
             this.plan = plan;
             this.base = base;

@@ -5,6 +5,7 @@ import static dev.suture.elf.ElfConstants.R_X86_64_GLOB_DAT;
 import static dev.suture.elf.ElfConstants.R_X86_64_IRELATIVE;
 import static dev.suture.elf.ElfConstants.R_X86_64_JUMP_SLOT;
 import static dev.suture.elf.ElfConstants.R_X86_64_TPOFF64;
+import static dev.suture.elf.ElfConstants.SHT_DYNSYM;
 
 import dev.suture.elf.ElfFile;
 import dev.suture.elf.Relocation;
@@ -65,7 +66,7 @@ final class ImportTable {
             return true;
         }
         var linked = elf.sections().stream().filter(s -> s.index() == link).findFirst();
-        return linked.isPresent() && linked.get().sh_type() == dev.suture.elf.ElfConstants.SHT_DYNSYM;
+        return linked.isPresent() && linked.get().sh_type() == SHT_DYNSYM;
     }
 
     /**

@@ -1,13 +1,10 @@
 package dev.suture.live;
 
-import dev.suture.SutureException;
 import dev.suture.proc.InjectionLog;
+import dev.suture.sys.MappedFile;
 import dev.suture.sys.TrustedFiles;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
@@ -16,13 +13,11 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Instant;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.HexFormat;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
+import java.util.Locale;
 import java.util.Optional;
 import java.util.Set;
 
@@ -62,7 +57,7 @@ final class Journal implements InjectionLog, AutoCloseable {
 
     /** Larger than any journal a transaction and its recoveries write; a larger file is damage or an attack. */
     static final int MAX_BYTES = 4 << 20;
-    private static final String ROLE = "the journal";
+    static final String ROLE = "the journal";
 
     /**
      * Starts the journal of a transaction on {@code pid}. The caller holds the target's {@link TargetLock}; a
@@ -79,7 +74,7 @@ final class Journal implements InjectionLog, AutoCloseable {
             Files.deleteIfExists(staging); // left by a dead suture that had our pid
             channel = TrustedFiles.createNew(staging); // READ too: FileChannel.map needs it (see stub)
             var journal = new Journal(file, channel);
-            journal.append(MAGIC + "\nbegin " + op.name().toLowerCase(java.util.Locale.ROOT) + " pid=" + pid
+            journal.append(MAGIC + "\nbegin " + op.name().toLowerCase(Locale.ROOT) + " pid=" + pid
                     + " start=" + startOf(pid).map(Instant::toString).orElse("-") + " tool="
                     + ProcessHandle.current().pid() + " at=" + Instant.now() + " what=" + escape(what));
             Files.createLink(file, staging); // atomic, and never over an existing journal
@@ -103,8 +98,8 @@ final class Journal implements InjectionLog, AutoCloseable {
 
     /**
      * A journal that no recovery ever reads, deleted on close: {@code rehearsal-<our pid>.journal} in the run
-     * directory (no process's journal: those are named by the target's pid alone). A {@link Rehearsal} records
-     * into it, so that its appends run the same code as a transaction's.
+     * directory (no process's journal: those are named by the target's pid alone). The rehearsal of a
+     * {@link Preparation} records into it, so that its appends run the same code as a transaction's.
      */
     static Journal scratch() throws IOException {
         Path file = RunDirectory.ensure().resolve(REHEARSAL_PREFIX + ProcessHandle.current().pid() + ".journal");
@@ -118,7 +113,7 @@ final class Journal implements InjectionLog, AutoCloseable {
     static final String REHEARSAL_PREFIX = "rehearsal-";
 
     /** Reopens a journal left behind, to append what recovery does. */
-    static Journal resume(Pending pending) {
+    static Journal resume(JournalReader.Pending pending) {
         try {
             // not APPEND, which FileChannel refuses with READ (that FileChannel.map needs): this is the one writer
             var channel = TrustedFiles.openExisting(pending.file(), ROLE, RunDirectory.FILE_ADVICE,
@@ -172,11 +167,9 @@ final class Journal implements InjectionLog, AutoCloseable {
     }
 
     /**
-     * Not forced: written right before the hold it belongs to (an fsync would leave the next append cold). Then
-     * the room for that hold's {@code inject} record: a blank line ({@code #} and spaces) mapped into this JVM
-     * (MAP_SHARED, so a store lands in the file's page cache as a write(2) would), its page touched now, so
-     * that {@link #borrowing} inside the hold stores the record instead of calling write(2), which took 12-110
-     * us there (median 32, 10 applies) on this machine's ext4 /run. Without the mapping, the record is appended.
+     * Not forced (an fsync would leave the next append cold). Then the room for that hold's {@code inject} record: a
+     * blank line mapped into this JVM, its page touched now, so that {@link #borrowing} inside the hold stores the
+     * record instead of calling write(2) (docs/apply.md); without the mapping, the record is appended.
      */
     @Override
     public void stub(long address, byte[] original, byte[] code) {
@@ -185,9 +178,9 @@ final class Journal implements InjectionLog, AutoCloseable {
         try {
             long at = channel.size();
             write(ByteBuffer.wrap(BLANK), false);
-            blankArena = Arena.ofConfined();
-            mappedBlank = channel.map(FileChannel.MapMode.READ_WRITE, at, BLANK.length, blankArena);
-            mappedBlank.set(ValueLayout.JAVA_BYTE, 0, (byte) '#'); // the first store faults the page in: here, not later
+            blank = MappedFile.map(channel, at, BLANK.length);
+            blank.set(0, (byte) '#'); // the first store faults the page in: here, not later
+            blankFree = true;
         } catch (IOException | RuntimeException e) {
             unmapBlank(); // the blank stays a blank; the record will be appended
         }
@@ -201,8 +194,9 @@ final class Journal implements InjectionLog, AutoCloseable {
 
     /** A blank line that {@link #borrowing} may fill: {@code #}, spaces, a newline; longer than any record. */
     private static final byte[] BLANK = blank(640);
-    private MemorySegment mappedBlank;
-    private Arena blankArena;
+    private MappedFile blank;
+    /** Whether {@link #blank} is mapped and still blank. */
+    private boolean blankFree;
 
     private static byte[] blank(int length) {
         byte[] b = new byte[length];
@@ -218,22 +212,17 @@ final class Journal implements InjectionLog, AutoCloseable {
      * thread closes the journal (an injection that failed in between) stays mapped until this JVM exits.
      */
     private void unmapBlank() {
-        mappedBlank = null;
-        if (blankArena != null) {
-            var arena = blankArena;
-            blankArena = null;
-            try {
-                arena.close();
-            } catch (WrongThreadException e) {
-                // see above: a few KB of address space, not a correctness matter
-            }
+        blankFree = false;
+        if (blank != null) {
+            var mapped = blank;
+            blank = null;
+            mapped.close();
         }
     }
 
     /**
      * Appended inside the hold, between the thread's stop and its first instruction of the stub: built into a
-     * reused array with no string on the way (the StringBuilder and 27 {@code Long.toHexString} it replaces took
-     * 23 us back to back and 63 us after 20 ms asleep, this 3 and 7, in a C1-compiled probe on this machine).
+     * reused array with no string on the way, which is many times quicker (docs/apply.md).
      */
     @Override
     public void borrowing(int tid, long stub, byte[] stubOriginal, byte[] stubCode, long[] registers) {
@@ -250,12 +239,12 @@ final class Journal implements InjectionLog, AutoCloseable {
             at = hex(at, r);
         }
         line[at++] = '\n';
-        if (mappedBlank != null && at <= BLANK.length) {
+        if (blankFree && at <= BLANK.length) {
             // over the blank, its spaces and newline left as they are after the record; the first byte last,
             // so that a record cut short still reads as a blank line (x86 stores are seen in program order)
-            MemorySegment.copy(line, 1, mappedBlank, ValueLayout.JAVA_BYTE, 1, at - 2);
-            mappedBlank.set(ValueLayout.JAVA_BYTE, 0, line[0]);
-            mappedBlank = null; // unmapped once the thread is given back
+            blank.store(line, 1, 1, at - 2);
+            blank.set(0, line[0]);
+            blankFree = false; // unmapped once the thread is given back
         } else {
             write(ByteBuffer.wrap(line, 0, at), false);
         }
@@ -380,243 +369,15 @@ final class Journal implements InjectionLog, AutoCloseable {
         }
     }
 
-    // ---- reading ----
-
-    /** A thread borrowed for a system call and not given back: its registers, and the stub's original bytes. */
-    record Injection(int tid, long stub, byte[] stubOriginal, byte[] stubCode, long[] registers) {}
-
-    /** A stub written and not (journaled as) removed: its original bytes. */
-    record Stub(long address, byte[] original, byte[] code) {}
-
-    /** A journal left behind: what the interrupted transaction was doing. */
-    record Pending(Path file, Operation operation, int pid, String start, long toolPid, String at, String what,
-                   Region region, List<Range> forbidden, List<ApplyTransaction.Write> writes, boolean committed,
-                   List<Unmap> unmaps, List<Long> unmapped, List<Injection> injections, List<Stub> stubs) {
-        /** True when the journal belongs to the process now running under that pid (not an earlier one). */
-        boolean sameProcess() {
-            return startOf(pid).map(Instant::toString).orElse("gone").equals(start);
-        }
-
-        String describe() {
-            return "an interrupted " + operation.name().toLowerCase(java.util.Locale.ROOT) + " (" + what
-                    + ", by suture pid " + toolPid + " at " + at + ")";
-        }
-    }
-
-    record Region(long address, long size, long textStart, long textEnd) {}
-
-    record Range(long start, long end) {}
-
-    record Unmap(long address, long size, String patchId) {}
-
-    /**
-     * The journal of {@code pid}, if one was left behind: read only from a checked file of the run directory, and no
-     * larger than {@link #MAX_BYTES}. A file without the magic line and a begin record is no journal (a journal
-     * becomes visible with its header complete, see {@link #begin}); a journal whose begin names another pid than
-     * its file does is damaged.
-     */
-    static Optional<Pending> read(int pid) {
-        Path file = RunDirectory.journal(pid);
-        byte[] bytes;
-        try {
-            if (RunDirectory.existing().isEmpty()) {
-                return Optional.empty();
-            }
-            var read = TrustedFiles.readBounded(file, ROLE, RunDirectory.FILE_ADVICE, MAX_BYTES);
-            if (read.isEmpty()) {
-                return Optional.empty();
-            }
-            bytes = read.get();
-        } catch (IOException e) {
-            throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot read the journal " + file + ": "
-                    + TrustedFiles.reason(e));
-        }
-        return parse(file, pid, new String(bytes, StandardCharsets.UTF_8));
-    }
-
-    /**
-     * Parses a journal of {@code pid}. A last line without its newline is a record whose write was cut short: the
-     * action it announced never started, so it is ignored. Every field is checked for its form here; what the
-     * records claim about the process is checked against it by {@link Recovery} before a byte is written.
-     */
-    static Optional<Pending> parse(Path file, int pid, String text) {
-        int complete = text.lastIndexOf('\n');
-        var lines = complete < 0 ? List.<String>of() : List.of(text.substring(0, complete).split("\n"));
-        if (lines.size() < 2 || !lines.getFirst().equals(MAGIC) || !lines.get(1).startsWith("begin ")) {
-            return Optional.empty();
-        }
-        Operation op = null;
-        String start = null;
-        long tool = 0;
-        String at = "";
-        String what = "";
-        Region region = null;
-        var forbidden = new ArrayList<Range>();
-        var writes = new ArrayList<ApplyTransaction.Write>();
-        var unmaps = new ArrayList<Unmap>();
-        var unmapped = new ArrayList<Long>();
-        var injections = new LinkedHashMap<Integer, Injection>();
-        var stubs = new LinkedHashMap<Long, Stub>();
-        boolean committed = false;
-        for (String line : lines.subList(1, lines.size())) {
-            if (line.startsWith("#")) {
-                continue; // a blank line left for an inject record that was never stored, or not to its first byte
-            }
-            String[] f = line.stripTrailing().split(" ");
-            try {
-                switch (f[0]) {
-                    case "begin" -> {
-                        if (op != null) {
-                            throw bad(file, "it has two begin records");
-                        }
-                        op = Operation.valueOf(f[1].toUpperCase(java.util.Locale.ROOT));
-                        Map<String, String> kv = new LinkedHashMap<>();
-                        for (int i = 2; i < f.length; i++) {
-                            int eq = f[i].indexOf('=');
-                            kv.put(f[i].substring(0, eq), f[i].substring(eq + 1));
-                        }
-                        if (Integer.parseInt(kv.get("pid")) != pid) {
-                            throw bad(file, "its begin record names pid " + kv.get("pid") + ", not " + pid
-                                    + " as its name does");
-                        }
-                        start = java.util.Objects.requireNonNull(kv.get("start"));
-                        tool = Long.parseLong(kv.get("tool"));
-                        at = kv.getOrDefault("at", "");
-                        what = unescape(kv.getOrDefault("what", ""));
-                    }
-                    case "region" -> {
-                        fields(f, 5);
-                        region = new Region(num(f[1]), num(f[2]), num(f[3]), num(f[4]));
-                        if (region.size() <= 0 || !within(region.textStart(), region.textEnd(), region.address(),
-                                region.size())) {
-                            throw new IllegalArgumentException("its code is not inside it");
-                        }
-                    }
-                    case "forbid" -> {
-                        fields(f, 3);
-                        forbidden.add(new Range(num(f[1]), num(f[2])));
-                    }
-                    case "write" -> {
-                        fields(f, 4);
-                        var w = new ApplyTransaction.Write(num(f[1]), bytes(f[2]), bytes(f[3]));
-                        if (w.bytes().length != w.undo().length) {
-                            throw new IllegalArgumentException("new and old bytes differ in length");
-                        }
-                        writes.add(w);
-                    }
-                    case "committed" -> committed = true;
-                    case "unmap" -> {
-                        fields(f, 4);
-                        unmaps.add(new Unmap(num(f[1]), num(f[2]), unescape(f[3])));
-                    }
-                    case "unmapped" -> {
-                        fields(f, 2);
-                        unmapped.add(num(f[1]));
-                    }
-                    case "inject" -> {
-                        fields(f, 5 + REGISTERS);
-                        long[] regs = new long[REGISTERS];
-                        for (int i = 0; i < regs.length; i++) {
-                            regs[i] = Long.parseUnsignedLong(f[5 + i], 16);
-                        }
-                        int tid = Integer.parseInt(f[1]);
-                        var in = new Injection(tid, num(f[2]), bytes(f[3]), bytes(f[4]), regs);
-                        if (in.stubOriginal().length != in.stubCode().length) {
-                            throw new IllegalArgumentException("stub and original bytes differ in length");
-                        }
-                        injections.put(tid, in);
-                        stubs.putIfAbsent(in.stub(), new Stub(in.stub(), in.stubOriginal(), in.stubCode()));
-                    }
-                    case "returned" -> {
-                        fields(f, 2);
-                        injections.remove(Integer.parseInt(f[1]));
-                    }
-                    case "stub" -> {
-                        fields(f, 4);
-                        var stub = new Stub(num(f[1]), bytes(f[2]), bytes(f[3]));
-                        if (stub.original().length != stub.code().length) {
-                            throw new IllegalArgumentException("stub and original bytes differ in length");
-                        }
-                        stubs.put(stub.address(), stub);
-                    }
-                    case "unstub" -> {
-                        fields(f, 2);
-                        stubs.remove(num(f[1]));
-                    }
-                    default -> throw bad(file, "unknown record '" + abbreviate(f[0]) + "'");
-                }
-            } catch (RuntimeException e) {
-                if (e instanceof SutureException s) {
-                    throw s;
-                }
-                throw bad(file, "cannot parse '" + abbreviate(line) + "' (" + e.getMessage() + ")");
-            }
-        }
-        return Optional.of(new Pending(file, op, pid, start, tool, at, what, region, forbidden, writes, committed,
-                unmaps, unmapped, List.copyOf(injections.values()), List.copyOf(stubs.values())));
-    }
-
-    /** The registers of an {@code inject} record: a {@code user_regs_struct}. */
-    private static final int REGISTERS = 27;
-    /** Longer than any write or stub suture makes (a 5-byte jump, a 2-byte state, a 4-byte stub). */
-    private static final int MAX_RECORD_BYTES = 16;
-
-    private static void fields(String[] f, int count) {
-        if (f.length != count) {
-            throw new IllegalArgumentException(count + " fields expected, " + f.length + " found");
-        }
-    }
-
-    private static byte[] bytes(String hex) {
-        byte[] b = HEX.parseHex(hex);
-        if (b.length == 0 || b.length > MAX_RECORD_BYTES) {
-            throw new IllegalArgumentException(b.length + " bytes, not 1-" + MAX_RECORD_BYTES);
-        }
-        return b;
-    }
-
-    private static boolean within(long start, long end, long base, long size) {
-        return Long.compareUnsigned(start, base) >= 0 && Long.compareUnsigned(start, end) <= 0
-                && Long.compareUnsigned(end, base + size) <= 0;
-    }
-
-    private static String abbreviate(String s) {
-        return s.length() <= 80 ? s : s.substring(0, 80) + "...";
-    }
-
-    /** Refuses to start a transaction on a process with a journal left by an interrupted one. */
-    static void refusePending(int pid) {
-        var pending = read(pid);
-        if (pending.isEmpty() || !pending.get().sameProcess()) {
-            // no journal, a file that is none (no header), or one of a process gone whose pid was reused
-            try {
-                Files.deleteIfExists(RunDirectory.journal(pid));
-            } catch (IOException ignored) {
-                // begin will say why it cannot write there
-            }
-            return;
-        }
-        throw new SutureException(SutureException.Kind.NOT_PERMITTED, "pid " + pid + " has "
-                + pending.get().describe() + ", journaled in " + pending.get().file() + "; run 'suture recover -p "
-                + pid + "' first, which finishes or undoes it");
-    }
-
     static Optional<Instant> startOf(int pid) {
         return ProcessHandle.of(pid).flatMap(h -> h.info().startInstant());
     }
 
-    private static SutureException bad(Path file, String why) {
-        return new SutureException(SutureException.Kind.BAD_INPUT, "the journal " + file + " is damaged: " + why
-                + "; inspect the process with 'suture info' and remove the file by hand");
-    }
 
     private static String hex(long v) {
         return "0x" + Long.toHexString(v);
     }
 
-    private static long num(String s) {
-        return Long.parseUnsignedLong(s.substring(2), 16);
-    }
 
     /** Free text in a space-separated record: spaces, newlines and '%' as %XX. */
     private static String escape(String s) {
@@ -631,17 +392,4 @@ final class Journal implements InjectionLog, AutoCloseable {
         return sb.toString();
     }
 
-    private static String unescape(String s) {
-        var sb = new StringBuilder();
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            if (c == '%' && i + 2 < s.length()) {
-                sb.append((char) Integer.parseInt(s.substring(i + 1, i + 3), 16));
-                i += 2;
-            } else {
-                sb.append(c);
-            }
-        }
-        return sb.toString();
-    }
 }

@@ -20,13 +20,13 @@ import java.util.List;
  */
 final class JournalCheck {
     private final int pid;
-    private final Journal.Pending pending;
+    private final JournalReader.Pending pending;
     private final Modules modules;
     private final List<Mapping> maps;
     private final List<Regions.Found> regions;
     private final RemoteMemory memory;
 
-    private JournalCheck(int pid, Journal.Pending pending, Modules modules, List<Mapping> maps,
+    private JournalCheck(int pid, JournalReader.Pending pending, Modules modules, List<Mapping> maps,
                          List<Regions.Found> regions, RemoteMemory memory) {
         this.memory = memory;
         this.pid = pid;
@@ -37,7 +37,7 @@ final class JournalCheck {
     }
 
     /** Refuses (nothing written) unless every record of {@code pending} can be true of process {@code pid}. */
-    static void verify(int pid, Journal.Pending pending, RemoteMemory memory, List<Mapping> maps) {
+    static void verify(int pid, JournalReader.Pending pending, RemoteMemory memory, List<Mapping> maps) {
         var check = new JournalCheck(pid, pending, Modules.of(pid), maps, Regions.scan(pid, maps, memory),
                 memory);
         for (var stub : pending.stubs()) {

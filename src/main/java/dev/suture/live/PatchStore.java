@@ -5,6 +5,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
+import java.util.Optional;
 import java.util.TreeMap;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -41,7 +42,7 @@ public final class PatchStore {
         return out;
     }
 
-    private static java.util.Optional<Path> highestLevel(Path dir) throws IOException {
+    private static Optional<Path> highestLevel(Path dir) throws IOException {
         try (Stream<Path> levels = Files.list(dir)) {
             Path best = null;
             long bestLevel = -1;
@@ -52,7 +53,7 @@ public final class PatchStore {
                     best = p;
                 }
             }
-            return java.util.Optional.ofNullable(best);
+            return Optional.ofNullable(best);
         }
     }
 }

@@ -1,13 +1,15 @@
 package dev.suture.live;
 
-import dev.suture.proc.Maps;
-import dev.suture.proc.ProcessIds;
 import dev.suture.SutureException;
 import dev.suture.patch.PatchFile;
+import dev.suture.proc.Maps;
+import dev.suture.proc.ProcessIds;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 
 /**
  * The live layer's entry points: apply a patch to a running process, revert patches, and list what is applied.
@@ -109,7 +111,7 @@ public final class Patcher {
     }
 
     /** A transaction an interrupted suture left on a process: what it was, and the journal that says so. */
-    public record Interrupted(int pid, String description, java.nio.file.Path journal) {}
+    public record Interrupted(int pid, String description, Path journal) {}
 
     /**
      * The interrupted transactions that await {@code suture recover}: of {@code pid}, or of every process when
@@ -124,7 +126,7 @@ public final class Patcher {
     }
 
     /** Where journals and per-process locks live (docs/journal.md); not checked here. */
-    public static java.nio.file.Path runDirectory() {
+    public static Path runDirectory() {
         return RunDirectory.path();
     }
 
@@ -148,7 +150,7 @@ public final class Patcher {
         Instant applied = h.appliedNanos() == 0 ? null
                 : Instant.ofEpochSecond(0, h.appliedNanos());
         return new AppliedPatch(pid, h.patchId(), h.buildId(), h.modulePath(), h.targetName(), r.address(),
-                h.regionSize(), h.sequence(), h.state().name().toLowerCase(java.util.Locale.ROOT), applied, fs,
+                h.regionSize(), h.sequence(), h.state().name().toLowerCase(Locale.ROOT), applied, fs,
                 r.address() + h.layout().jumpTableOffset(), h.layout().jumpTableCount());
     }
 }

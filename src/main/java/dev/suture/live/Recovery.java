@@ -32,7 +32,7 @@ final class Recovery {
     static Patcher.RecoverResult recover(int pid, Duration timeout, Duration maxPause) {
         if (pid > 0 && !Files.isDirectory(Path.of("/proc/" + pid))) {
             // no lock is made for a process that is not there; nothing can be working on it
-            var left = Journal.read(pid);
+            var left = JournalReader.read(pid);
             if (left.isEmpty()) {
                 ProcessIds.requireUserProcess(pid); // says "no process N"
             }
@@ -40,7 +40,7 @@ final class Recovery {
             return gone(pid, left.get());
         }
         try (var lock = TargetLock.acquire(pid, "recover")) {
-            var found = Journal.read(pid);
+            var found = JournalReader.read(pid);
             if (found.isEmpty()) {
                 delete(RunDirectory.journal(pid)); // a file without a header is no journal
                 return new Patcher.RecoverResult(pid, Patcher.RecoverOutcome.NOTHING, null, List.of(),
@@ -53,14 +53,14 @@ final class Recovery {
             }
             try (Tracer tracer = Tracer.attach(pid)) {
                 JournalCheck.verify(pid, pending, RemoteMemory.of(tracer), Maps.read(pid));
-                Rehearsal.ensure();
+                Preparation.beforeFirstHold(tracer);
                 try (var journal = Journal.resume(pending)) {
                     tracer.injectionLog(journal);
                     var threads = giveThreadsBack(tracer, pending.injections(), pending.stubs());
-                    var run = new Run(pid, tracer, journal, pending, timeout, maxPause);
+                    var steps = new Steps(pid, tracer, journal, pending, timeout, maxPause);
                     var outcome = switch (pending.operation()) {
-                        case APPLY -> run.apply();
-                        case REVERT -> run.revert();
+                        case APPLY -> steps.apply();
+                        case REVERT -> steps.revert();
                     };
                     journal.end();
                     tracer.injectionLog(null);
@@ -74,7 +74,7 @@ final class Recovery {
         }
     }
 
-    private static Patcher.RecoverResult gone(int pid, Journal.Pending pending) {
+    private static Patcher.RecoverResult gone(int pid, JournalReader.Pending pending) {
         return new Patcher.RecoverResult(pid, Patcher.RecoverOutcome.GONE, pending.operation().name(), List.of(),
                 "the process of " + pending.describe() + " is gone (pid " + pid + " exited"
                         + (Files.isDirectory(Path.of("/proc/" + pid)) ? " and was reused" : "")
@@ -104,12 +104,12 @@ final class Recovery {
     }
 
     /** The journals of live processes (of {@code pid} only, unless null); unreadable ones are skipped. */
-    static List<Journal.Pending> journals(Integer pid) {
-        var out = new ArrayList<Journal.Pending>();
+    static List<JournalReader.Pending> journals(Integer pid) {
+        var out = new ArrayList<JournalReader.Pending>();
         try {
             for (int p : pid == null ? RunDirectory.pidsWith(".journal") : List.of(pid)) {
                 try {
-                    Journal.read(p).filter(Journal.Pending::sameProcess).ifPresent(out::add);
+                    JournalReader.read(p).filter(JournalReader.Pending::sameProcess).ifPresent(out::add);
                 } catch (SutureException e) {
                     // damaged or unreadable: recover -p says why
                 }
@@ -125,12 +125,12 @@ final class Recovery {
      * {@code syscall}): it gets the registers it had before it was borrowed. Its own interrupted system call then
      * restarts as it would have. Then every stub still in place gets its original bytes back.
      */
-    private static List<Integer> giveThreadsBack(Tracer tracer, List<Journal.Injection> injections,
-                                                 List<Journal.Stub> stubs) {
+    private static List<Integer> giveThreadsBack(Tracer tracer, List<JournalReader.Injection> injections,
+                                                 List<JournalReader.Stub> stubs) {
         if (injections.isEmpty() && stubs.isEmpty()) {
             return List.of();
         }
-        return tracer.run(() -> {
+        return tracer.onTracerThread(() -> {
             var back = new ArrayList<Integer>();
             tracer.stopAll();
             try {
@@ -164,8 +164,8 @@ final class Recovery {
      * restoring the stub's bytes would run it into padding. Checked before anything is written.
      */
     private static void requireEveryParkedThreadJournaled(Tracer tracer, List<Integer> threads,
-                                                          List<Journal.Injection> injections,
-                                                          List<Journal.Stub> stubs) {
+                                                          List<JournalReader.Injection> injections,
+                                                          List<JournalReader.Stub> stubs) {
         for (int tid : threads) {
             long rip = tracer.registers(tid).rip();
             for (var stub : stubs) {
@@ -181,8 +181,9 @@ final class Recovery {
         }
     }
 
-    private record Run(int pid, Tracer tracer, Journal journal, Journal.Pending pending, Duration timeout,
-                       Duration maxPause) {
+    /** The steps that finish or undo one interrupted transaction. */
+    private record Steps(int pid, Tracer tracer, Journal journal, JournalReader.Pending pending, Duration timeout,
+                         Duration maxPause) {
         /**
          * An apply whose window completed (or whose every write is in) is finished: the regions it replaced go.
          * Otherwise every write is undone — through a window that proves no thread runs the new code, since the

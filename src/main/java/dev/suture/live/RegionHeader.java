@@ -1,6 +1,7 @@
 package dev.suture.live;
 
 import dev.suture.SutureException;
+import java.io.ByteArrayOutputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -272,7 +273,7 @@ public record RegionHeader(
     /** NUL-terminated strings, deduplicated. */
     private static final class StringTable {
         private final Map<String, Integer> offsets = new LinkedHashMap<>();
-        private final java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        private final ByteArrayOutputStream out = new ByteArrayOutputStream();
 
         int add(String s) {
             return offsets.computeIfAbsent(s, k -> {

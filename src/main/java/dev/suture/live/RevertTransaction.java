@@ -21,15 +21,15 @@ final class RevertTransaction {
     static List<Patcher.RevertResult> revert(int pid, List<String> ids, boolean all, Duration timeout,
                                              Duration maxPause) {
         try (var lock = TargetLock.acquire(pid, "revert")) {
-            Journal.refusePending(pid);
-            try (Tracer tracer = Tracer.attach(pid); var journal = new Journaled(pid)) {
+            JournalReader.refusePending(pid);
+            try (Tracer tracer = Tracer.attach(pid); var journal = new TransactionJournal(pid)) {
                 return journal.settle(() -> revert(pid, ids, all, timeout, maxPause, tracer, journal));
             }
         }
     }
 
     private static List<Patcher.RevertResult> revert(int pid, List<String> ids, boolean all, Duration timeout,
-                                                     Duration maxPause, Tracer tracer, Journaled journal) {
+                                                     Duration maxPause, Tracer tracer, TransactionJournal journal) {
         var memory = RemoteMemory.of(tracer);
         var regions = Regions.scan(pid, Maps.read(pid), memory);
         var chosen = choose(pid, regions, ids, all);
@@ -58,7 +58,7 @@ final class RevertTransaction {
                 }
             }
         }
-        Rehearsal.ensure();
+        Preparation.beforeFirstHold(tracer);
         var log = journal.begin(tracer, Journal.Operation.REVERT, "revert " + String.join(" ",
                 chosen.stream().map(r -> r.header().patchId()).toList()));
         for (var f : forbidden) {

@@ -7,6 +7,7 @@ import dev.suture.unwind.FrameBuffer;
 import dev.suture.unwind.FrameMethod;
 import dev.suture.unwind.StackEnd;
 import dev.suture.unwind.StackSampler;
+import java.util.Comparator;
 import java.util.List;
 import java.util.function.Supplier;
 
@@ -73,7 +74,7 @@ final class StackGuard {
     /** {start, end} pairs of the readable mappings, sorted: where stacks can be. */
     static long[][] ranges(List<Mapping> maps) {
         return maps.stream().filter(Mapping::readable).map(m -> new long[] {m.start(), m.end()})
-                .sorted(java.util.Comparator.comparingLong(a -> a[0])).toArray(long[][]::new);
+                .sorted(Comparator.comparingLong(a -> a[0])).toArray(long[][]::new);
     }
 
     /** The first thread found in forbidden code, or null when every thread is clear. Call with all held. */
@@ -93,7 +94,7 @@ final class StackGuard {
         if (forbidden.isEmpty() || threads.isEmpty()) {
             return;
         }
-        tracer.run(() -> {
+        tracer.onTracerThread(() -> {
             for (int i = 0; i < Math.max(2, 400 / threads.size()); i++) {
                 inspect(tracer, threads);
             }

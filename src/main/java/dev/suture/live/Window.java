@@ -1,9 +1,7 @@
 package dev.suture.live;
 
-import dev.suture.proc.Maps;
 import dev.suture.SutureException;
 import dev.suture.proc.Tracer;
-import dev.suture.unwind.ProcessCode;
 import dev.suture.unwind.StackSampler;
 import java.time.Duration;
 import java.util.List;
@@ -37,24 +35,18 @@ final class Window {
     private final StackGuard guard;
     private final List<ApplyTransaction.Write> writes;
 
-    /**
-     * Prepares a window while the target still runs: CFI parsing, the unwinder's warm-up, a rehearsal of the
-     * check, and the copy-on-write of the pages the writes will change.
-     */
-    Window(int pid, Tracer tracer, List<Image.Range> forbidden, List<ApplyTransaction.Write> writes) {
+    /** A window whose sampler, guard and pages {@link Preparation#window} made ready. */
+    Window(int pid, Tracer tracer, StackSampler sampler, StackGuard guard, List<ApplyTransaction.Write> writes) {
         this.pid = pid;
         this.tracer = tracer;
+        this.sampler = sampler;
+        this.guard = guard;
         this.writes = writes;
-        sampler = new StackSampler(tracer, ProcessCode.load(pid, false));
-        guard = new StackGuard(forbidden, sampler, StackGuard.ranges(Maps.read(pid)), () -> StackGuard.ranges(
-                Maps.read(pid)));
-        guard.rehearse(tracer);
-        touch(tracer, writes);
     }
 
     static Result run(int pid, Tracer tracer, List<Image.Range> forbidden, List<ApplyTransaction.Write> writes,
                       Duration timeout, Duration maxPause, String what) {
-        return new Window(pid, tracer, forbidden, writes).retry(timeout, maxPause, what);
+        return Preparation.window(pid, tracer, forbidden, writes).retry(timeout, maxPause, what);
     }
 
     /**
@@ -106,21 +98,10 @@ final class Window {
 
     /** One window: its verdict, its blocker when busy, and when each phase ended. */
     Outcome attempt(long budgetNanos) {
-        return tracer.run(() -> {
+        return tracer.onTracerThread(() -> {
             sampler.prefetch();
             return once(tracer, guard, writes, budgetNanos);
         });
-    }
-
-    /**
-     * Writes back, while the target runs, the bytes each write will replace, exactly as they are now: the kernel's
-     * copy-on-write of a text page (a page allocated and copied, the mapping updated) then happens here, and the
-     * window's write only changes bytes in a page the process already owns. Nothing the process sees changes.
-     */
-    private static void touch(Tracer tracer, List<ApplyTransaction.Write> writes) {
-        for (var w : writes) {
-            tracer.write(w.address(), tracer.read(w.address(), w.bytes().length));
-        }
     }
 
     /** A window's verdict, the thread that blocked it when busy, and when each phase ended. */

@@ -5,8 +5,9 @@ import dev.suture.sys.Errno;
 import dev.suture.sys.ProcessVanishedException;
 import dev.suture.sys.Ptrace;
 import dev.suture.sys.SysException;
-import dev.suture.sys.Syscalls;
 import dev.suture.sys.WaitStatus;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
@@ -33,11 +34,41 @@ final class Injector {
     /** How often a long wait looks in /proc whether the borrowed thread is dying. */
     private static final long LOOK_NANOS = TimeUnit.MILLISECONDS.toNanos(5);
 
-    private final Tracer tracer;
+    private final HeldThreads threads;
+    private final ProcessMemory memory;
+    private final int pid;
+    private volatile InjectionLog log = InjectionLog.NONE;
     private StubSite site;
 
-    Injector(Tracer tracer) {
-        this.tracer = tracer;
+    Injector(HeldThreads threads, ProcessMemory memory) {
+        this.threads = threads;
+        this.memory = memory;
+        this.pid = threads.pid();
+    }
+
+    /** Who is told about each borrowed thread before its registers change. */
+    void log(InjectionLog log) {
+        this.log = log;
+    }
+
+    /**
+     * An anonymous private mapping placed where a rel32 jump reaches it from every byte of [{@code from},
+     * {@code to}), nearest first; looks again when the process mapped something there meanwhile.
+     */
+    long mmapNear(long from, long to, long length, int prot) {
+        SutureException last = null;
+        for (int attempt = 0; attempt < 3; attempt++) {
+            long at = Maps.findFreeWithin(Maps.read(pid), from, to, length);
+            try {
+                return mmap(at, length, prot, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS | Mman.MAP_FIXED_NOREPLACE);
+            } catch (SysException e) {
+                if (e.errno() != Errno.EEXIST) {
+                    throw e;
+                }
+                last = e;
+            }
+        }
+        throw last;
     }
 
     long mmap(long address, long length, int prot, int flags) {
@@ -45,7 +76,7 @@ final class Injector {
         if ((flags & Mman.MAP_FIXED_NOREPLACE) != 0 && result != address) {
             // a kernel older than 4.17 takes MAP_FIXED_NOREPLACE as a hint: give the range back
             syscall("munmap", SYS_MUNMAP, result, length, 0, 0, 0, 0);
-            throw new SutureException(SutureException.Kind.DOES_NOT_FIT, "process " + tracer.pid()
+            throw new SutureException(SutureException.Kind.DOES_NOT_FIT, "process " + pid
                     + ": mmap placed the range at 0x" + Long.toHexString(result) + ", not at the free range 0x"
                     + Long.toHexString(address) + " (kernel without MAP_FIXED_NOREPLACE?)");
         }
@@ -58,27 +89,21 @@ final class Injector {
      * and resumed after (only the borrowed thread, when it can be).
      */
     long syscall(String name, int nr, long a0, long a1, long a2, long a3, long a4, long a5) {
-        boolean wasHeld = tracer.held();
+        boolean wasHeld = threads.isHeld();
         if (!wasHeld) {
-            // while the process still runs: parsing its modules to find the stub site, and linking the native
-            // calls (the first pwrite alone links for ~8 ms), are no work for a stop; nor is writing the stub
-            // into bytes no code runs, nor journaling it (that append also leaves the one inside the hold warm)
+            // while the process still runs: parsing its modules to find the stub site is no work for a stop; nor
+            // is writing the stub into bytes no code runs, nor journaling it (which leaves the next append warm)
             prepareSite();
-            if (!warmedUp) {
-                Syscalls.warmUp();
-                warmedUp = true;
-            }
         }
         try {
             if (!wasHeld) {
                 placeStub();
-                tracer.holdOneHere(); // the call needs one thread; the others run on
-                tracer.holdLabel = name;
+                threads.holdOne(name); // the call needs one thread; the others run on
             }
             long result = inject(nr, a0, a1, a2, a3, a4, a5);
             if (result < 0 && result >= -4095) {
                 int errno = (int) -result;
-                throw new SysException(name, errno, "process " + tracer.pid() + ": " + name + "(0x"
+                throw new SysException(name, errno, "process " + pid + ": " + name + "(0x"
                         + Long.toHexString(a0) + ", 0x" + Long.toHexString(a1) + ", ...) run inside it failed: "
                         + Errno.describe(errno));
             }
@@ -86,14 +111,14 @@ final class Injector {
         } finally {
             try {
                 if (!wasHeld) {
-                    tracer.resumeAllHere();
+                    threads.resumeAll();
                 }
             } finally {
                 if (given != 0) {
-                    // Journaled once the thread runs again, not while the target waits for it (an unsynced
-                    // append took 50 us and more of a 0.3 ms hold): its registers are its own, so a recovery that
-                    // found no "returned" would see its rip outside the stub and leave it alone.
-                    tracer.injectionLog().returned(given);
+                    // Journaled once the thread runs again, not while the target waits for it (an append is a large
+                    // part of a hold): its registers are its own, so a recovery that found no "returned" would see
+                    // its rip outside the stub and leave it alone.
+                    log.returned(given);
                     given = 0;
                 }
                 if (!wasHeld) {
@@ -106,34 +131,31 @@ final class Injector {
     /** The thread that the last injection gave back, its "returned" record still to be journaled (0: none). */
     private int given;
 
-    private boolean warmedUp;
-
     /** Whether the stub is in the site's bytes now. */
     private boolean stubPlaced;
 
     private void prepareSite() {
-        int pid = tracer.pid();
         if (site == null || !site.stillThere(pid)) {
             site = StubSite.find(pid, Modules.of(pid), STUB.length);
             // the same bytes written back while the process runs: the kernel's copy-on-write of the page
             // happens now, not while a thread is held for the stub
-            tracer.write(site.address(), site.original());
+            memory.write(site.address(), site.original());
         }
     }
 
     /** Journals the stub, then writes it into the site (bytes no code of the process runs). */
     private void placeStub() {
-        tracer.injectionLog().stub(site.address(), original(), STUB.clone());
-        tracer.write(site.address(), STUB);
+        log.stub(site.address(), original(), STUB.clone());
+        memory.write(site.address(), STUB);
         stubPlaced = true;
     }
 
     /** Puts the site's bytes back, then journals that they are. */
     private void removeStub() {
         if (stubPlaced) {
-            tracer.write(site.address(), original());
+            memory.write(site.address(), original());
             stubPlaced = false;
-            tracer.injectionLog().unstub(site.address());
+            log.unstub(site.address());
         }
     }
 
@@ -142,8 +164,7 @@ final class Injector {
     }
 
     private long inject(int nr, long a0, long a1, long a2, long a3, long a4, long a5) {
-        int pid = tracer.pid();
-        Tracer.Tracee t = borrowable();
+        TracedThread t = borrowable();
         boolean placedHere = !stubPlaced; // inside a hold the caller made: the stub goes in (and out) here
         if (placedHere) {
             prepareSite();
@@ -151,15 +172,15 @@ final class Injector {
         }
         // given back at its syscall-exit stop only when this hold ends with the call and it came from a plain
         // interrupt stop; a group-stopped thread, or one the caller's hold may borrow again, is parked
-        boolean lastInHold = !placedHere && t.stop == Tracer.Stop.INTERRUPT;
+        boolean lastInHold = !placedHere && t.stop() == TracedThread.Stop.INTERRUPT;
         long[] saved = new long[Registers.WORDS];
-        Syscalls.getRegisters(t.tid, saved);
+        Ptrace.getRegisters(t.tid(), saved);
         byte[] original = original();
-        tracer.injectionLog().borrowing(t.tid, site.address(), original, STUB.clone(), saved.clone());
+        log.borrowing(t.tid(), site.address(), original, STUB.clone(), saved.clone());
         boolean restored = false;
         try {
             for (int signals = 0; ; signals++) {
-                Syscalls.setRegisters(t.tid, Registers.of(saved).forSyscall(site.address(), nr, a0, a1, a2, a3, a4,
+                Ptrace.setRegisters(t.tid(), Registers.of(saved).forSyscall(site.address(), nr, a0, a1, a2, a3, a4,
                         a5).words());
                 resume(t, Ptrace.PTRACE_SYSCALL);
                 if (awaitSyscallStop(t, nr, true)) {
@@ -167,13 +188,13 @@ final class Injector {
                 }
                 // A signal was dequeued on the way to the stub: the thread takes it with its own registers, as it
                 // would have without us, and we start over from the interrupt stop that follows.
-                Syscalls.setRegisters(t.tid, saved);
+                Ptrace.setRegisters(t.tid(), saved);
                 deliverAndPark(t);
-                Syscalls.getRegisters(t.tid, saved);
+                Ptrace.getRegisters(t.tid(), saved);
                 // what a recovery must give back is now the registers at the handler's entry
-                tracer.injectionLog().borrowing(t.tid, site.address(), original, STUB.clone(), saved.clone());
+                log.borrowing(t.tid(), site.address(), original, STUB.clone(), saved.clone());
                 if (signals == MAX_SIGNALS) {
-                    throw new SutureException(SutureException.Kind.UNSAFE, "process " + pid + ": thread " + t.tid
+                    throw new SutureException(SutureException.Kind.UNSAFE, "process " + pid + ": thread " + t.tid()
                             + " took " + MAX_SIGNALS + " signals in a row on its way to a system call run for"
                             + " suture; the process is flooded with signals: retry when it is calmer");
                 }
@@ -183,7 +204,7 @@ final class Injector {
             var restart = lastInHold ? SyscallRestart.of(pid, saved) : null;
             awaitSyscallStop(t, nr, false);
             long[] after = new long[Registers.WORDS];
-            Syscalls.getRegisters(t.tid, after);
+            Ptrace.getRegisters(t.tid(), after);
             long result = after[10]; // rax
             if (restart != null) {
                 giveBackAtExit(t, restart);
@@ -197,7 +218,7 @@ final class Injector {
                 tryRestore(t, saved);
             }
             if (restored) {
-                given = t.tid;
+                given = t.tid();
             }
             if (placedHere) {
                 removeStub();
@@ -209,13 +230,12 @@ final class Injector {
      * Puts the registers back while the thread sits in its syscall-exit stop, its own interrupted system call
      * restarted by hand when it was in one ({@link SyscallRestart}).
      */
-    private void giveBackAtExit(Tracer.Tracee t, SyscallRestart restart) {
-        Syscalls.setRegisters(t.tid, restart.registers());
+    private void giveBackAtExit(TracedThread t, SyscallRestart restart) {
+        Ptrace.setRegisters(t.tid(), restart.registers());
         if (restart.byHand()) {
-            t.restarted = restart;
+            t.restartedByHand(restart);
         }
-        t.state = Tracer.State.STOPPED;
-        t.stop = Tracer.Stop.SYSCALL;
+        t.stoppedAt(TracedThread.Stop.SYSCALL);
     }
 
     /**
@@ -223,8 +243,8 @@ final class Injector {
      * a held thread normally sits in. From there the kernel's restart logic sees the thread's own orig_rax and
      * result, so an interrupted nanosleep or read restarts exactly as it would have without us.
      */
-    private void restore(Tracer.Tracee t, long[] saved) {
-        Syscalls.setRegisters(t.tid, saved);
+    private void restore(TracedThread t, long[] saved) {
+        Ptrace.setRegisters(t.tid(), saved);
         // The interrupt is queued while the thread sits in its syscall-exit stop; on the way out it traps in
         // get_signal() before reaching user mode, so it never runs the stub's jmp.
         ptrace(Ptrace.PTRACE_INTERRUPT, t, 0);
@@ -232,24 +252,21 @@ final class Injector {
         while (true) {
             WaitStatus ws = await(t);
             if (ws.event() == Ptrace.PTRACE_EVENT_STOP) {
-                t.groupStopped = Ptrace.isStopSignal(ws.stopSignal());
-                t.stop = t.groupStopped ? Tracer.Stop.GROUP : Tracer.Stop.INTERRUPT;
+                t.stoppedByEvent(ws.stopSignal());
                 break;
             }
             if (ws.event() == 0 && !ws.syscallStop()) {
                 // A signal on its way in, seen with the thread's own registers: a proper signal-delivery stop.
-                t.stop = Tracer.Stop.SIGNAL;
-                t.pendingSignal = ws.stopSignal();
+                t.stoppedWithSignal(ws.stopSignal());
                 break;
             }
             resume(t, Ptrace.PTRACE_CONT);
         }
-        t.state = Tracer.State.STOPPED;
         // The registers were set before the stop; set them again in case the kernel adjusted any on the way.
-        Syscalls.setRegisters(t.tid, saved);
+        Ptrace.setRegisters(t.tid(), saved);
     }
 
-    private void tryRestore(Tracer.Tracee t, long[] saved) {
+    private void tryRestore(TracedThread t, long[] saved) {
         try {
             restore(t, saved);
         } catch (RuntimeException e) {
@@ -262,31 +279,21 @@ final class Injector {
      * is held with a signal on its way in (a process receiving a stream of signals), one of them takes its signal
      * first and is borrowed from the interrupt stop that follows.
      */
-    private Tracer.Tracee borrowable() {
-        Tracer.Tracee fallback = null;
-        Tracer.Tracee signalled = null;
-        for (var t : tracer.tracees().values()) {
-            if (t.state != Tracer.State.STOPPED) {
-                continue;
-            }
-            if (t.stop == Tracer.Stop.INTERRUPT) {
-                return t;
-            }
-            if (t.stop == Tracer.Stop.GROUP && fallback == null) {
-                fallback = t;
-            }
-            if (t.stop == Tracer.Stop.SIGNAL && signalled == null) {
-                signalled = t;
-            }
+    private TracedThread borrowable() {
+        var interrupted = threads.heldAt(TracedThread.Stop.INTERRUPT);
+        if (interrupted != null) {
+            return interrupted;
         }
+        var fallback = threads.heldAt(TracedThread.Stop.GROUP);
         if (fallback != null) {
             return fallback;
         }
+        var signalled = threads.heldAt(TracedThread.Stop.SIGNAL);
         if (signalled != null) {
             deliverAndPark(signalled);
             return signalled;
         }
-        throw new SutureException(SutureException.Kind.INTERNAL, "process " + tracer.pid()
+        throw new SutureException(SutureException.Kind.INTERNAL, "process " + pid
                 + ": no held thread is in a plain interrupt stop to run a system call on; resume and retry");
     }
 
@@ -295,18 +302,15 @@ final class Injector {
      * would have without us; a signal can be neither dropped nor sent again without changing what the program
      * sees) and parks it in the interrupt stop that follows, before the handler's first instruction.
      */
-    private void deliverAndPark(Tracer.Tracee t) {
+    private void deliverAndPark(TracedThread t) {
         ptrace(Ptrace.PTRACE_INTERRUPT, t, 0);
-        int sig = t.pendingSignal;
-        t.pendingSignal = 0;
+        int sig = t.takePendingSignal();
         while (true) {
             ptrace(Ptrace.PTRACE_CONT, t, sig);
-            t.resumed(Tracer.State.RUNNING);
+            t.resumed(TracedThread.State.RUNNING);
             WaitStatus ws = await(t);
             if (ws.event() == Ptrace.PTRACE_EVENT_STOP) {
-                t.groupStopped = Ptrace.isStopSignal(ws.stopSignal());
-                t.stop = t.groupStopped ? Tracer.Stop.GROUP : Tracer.Stop.INTERRUPT;
-                t.state = Tracer.State.STOPPED;
+                t.stoppedByEvent(ws.stopSignal());
                 return;
             }
             // the next signal on its way in: delivered too, in the order the kernel chose
@@ -316,46 +320,44 @@ final class Injector {
 
     /**
      * Waits for the syscall-entry or -exit stop of our call, answering anything else that stops the thread; false
-     * when, on the way to the entry, the thread stopped with a signal on its way in ({@code t.pendingSignal}).
+     * when, on the way to the entry, the thread stopped with a signal on its way in (held by {@code t}).
      */
-    private boolean awaitSyscallStop(Tracer.Tracee t, int nr, boolean entry) {
+    private boolean awaitSyscallStop(TracedThread t, int nr, boolean entry) {
         while (true) {
             WaitStatus ws = await(t);
             if (ws.syscallStop()) {
                 if (entry) {
                     long[] regs = new long[Registers.WORDS];
-                    Syscalls.getRegisters(t.tid, regs);
+                    Ptrace.getRegisters(t.tid(), regs);
                     if (regs[15] != nr) {
-                        throw new SutureException(SutureException.Kind.INTERNAL, "thread " + t.tid + " entered "
+                        throw new SutureException(SutureException.Kind.INTERNAL, "thread " + t.tid() + " entered "
                                 + "system call " + regs[15] + " instead of " + nr + " at 0x" + Long.toHexString(regs[16]));
                     }
                 }
                 return true;
             }
             if (ws.event() == 0 && entry) {
-                t.state = Tracer.State.STOPPED;
-                t.stop = Tracer.Stop.SIGNAL;
-                t.pendingSignal = ws.stopSignal();
+                t.stoppedWithSignal(ws.stopSignal());
                 return false;
             }
             if (ws.event() == 0) {
                 // Between entry and exit no signal is dequeued; should one be, hold it back now and send it again
                 // when the thread resumes.
-                t.requeueSignals |= 1L << (ws.stopSignal() - 1);
+                t.requeueLater(ws.stopSignal());
             }
             // A stale interrupt or group-stop trap: carry on to our syscall.
             resume(t, Ptrace.PTRACE_SYSCALL);
         }
     }
 
-    private WaitStatus await(Tracer.Tracee t) {
+    private WaitStatus await(TracedThread t) {
         long start = System.nanoTime();
         long deadline = start + TIMEOUT_NANOS;
         long nextLook = start + LOOK_NANOS;
         while (true) {
             WaitStatus ws;
             try {
-                ws = Syscalls.waitpid(t.tid, Ptrace.WNOHANG | Ptrace.__WALL);
+                ws = Ptrace.waitpid(t.tid(), Ptrace.WNOHANG | Ptrace.__WALL);
             } catch (ProcessVanishedException e) {
                 throw died(t);
             }
@@ -370,18 +372,18 @@ final class Injector {
             }
             long now = System.nanoTime();
             if (now > deadline) {
-                throw new SysException("waitpid", Errno.EAGAIN, "process " + tracer.pid() + " thread " + t.tid
+                throw new SysException("waitpid", Errno.EAGAIN, "process " + pid + " thread " + t.tid()
                         + ": the injected system call did not complete within 5 s");
             }
             if (now > nextLook) {
                 // A killed thread may be slow to report its exit while its siblings, not held, die around it:
                 // see it dying in /proc instead of waiting for the report.
-                if (ThreadState.dying(tracer.pid(), t.tid)) {
+                if (ThreadState.dying(pid, t.tid())) {
                     throw died(t);
                 }
                 nextLook = now + LOOK_NANOS;
             }
-            if (now - start < Tracer.YIELD_NANOS) {
+            if (now - start < StopTheWorld.YIELD_NANOS) {
                 Thread.yield(); // sched_yield: the borrowed thread may be waiting for this very core
             } else {
                 LockSupport.parkNanos(20_000);
@@ -390,26 +392,26 @@ final class Injector {
     }
 
     /** The borrowed thread is gone: "process vanished" if the whole process went, else a thread-level failure. */
-    private RuntimeException died(Tracer.Tracee t) {
-        var gone = tracer.threadDied(t, "a system call run inside it");
-        return gone != null ? gone : new SutureException(SutureException.Kind.INTERNAL, "process " + tracer.pid()
-                + ": thread " + t.tid + " ended while it ran a system call for us");
+    private RuntimeException died(TracedThread t) {
+        var gone = threads.threadDied(t, "a system call run inside it");
+        return gone != null ? gone : new SutureException(SutureException.Kind.INTERNAL, "process " + pid
+                + ": thread " + t.tid() + " ended while it ran a system call for us");
     }
 
-    private void resume(Tracer.Tracee t, int request) {
+    private void resume(TracedThread t, int request) {
         ptrace(request, t, 0);
-        t.resumed(Tracer.State.RUNNING);
+        t.resumed(TracedThread.State.RUNNING);
     }
 
-    private void ptrace(int request, Tracer.Tracee t, long data) {
-        int errno = Syscalls.ptraceErrno(request, t.tid, 0, data);
+    private void ptrace(int request, TracedThread t, long data) {
+        int errno = Ptrace.ptraceErrno(request, t.tid(), 0, data);
         if (errno == Errno.ESRCH) {
-            if (!java.nio.file.Files.isDirectory(java.nio.file.Path.of("/proc/" + tracer.pid() + "/task/" + t.tid))) {
+            if (!Files.isDirectory(Path.of("/proc/" + pid + "/task/" + t.tid()))) {
                 throw died(t);
             }
             // killed while stopped: its exit shows up in the next wait
         } else if (errno != 0) {
-            throw SysException.of("ptrace", errno, "thread " + t.tid);
+            throw SysException.of("ptrace", errno, "thread " + t.tid());
         }
     }
 }

@@ -1,6 +1,7 @@
 package dev.suture.proc;
 
 import dev.suture.SutureException;
+import dev.suture.sys.ProcessVanishedException;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -32,8 +33,8 @@ public final class ProcessIds {
             status = Files.readString(Path.of("/proc/" + pid + "/status"));
             stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
         } catch (NoSuchFileException e) {
-            throw new SutureException(SutureException.Kind.VANISHED, "no process " + pid + " (there is no /proc/"
-                    + pid + "); check the pid with 'ps -p " + pid + "'");
+            throw ProcessVanishedException.gone(pid, "no process " + pid + " (there is no /proc/" + pid
+                    + "); check the pid with 'ps -p " + pid + "'");
         } catch (IOException e) {
             throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot read /proc/" + pid
                     + "/status: " + e.getClass().getSimpleName());
@@ -51,8 +52,8 @@ public final class ProcessIds {
                     + field(status, "Name:") + "): it runs no user-space code that suture could patch");
         }
         if (after.length > 0 && after[0].equals("Z")) {
-            throw new SutureException(SutureException.Kind.VANISHED, "pid " + pid + " has exited (a zombie"
-                    + " that its parent has not reaped yet)");
+            throw ProcessVanishedException.gone(pid, "pid " + pid + " has exited (a zombie that its parent has"
+                    + " not reaped yet)");
         }
     }
 

@@ -10,20 +10,12 @@ import java.util.List;
 /**
  * Keeps this JVM's JIT compiler threads off the cores while a thread of a target is borrowed for a system call
  * ({@link Injector}): they run at {@code SCHED_IDLE} from just before the hold's interrupt until the thread runs
- * again, so a compile the tool's own work queued (the rehearsal queues many) takes only a core nothing else wants,
- * never the one the borrowed thread needs to run the call. Instrumented on this project's 2-core machine, a
- * one-thread target's mmap hold took 0.43-0.61 ms when the C1 thread ran 0.5 ms during it, 0.15-0.22 ms when it
- * did not. Pooled over five interleaved runs of bench/apply.sh (34-84 applies per build), the hold's 90th
- * percentile was 1.0 ms for the previous build and 1.9 ms for this one without it, 0.50-0.52 ms with it; the
- * median stayed 0.36-0.38 ms.
+ * again, so a compile the tool's own work queued takes only a core nothing else wants. Not for stop-the-world
+ * windows, where it did not pay (docs/apply.md).
  *
- * <p>Not for stop-the-world windows: with it, a window over 128 threads took 6.4 ms (median of 6 interleaved
- * applies) against 5.3 without; perhaps the compiles such a window queues halfway then wait until its end.
- *
- * <p>Only with CAP_SYS_NICE: an unprivileged thread may lower a thread to SCHED_IDLE but not bring it back, and
- * a compiler left there for good would leave suture's later work uncompiled on a busy machine. Without it, or on a
- * JVM whose compiler threads are not named as HotSpot names them, nothing changes. Used by tracer threads only;
- * quiet while any of them asks for it.
+ * <p>Only with CAP_SYS_NICE: an unprivileged thread may lower a thread to SCHED_IDLE but not bring it back. Without
+ * it, or on a JVM whose compiler threads are not named as HotSpot names them, nothing changes. Used by tracer
+ * threads only; quiet while any of them asks for it.
  */
 final class QuietCompiler {
     private static final boolean ALLOWED = capSysNice();

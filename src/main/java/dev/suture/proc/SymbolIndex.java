@@ -5,6 +5,7 @@ import dev.suture.elf.Symbol;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 
@@ -19,7 +20,7 @@ final class SymbolIndex {
 
     SymbolIndex(ElfFile elf) {
         var all = new ArrayList<Symbol>();
-        var seen = new java.util.HashSet<String>();
+        var seen = new HashSet<String>();
         for (var list : List.of(elf.symbols(), elf.dynamicSymbols())) {
             for (var s : list) {
                 if (!s.inSection() || s.name().isEmpty() || !(s.isFunction() || s.isObject())) {

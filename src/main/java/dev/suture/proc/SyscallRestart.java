@@ -8,7 +8,7 @@ import dev.suture.sys.Syscalls;
  * by hand when a borrowed thread is given back at its syscall-exit stop: its registers go back with {@code rip}
  * on its {@code syscall} instruction again and the number to run in {@code rax}, as the kernel would have set
  * them on its way out of the interrupt stop we took it from. That saves the borrowed thread a fourth trip through
- * the kernel (a park in an interrupt stop for the kernel to do it: 25-46 us of a 0.35-0.4 ms one-thread hold).
+ * the kernel, a park in an interrupt stop for the kernel to do it (docs/apply.md).
  *
  * <p>The kernel decides the restart while no signal is being delivered; a signal that comes between our decision
  * and the thread's {@code syscall} would meet the restarted call instead of the interrupted one (a handler

@@ -20,19 +20,19 @@ import java.lang.invoke.VarHandle;
  * holder class per function; {@link #warmUp()} links and exercises all of them so that a time-critical window
  * (the stop-the-world of a patch) pays no linking, class loading or first-call cost.
  *
- * <p>Every method may be called from any thread, but ptrace calls only succeed on the thread that attached.
+ * <p>Every method may be called from any thread; ptrace and the tracer's waits are {@link Ptrace}'s.
  */
 public final class Syscalls {
     private static final Linker LINKER = Linker.nativeLinker();
     private static final StructLayout CAPTURE = Linker.Option.captureStateLayout();
     private static final VarHandle ERRNO = CAPTURE.varHandle(PathElement.groupElement("errno"));
-    private static final int REGS_BYTES = 27 * 8;
-    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+    static final int REGS_BYTES = 27 * 8;
+    static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
     private Syscalls() {}
 
     /** Native memory each calling thread reuses, so steady-state calls allocate nothing native. */
-    private static final class Scratch {
+    static final class Scratch {
         final Arena arena = Arena.ofAuto();
         final MemorySegment errno = arena.allocate(CAPTURE);
         final MemorySegment word = arena.allocate(8, 8);
@@ -70,7 +70,7 @@ public final class Syscalls {
         }
     }
 
-    private static MethodHandle link(String name, FunctionDescriptor fd, Linker.Option... extra) {
+    static MethodHandle link(String name, FunctionDescriptor fd, Linker.Option... extra) {
         var options = new Linker.Option[extra.length + 1];
         options[0] = Linker.Option.captureCallState("errno");
         System.arraycopy(extra, 0, options, 1, extra.length);
@@ -79,21 +79,7 @@ public final class Syscalls {
         return LINKER.downcallHandle(symbol, fd, options);
     }
 
-    // One holder per function: the JVM initialises (links) each on first use only.
-    private static final class Ptraces {
-        static final MethodHandle H = link("ptrace", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_LONG,
-                JAVA_LONG), Linker.Option.firstVariadicArg(1));
-    }
-
-    private static final class Waitpid {
-        static final MethodHandle H = link("waitpid", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT));
-    }
-
-    private static final class Waitid {
-        static final MethodHandle H = link("waitid", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS,
-                JAVA_INT));
-    }
-
+    // One holder per function: the JVM initialises (links) each on first use only (ptrace's are in Ptrace).
     private static final class VmReadv {
         static final MethodHandle H = link("process_vm_readv", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS,
                 JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_LONG));
@@ -148,7 +134,7 @@ public final class Syscalls {
                 JAVA_LONG));
     }
 
-    private static RuntimeException rethrow(Throwable t) {
+    static RuntimeException rethrow(Throwable t) {
         if (t instanceof RuntimeException r) {
             return r;
         }
@@ -156,162 +142,6 @@ public final class Syscalls {
             throw e;
         }
         return new SysException("downcall", 0, "native call failed: " + t);
-    }
-
-    // ---- ptrace ----
-
-    private static long rawPtrace(Scratch s, int request, int tid, long addr, long data) {
-        if (FaultInjection.ACTIVE) {
-            FaultInjection.step(requestName(request), tid, addr);
-        }
-        try {
-            return (long) Ptraces.H.invokeExact(s.errno, request, tid, addr, data);
-        } catch (Throwable t) {
-            throw rethrow(t);
-        }
-    }
-
-    /** A ptrace request whose result is only success or failure (SEIZE, INTERRUPT, CONT, DETACH, LISTEN...). */
-    public static void ptrace(int request, int tid, long addr, long data) {
-        Scratch s = SCRATCH.get();
-        if (rawPtrace(s, request, tid, addr, data) == -1) {
-            throw SysException.of("ptrace(" + requestName(request) + ")", s.errno(), "thread " + tid);
-        }
-    }
-
-    /** Like {@link #ptrace} but returns errno (0 on success) instead of throwing, for the paths that expect races. */
-    public static int ptraceErrno(int request, int tid, long addr, long data) {
-        Scratch s = SCRATCH.get();
-        return rawPtrace(s, request, tid, addr, data) == -1 ? s.errno() : 0;
-    }
-
-    /** PTRACE_GETEVENTMSG: the new thread's id after a clone event, the exit status after an exit event. */
-    public static long eventMessage(int tid) {
-        Scratch s = SCRATCH.get();
-        if (rawPtrace(s, Ptrace.PTRACE_GETEVENTMSG, tid, 0, s.word.address()) == -1) {
-            throw SysException.of("ptrace(PTRACE_GETEVENTMSG)", s.errno(), "thread " + tid);
-        }
-        return s.word.get(JAVA_LONG, 0);
-    }
-
-    /** PTRACE_PEEKDATA: one word of the tracee's memory (the thread must be stopped). */
-    public static long peekData(int tid, long address) {
-        Scratch s = SCRATCH.get();
-        long value = rawPtrace(s, Ptrace.PTRACE_PEEKDATA, tid, address, 0);
-        if (value == -1 && s.errno() != 0) {
-            throw SysException.of("ptrace(PTRACE_PEEKDATA)", s.errno(), "thread " + tid + " at 0x"
-                    + Long.toHexString(address));
-        }
-        return value;
-    }
-
-    /** PTRACE_POKEDATA: writes one word (even into read-only pages; the thread must be stopped). */
-    public static void pokeData(int tid, long address, long word) {
-        Scratch s = SCRATCH.get();
-        if (rawPtrace(s, Ptrace.PTRACE_POKEDATA, tid, address, word) == -1) {
-            throw SysException.of("ptrace(PTRACE_POKEDATA)", s.errno(), "thread " + tid + " at 0x"
-                    + Long.toHexString(address));
-        }
-    }
-
-    /** PTRACE_GETREGS into {@code out}: the 27 words of user_regs_struct in the kernel's order. */
-    public static void getRegisters(int tid, long[] out) {
-        int errno = getRegistersErrno(tid, out);
-        if (errno != 0) {
-            throw SysException.of("ptrace(PTRACE_GETREGS)", errno, "thread " + tid);
-        }
-    }
-
-    /** {@link #getRegisters} that returns errno (0 when read) instead of throwing. */
-    public static int getRegistersErrno(int tid, long[] out) {
-        Scratch s = SCRATCH.get();
-        if (rawPtrace(s, Ptrace.PTRACE_GETREGS, tid, 0, s.regs.address()) == -1) {
-            return s.errno();
-        }
-        MemorySegment.copy(s.regs, JAVA_LONG, 0, out, 0, 27);
-        return 0;
-    }
-
-    /** PTRACE_SETREGS from the 27 words of user_regs_struct. */
-    public static void setRegisters(int tid, long[] in) {
-        int errno = setRegistersErrno(tid, in);
-        if (errno != 0) {
-            throw SysException.of("ptrace(PTRACE_SETREGS)", errno, "thread " + tid);
-        }
-    }
-
-    /** PTRACE_SETREGS; returns 0 or the errno. */
-    public static int setRegistersErrno(int tid, long[] in) {
-        Scratch s = SCRATCH.get();
-        MemorySegment.copy(in, 0, s.regs, JAVA_LONG, 0, 27);
-        return rawPtrace(s, Ptrace.PTRACE_SETREGS, tid, 0, s.regs.address()) == -1 ? s.errno() : 0;
-    }
-
-    static String requestName(int request) {
-        return switch (request) {
-            case Ptrace.PTRACE_PEEKDATA -> "PTRACE_PEEKDATA";
-            case Ptrace.PTRACE_POKEDATA -> "PTRACE_POKEDATA";
-            case Ptrace.PTRACE_CONT -> "PTRACE_CONT";
-            case Ptrace.PTRACE_GETREGS -> "PTRACE_GETREGS";
-            case Ptrace.PTRACE_SETREGS -> "PTRACE_SETREGS";
-            case Ptrace.PTRACE_DETACH -> "PTRACE_DETACH";
-            case Ptrace.PTRACE_SYSCALL -> "PTRACE_SYSCALL";
-            case Ptrace.PTRACE_SETOPTIONS -> "PTRACE_SETOPTIONS";
-            case Ptrace.PTRACE_SEIZE -> "PTRACE_SEIZE";
-            case Ptrace.PTRACE_INTERRUPT -> "PTRACE_INTERRUPT";
-            case Ptrace.PTRACE_LISTEN -> "PTRACE_LISTEN";
-            default -> "request " + request;
-        };
-    }
-
-    // ---- waitpid ----
-
-    /**
-     * waitpid(tid, &amp;status, options) for one thread we trace; {@code null} when WNOHANG found nothing. ECHILD
-     * (not ours any more, or already reaped) is a {@link ProcessVanishedException}; EINTR is retried.
-     */
-    public static WaitStatus waitpid(int tid, int options) {
-        Scratch s = SCRATCH.get();
-        while (true) {
-            int r;
-            try {
-                r = (int) Waitpid.H.invokeExact(s.errno, tid, s.word, options);
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
-            if (r > 0) {
-                return new WaitStatus(r, s.word.get(JAVA_INT, 0));
-            }
-            if (r == 0) {
-                return null;
-            }
-            int errno = s.errno();
-            if (errno != Errno.EINTR) {
-                throw SysException.of("waitpid", errno, "thread " + tid);
-            }
-        }
-    }
-
-    /**
-     * The id of some child or tracee of this process with an event to report, without reaping it
-     * (waitid(P_ALL, WNOWAIT|WNOHANG)); 0 when there is none. One call, whatever the number of tracees, so an idle
-     * tracer can poll cheaply and then reap only its own threads with {@link #waitpid}.
-     */
-    public static int peekWaitable() {
-        Scratch s = SCRATCH.get();
-        MemorySegment info = s.buffer(128);
-        info.asSlice(0, 128).fill((byte) 0);
-        int r;
-        try {
-            r = (int) Waitid.H.invokeExact(s.errno, 0 /* P_ALL */, 0, info,
-                    4 /* WEXITED */ | 2 /* WSTOPPED */ | Ptrace.WNOHANG | 0x01000000 /* WNOWAIT */ | Ptrace.__WALL);
-        } catch (Throwable t) {
-            throw rethrow(t);
-        }
-        if (r != 0) {
-            return 0; // ECHILD: no children at all
-        }
-        return info.get(JAVA_INT, 16); // siginfo_t.si_pid
     }
 
     // ---- memory ----
@@ -625,19 +455,19 @@ public final class Syscalls {
         byte[] probe = new byte[16];
         for (int round = 0; round < 3; round++) {
             // Requests on a thread we do not trace fail with ESRCH without side effects.
-            ptraceErrno(Ptrace.PTRACE_INTERRUPT, tid, 0, 0);
+            Ptrace.ptraceErrno(Ptrace.PTRACE_INTERRUPT, tid, 0, 0);
             try {
-                getRegisters(tid, new long[27]);
+                Ptrace.getRegisters(tid, new long[27]);
             } catch (SysException expected) {
                 // not our tracee: the call still went all the way through the handle
             }
             try {
-                waitpid(Integer.MAX_VALUE, Ptrace.WNOHANG | Ptrace.__WALL);
+                Ptrace.waitpid(Integer.MAX_VALUE, Ptrace.WNOHANG | Ptrace.__WALL);
             } catch (SysException expected) {
                 // ECHILD: no such child
             }
             Scratch s = SCRATCH.get();
-            peekWaitable();
+            Ptrace.peekWaitable();
             MemorySegment own = s.buffer(16);
             readMemory(self, own.address(), probe, 0, 16);
             readMemoryRanges(self, new long[] {own.address(), own.address() + 8}, new int[] {8, 8}, 2, probe);

@@ -4,7 +4,9 @@ import dev.suture.SutureException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
@@ -13,6 +15,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -241,7 +244,7 @@ public final class TrustedFiles {
             while (buf.hasRemaining() && channel.read(buf) > 0) {
                 // a file that shrank meanwhile ends the loop at its end
             }
-            return Optional.of(java.util.Arrays.copyOf(buf.array(), buf.position()));
+            return Optional.of(Arrays.copyOf(buf.array(), buf.position()));
         }
     }
 
@@ -254,10 +257,22 @@ public final class TrustedFiles {
             throw refuse(file, role, "it is not a regular file", advice);
         }
         requireOwner(file, role, attrs, advice);
+        if ((mode(attrs) & GROUP_OR_OTHER_WRITE) != 0) {
+            throw refuse(file, role, "its mode is " + octal(attrs) + ": group or others may write it", advice);
+        }
         if ((mode(attrs) & forbiddenBits) != 0) {
-            throw refuse(file, role, "its mode is " + octal(attrs) + ": "
-                    + (forbiddenBits == GROUP_OR_OTHER_WRITE ? "group or others may write it"
-                    : "group or others have access to it"), advice);
+            // only readable by others: nobody else could have written it, so it is ours to close (earlier sutures
+            // made their locks 0644)
+            if ((Integer) attrs.get("uid") != EUID) {
+                throw refuse(file, role, "its mode is " + octal(attrs) + ": group or others have access to it",
+                        advice);
+            }
+            try {
+                Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-------"));
+            } catch (IOException e) {
+                throw refuse(file, role, "its mode is " + octal(attrs) + " and cannot be made 0600 ("
+                        + reason(e) + ")", advice);
+            }
         }
     }
 
@@ -337,8 +352,8 @@ public final class TrustedFiles {
         return switch (e) {
             case NoSuchFileException n -> "no such file or directory";
             case FileAlreadyExistsException x -> "it already exists";
-            case java.nio.file.AccessDeniedException a -> "permission denied";
-            case java.nio.file.FileSystemException f when f.getReason() != null -> f.getReason();
+            case AccessDeniedException a -> "permission denied";
+            case FileSystemException f when f.getReason() != null -> f.getReason();
             default -> String.valueOf(e.getMessage());
         };
     }

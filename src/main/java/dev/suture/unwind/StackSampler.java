@@ -93,7 +93,7 @@ public final class StackSampler {
         var regs = blocked.toArray(Registers[]::new);
         var errors = new String[regs.length];
         long guess = running;
-        rehearsal = tracer.run(() -> {
+        rehearsal = tracer.onTracerThread(() -> {
             List<ThreadStack> out = List.of();
             for (int round = 0; regs.length > 0 && round < rounds; round++) {
                 out = copyAndUnwind(tids, regs, errors);
@@ -163,7 +163,7 @@ public final class StackSampler {
 
     /** Stops the process, unwinds every thread, resumes it. */
     public Snapshot sample() {
-        return tracer.run(() -> {
+        return tracer.onTracerThread(() -> {
             long t0 = System.nanoTime();
             tracer.stopAll();
             long t1 = System.nanoTime();
@@ -182,7 +182,7 @@ public final class StackSampler {
 
     /**
      * Reads, copies and unwinds every thread of a process the caller holds stopped (between
-     * {@link Tracer#stopAll()} and {@link Tracer#resumeAll()}, inside {@link Tracer#run}): for callers that do
+     * {@link Tracer#stopAll()} and {@link Tracer#resumeAll()}, inside {@link Tracer#onTracerThread}): for callers that do
      * more in the same window, such as installing a patch once no thread runs the code it replaces.
      */
     public List<ThreadStack> captureHeld() {

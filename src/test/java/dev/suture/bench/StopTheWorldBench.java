@@ -145,7 +145,7 @@ public final class StopTheWorldBench {
 
     /** The bare cycle, as the tool sees it: {whole, stop part}. */
     private static long[] bare(Tracer tracer) {
-        return tracer.run(() -> {
+        return tracer.onTracerThread(() -> {
             long t0 = System.nanoTime();
             tracer.stopAll();
             long t1 = System.nanoTime();

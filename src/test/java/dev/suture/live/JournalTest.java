@@ -81,16 +81,16 @@ class JournalTest {
         assertTrue(stub > 0 && text.startsWith("inject " + (pid + 1) + " 0x4010b2 ", text.indexOf('\n', stub + 1) + 1),
                 "the inject record fills the room right after its stub record:\n" + text);
         assertFalse(text.contains("\n#"), text);
-        var p = Journal.read(pid).orElseThrow();
+        var p = JournalReader.read(pid).orElseThrow();
         assertEquals(Journal.Operation.APPLY, p.operation());
         assertEquals("apply my patch 100%", p.what());
         assertTrue(p.sameProcess());
-        assertEquals(new Journal.Region(0x7f0000, 0x2000, 0x7f0100, 0x7f0200), p.region());
+        assertEquals(new JournalReader.Region(0x7f0000, 0x2000, 0x7f0100, 0x7f0200), p.region());
         assertEquals(1, p.writes().size());
         assertArrayEquals(write.bytes(), p.writes().getFirst().bytes());
         assertArrayEquals(write.undo(), p.writes().getFirst().undo());
         assertTrue(p.committed());
-        assertEquals(List.of(new Journal.Unmap(0x6f0000, 0x1000, "older")), p.unmaps());
+        assertEquals(List.of(new JournalReader.Unmap(0x6f0000, 0x1000, "older")), p.unmaps());
         assertEquals(1, p.injections().size());
         assertArrayEquals(regs, p.injections().getFirst().registers());
         assertEquals(pid + 1, p.injections().getFirst().tid());
@@ -108,7 +108,7 @@ class JournalTest {
         }
         Path file = runDir.resolve(pid + ".journal");
         Files.writeString(file, "write 0x401000 e9000000", java.nio.file.StandardOpenOption.APPEND);
-        var p = Journal.read(pid).orElseThrow();
+        var p = JournalReader.read(pid).orElseThrow();
         assertTrue(p.writes().isEmpty(), "the half-written record announced a write that never happened");
         assertTrue(p.injections().isEmpty());
         assertFalse(p.committed());
@@ -127,17 +127,17 @@ class JournalTest {
         Path file = runDir.resolve(pid + ".journal");
         String text = Files.readString(file);
         assertTrue(text.endsWith(" \n") && text.contains("\n#  "), text);
-        var p = Journal.read(pid).orElseThrow();
+        var p = JournalReader.read(pid).orElseThrow();
         assertTrue(p.injections().isEmpty());
         assertEquals(1, p.stubs().size(), "the stub is still to be removed");
         int blank = text.indexOf("\n#") + 1;
         String cut = "#nject 7 0x1000 00000000 0f05ebfe" + " 0".repeat(27);
         Files.writeString(file, text.substring(0, blank) + cut + text.substring(blank + cut.length()));
-        p = Journal.read(pid).orElseThrow();
+        p = JournalReader.read(pid).orElseThrow();
         assertTrue(p.injections().isEmpty(), "a record whose first byte is not stored is not one");
         Files.writeString(file, text.substring(0, blank) + cut.replaceFirst("#", "i") + text.substring(blank
                 + cut.length()));
-        assertEquals(7, Journal.read(pid).orElseThrow().injections().getFirst().tid(),
+        assertEquals(7, JournalReader.read(pid).orElseThrow().injections().getFirst().tid(),
                 "a stored record, spaces after it, reads as the others do");
     }
 
@@ -153,16 +153,16 @@ class JournalTest {
     void aDamagedJournalIsReportedNotGuessed() throws IOException {
         Path file = runDir.resolve("12345.journal");
         writePrivate(file, "suture-journal 1\nbegin apply pid=12345 start=x tool=1 at=y what=z\nwrite 0xzz\n");
-        var e = assertThrows(SutureException.class, () -> Journal.read(12345));
+        var e = assertThrows(SutureException.class, () -> JournalReader.read(12345));
         assertEquals(SutureException.Kind.BAD_INPUT, e.kind());
         assertTrue(e.getMessage().contains("is damaged") && e.getMessage().contains(file.toString()), e.getMessage());
         Files.writeString(file, "suture-journal 1\nbegin apply pid=1 start=x tool=1 at=y what=z\n");
-        e = assertThrows(SutureException.class, () -> Journal.read(12345));
+        e = assertThrows(SutureException.class, () -> JournalReader.read(12345));
         assertTrue(e.getMessage().contains("names pid 1, not 12345"), e.getMessage());
         // a journal appears with its header complete: a file without one is none (a full disk, not suture's)
         for (String notOne : List.of("", "not a journal\n", "suture-journal 1\n", "suture-journal 1\nbegin")) {
             Files.writeString(file, notOne);
-            assertTrue(Journal.read(12345).isEmpty(), notOne);
+            assertTrue(JournalReader.read(12345).isEmpty(), notOne);
         }
     }
 

@@ -239,6 +239,29 @@ class RunDirectoryAttackTest {
     }
 
     /**
+     * Earlier sutures made their locks 0644: such a file of ours is closed to 0600 and used; one that others may
+     * write is refused (a stranger could have written it).
+     */
+    @Test
+    void aLockOthersMayReadIsClosedOneOthersMayWriteIsRefused() throws Exception {
+        try (var t = Target.start(exe)) {
+            Fixture.await(t, 0, ORIGINAL_LINE, 2);
+            int pid = t.pidInt();
+            Path lock = runDir.resolve(pid + ".lock");
+            Files.createFile(lock, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-rw-rw-")));
+            Files.setPosixFilePermissions(lock, PosixFilePermissions.fromString("rw-rw-rw-"));
+            var refused = Cli.run("apply", "-p", Integer.toString(pid), patchFile.toString());
+            assertEquals(5, refused.code(), refused.out() + refused.err());
+            assertTrue(refused.err().contains("group or others may write it"), refused.err());
+            Files.setPosixFilePermissions(lock, PosixFilePermissions.fromString("rw-r--r--"));
+            var applied = Cli.run("apply", "-p", Integer.toString(pid), patchFile.toString());
+            assertEquals(0, applied.code(), applied.out() + applied.err());
+            assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(lock)));
+            assertEquals(0, Cli.run("revert", "-p", Integer.toString(pid), "--all").code());
+        }
+    }
+
+    /**
      * Attack 8: a 3 GiB sparse journal and a damaged one beside a real interrupted apply; recover --all handles
      * each on its own: the real one is recovered, the others reported, and no heap is spent on the huge one.
      */

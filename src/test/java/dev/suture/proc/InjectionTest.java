@@ -154,9 +154,9 @@ class InjectionTest {
                 Thread.sleep(50); // inside read
                 int pid = target.pidInt();
                 try (var tracer = Tracer.attach(pid)) {
-                    tracer.run(() -> {
+                    tracer.onTracerThread(() -> {
                         tracer.stopAll();
-                        var t = tracer.tracees().get(pid);
+                        var t = tracer.traced(pid);
                         long[] saved = tracer.registers(pid).words();
                         assertEquals(-SyscallRestart.ERESTARTSYS, saved[10], "read interrupted by our stop");
                         var restart = SyscallRestart.of(pid, saved);
@@ -164,7 +164,7 @@ class InjectionTest {
                         assertEquals(0, restart.registers()[10], "read again");
                         assertEquals(saved[16] - 2, restart.registers()[16], "from its syscall instruction");
                         tracer.setRegisters(pid, Registers.of(restart.registers()));
-                        t.restarted = restart;
+                        t.restartedByHand(restart);
                         Syscalls.tgkill(pid, pid, 10); // SIGUSR1, pending before it runs
                         tracer.resumeAll();
                         return null;

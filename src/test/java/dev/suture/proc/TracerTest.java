@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.suture.sys.NotPermittedException;
+import dev.suture.sys.Ptrace;
 import dev.suture.sys.Syscalls;
 import dev.suture.testing.Gcc;
 import dev.suture.testing.Procs;
@@ -116,7 +117,7 @@ class TracerTest {
             try (var busy = Tracer.attach(other.pidInt())) {
                 var started = new CountDownLatch(1);
                 var release = new CountDownLatch(1);
-                var task = pool.submit(() -> busy.run(() -> {
+                var task = pool.submit(() -> busy.onTracerThread(() -> {
                     started.countDown();
                     try {
                         release.await(10, TimeUnit.SECONDS); // its tracer answers nothing
@@ -129,10 +130,10 @@ class TracerTest {
                     assertTrue(started.await(10, TimeUnit.SECONDS));
                     Syscalls.kill(other.pidInt(), 19); // SIGSTOP: stops for the busy tracer to report
                     long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
-                    while (Syscalls.peekWaitable() == 0 && System.nanoTime() < deadline) {
+                    while (Ptrace.peekWaitable() == 0 && System.nanoTime() < deadline) {
                         Thread.sleep(1);
                     }
-                    assertNotEquals(0, Syscalls.peekWaitable(), "no event pending for the busy tracer");
+                    assertNotEquals(0, Ptrace.peekWaitable(), "no event pending for the busy tracer");
                     try (var tracer = Tracer.attach(target.pidInt())) {
                         tracer.stopAll();
                         tracer.resumeAll();

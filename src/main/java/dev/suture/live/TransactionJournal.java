@@ -13,13 +13,13 @@ import java.util.function.Supplier;
  * step recorded; deleted when the transaction ends done or fully undone, or when the process is gone; otherwise
  * left for {@code suture recover}, and the failure says so.
  */
-final class Journaled implements AutoCloseable {
+final class TransactionJournal implements AutoCloseable {
     private final int pid;
     private Journal journal;
     private Tracer tracer;
     private boolean committed;
 
-    Journaled(int pid) {
+    TransactionJournal(int pid) {
         this.pid = pid;
     }
 

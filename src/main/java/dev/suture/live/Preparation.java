@@ -7,6 +7,8 @@ import dev.suture.proc.ThreadState;
 import dev.suture.proc.Tracer;
 import dev.suture.sys.FaultInjection;
 import dev.suture.sys.Syscalls;
+import dev.suture.unwind.ProcessCode;
+import dev.suture.unwind.StackSampler;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -15,54 +17,76 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Runs what a transaction does while it holds the target's threads — injected system calls with their journal
- * records, whole windows (stop, check, write, resume) — on a decoy process first: a {@code sleep} started for
- * it. A fresh JVM runs its first calls interpreted, with classes still to load and link: measured on this
- * project's 2-core machine, that tripled the first window (0.6 ms instead of 0.2 ms with one thread, 5 ms
- * instead of 1.5 ms with 32) and made an injected mmap hold its thread for 3-4 ms instead of 0.2-0.6 ms. After
- * a few hundred rounds on the decoy the same code runs compiled, and the target's holds meet it so.
+ * Principle 1, "prepare everything before the target stops", in one place: what a transaction does, while the
+ * target runs, so that its holds meet compiled code, linked native calls, parsed CFI, touched buffers and pages.
+ * Why each step is there, and what it saves, is in docs/apply.md ("What keeps the holds short").
  *
- * <p>Once per JVM, right before a transaction's first hold (so a dry run, or a refused patch, costs nothing). It
- * takes 0.3-0.8 s here, much of which (loading classes, parsing libc's CFI) the transaction would otherwise spend
- * itself. Running it in the background while the patch was bound was tried: both then competed for the 2 cores
- * and the apply took longer. Best effort: if the decoy cannot be started or traced, the transaction goes on
- * cold. The decoy's calls are no steps of the fault-injection hook.
+ * <p>In {@code live} because what it prepares spans the layers only {@code live} sees together: the tracer
+ * ({@code proc}), the stack sampler ({@code unwind}), windows and the journal ({@code live}). Two tricks act inside
+ * the holds, on the tracer thread, below this layer, and stay there: the tracer thread's real-time priority and
+ * the JIT compiler kept off the cores ({@code proc.HoldPriority}); the journal's blank line, mapped before a hold
+ * so that the record inside it is a store ({@link Journal#stub}, through {@code sys.MappedFile}).
  */
-final class Rehearsal {
-    /**
-     * Rounds of injected mmap, mprotect and munmap: the injector's and the journal's code, compiled. 300 calls,
-     * past the 200 invocations after which C1 compiles a method (after 150 the target's mmap held its thread
-     * 0.48-0.50 ms, after 300 0.39-0.44 ms, runs not interleaved). They come last, right before the target's
-     * first hold, which is an injected mmap when applying: alternating applies of either order on one target
-     * (12 each), that hold took 0.29 ms (median) with the injections last and 0.34 ms with the windows last.
-     */
+final class Preparation {
+    /** Rounds of injected mmap, mprotect and munmap on the decoy: past the JIT's compile threshold. */
     private static final int INJECTIONS = 100;
-    /**
-     * One-thread windows: enough that the per-thread code of the window (run once per thread and window) is
-     * compiled too, which a window over 128 threads needs: its check took 2.2-3.7 ms after 100 rehearsed windows,
-     * 1.8-2.2 ms after 1000 (before registers were read during the stop).
-     */
+    /** One-thread windows on the decoy: enough that a window's per-thread code is compiled too. */
     private static final int WINDOWS = 400;
     private static final long START_TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(2);
     private static final boolean DEBUG = System.getenv("SUTURE_DEBUG") != null;
-    private static boolean done;
+    private static boolean rehearsed;
 
-    private Rehearsal() {}
+    private Preparation() {}
 
-    /** Rehearses, unless this JVM already has. */
-    static synchronized void ensure() {
-        if (!done) {
-            done = true;
-            FaultInjection.uncounted(Rehearsal::run); // and the decoy's tracer thread, which inherits it
+    /**
+     * Right before a transaction's first hold (so a dry run, or a refused patch, costs nothing): a rehearsal of
+     * every hold on a decoy process, once per JVM, then the target's tracer warmed up (native calls linked on its
+     * thread, the Java side of a window's calls loaded). The injections come last, as an apply's first hold is one.
+     */
+    static void beforeFirstHold(Tracer target) {
+        synchronized (Preparation.class) {
+            if (!rehearsed) {
+                rehearsed = true;
+                FaultInjection.uncounted(Preparation::rehearse); // and the decoy's tracer thread, which inherits it
+            }
+        }
+        target.warmUp();
+    }
+
+    /**
+     * A window made ready while the target still runs: CFI parsed and the unwinder and buffers warmed up (by the
+     * sampler), the check rehearsed on threads where they sit, and the pages the writes change copied-on-write.
+     */
+    static Window window(int pid, Tracer tracer, List<Image.Range> forbidden, List<ApplyTransaction.Write> writes) {
+        var sampler = new StackSampler(tracer, ProcessCode.load(pid, false));
+        var guard = new StackGuard(forbidden, sampler, StackGuard.ranges(Maps.read(pid)), () -> StackGuard.ranges(
+                Maps.read(pid)));
+        guard.rehearse(tracer);
+        touch(tracer, writes);
+        return new Window(pid, tracer, sampler, guard, writes);
+    }
+
+    /**
+     * Writes back, while the target runs, the bytes each write will replace, exactly as they are now: the kernel's
+     * copy-on-write of a text page then happens here, and the window's write only changes bytes in a page the
+     * process already owns. Nothing the process sees changes.
+     */
+    private static void touch(Tracer tracer, List<ApplyTransaction.Write> writes) {
+        for (var w : writes) {
+            tracer.write(w.address(), tracer.read(w.address(), w.bytes().length));
         }
     }
 
-    private static void run() {
+    /**
+     * Runs the holds of a transaction on a decoy (a {@code sleep} started for it), so that the target's holds meet
+     * the same code compiled. Best effort: if the decoy cannot be started or traced, the transaction goes on cold.
+     */
+    private static void rehearse() {
         long start = System.nanoTime();
         int decoy = -1;
         try {
             decoy = startDecoy();
-            rehearse(decoy);
+            rehearseOn(decoy);
             if (DEBUG) {
                 System.err.printf("rehearsal: %d windows and %d injected calls on decoy pid %d in %d ms%n", WINDOWS,
                         3 * INJECTIONS, decoy, (System.nanoTime() - start) / 1_000_000);
@@ -84,7 +108,7 @@ final class Rehearsal {
         }
     }
 
-    private static void rehearse(int pid) throws IOException {
+    private static void rehearseOn(int pid) throws IOException {
         try (var tracer = Tracer.attach(pid); var journal = Journal.scratch()) {
             tracer.injectionLog(journal);
             // a window that writes back the bytes at the decoy's first instruction, with a forbidden range no
@@ -92,8 +116,8 @@ final class Rehearsal {
             Mapping text = Maps.read(pid).stream().filter(Mapping::executable).findFirst().orElseThrow();
             byte[] now = tracer.read(text.start(), 5);
             var writes = List.of(new ApplyTransaction.Write(text.start(), now, now));
-            var window = new Window(pid, tracer, List.of(new Image.Range("nothing", 1, 2)), writes);
-            tracer.run(() -> { // on the tracer thread: no hand-off between threads per call
+            var window = window(pid, tracer, List.of(new Image.Range("nothing", 1, 2)), writes);
+            tracer.onTracerThread(() -> { // on the tracer thread: no hand-off between threads per call
                 for (int i = 0; i < WINDOWS; i++) {
                     window.attempt();
                 }

@@ -10,10 +10,10 @@ import java.util.List;
  * jumps, which region installed it, and what the entry held before any patch — so a new patch can verify the
  * original function's hash and chain onto (or, with --replace, take the place of) the earlier ones.
  */
-final class Chain {
+final class PatchedEntries {
     private final List<Regions.Found> regions;
 
-    Chain(List<Regions.Found> regions, List<Regions.Found> replacing) {
+    PatchedEntries(List<Regions.Found> regions, List<Regions.Found> replacing) {
         this.regions = List.copyOf(regions);
     }
 
