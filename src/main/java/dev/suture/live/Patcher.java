@@ -3,6 +3,7 @@ package dev.suture.live;
 import dev.suture.proc.Maps;
 import dev.suture.SutureException;
 import dev.suture.patch.PatchFile;
+import dev.suture.proc.RemoteMemory;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;

@@ -1,6 +1,7 @@
 package dev.suture.unwind;
 
 import dev.suture.proc.Registers;
+import dev.suture.proc.RemoteMemory;
 import dev.suture.proc.ThreadState;
 import dev.suture.sys.Syscalls;
 import dev.suture.proc.Tracer;
@@ -51,7 +52,7 @@ public final class StackSampler {
         this.tracer = tracer;
         this.code = code;
         this.unwinder = new Unwinder(code.code());
-        this.copy = new StackCopy(new LiveMemory(tracer));
+        this.copy = new StackCopy(RemoteMemory.of(tracer));
         for (int tid : tracer.threads()) {
             buffers.put(tid, new FrameBuffer(MAX_FRAMES));
         }
@@ -313,27 +314,5 @@ public final class StackSampler {
     /** The last capture's time (ns) spent reading registers, copying stacks and unwinding: {registers, copy, unwind}. */
     public long[] captureNanos() {
         return new long[] {registersNanos, copyNanos, unwindNanos};
-    }
-
-    /** Reads outside the stack copy from the stopped process itself, one small read each. */
-    private static final class LiveMemory implements Memory {
-        private final Tracer tracer;
-        private final byte[] word = new byte[8];
-
-        LiveMemory(Tracer tracer) {
-            this.tracer = tracer;
-        }
-
-        @Override
-        public long read(long address, int size) {
-            if (tracer.read(address, word, 0, size) != size) {
-                throw new UnwindException("address 0x" + Long.toHexString(address) + " is not readable");
-            }
-            long v = 0;
-            for (int i = size - 1; i >= 0; i--) {
-                v = v << 8 | (word[i] & 0xffL);
-            }
-            return v;
-        }
     }
 }

@@ -28,7 +28,7 @@ public final class Unwinder {
      * Unwinds from {@code registers} (DWARF numbering: rax, rdx, rcx, rbx, rsi, rdi, rbp, rsp, r8..r15, rip) into
      * {@code out}, reading saved values from {@code memory}.
      */
-    public void unwind(long[] registers, Memory memory, FrameBuffer out) {
+    public void unwind(long[] registers, StackCopy memory, FrameBuffer out) {
         out.clear();
         System.arraycopy(registers, 0, regs, 0, REGISTER_COUNT);
         valid = ALL_VALID;
@@ -80,7 +80,7 @@ public final class Unwinder {
     }
 
     /** Applies the evaluated row: computes the CFA and the caller's registers into {@code regs}. */
-    private long stepByCfi(Memory memory) {
+    private long stepByCfi(StackCopy memory) {
         CallFrameSection s = context.section();
         long cfa;
         if (context.cfaKind == UnwindContext.CFA_EXPRESSION) {
@@ -131,7 +131,7 @@ public final class Unwinder {
     }
 
     /** Without CFI: assumes the standard prologue (push rbp; mov rbp, rsp), so [rbp] = caller's rbp, [rbp+8] = RA. */
-    private long stepByFramePointer(Memory memory, long pc) {
+    private long stepByFramePointer(StackCopy memory, long pc) {
         if ((valid & (1 << RBP)) == 0) {
             throw new UnwindException("no CFI for this pc and rbp is unknown");
         }

@@ -75,7 +75,11 @@ class UnwinderTest {
         return r;
     }
 
-    private FrameBuffer unwind(long[] regs, Memory memory) {
+    private FrameBuffer unwind(long[] regs, FakeMemory memory) {
+        return unwind(regs, memory.live());
+    }
+
+    private FrameBuffer unwind(long[] regs, StackCopy memory) {
         var out = new FrameBuffer(64);
         new Unwinder(code).unwind(regs, memory, out);
         return out;
