@@ -44,10 +44,6 @@ final class Interned<T> {
         }
     }
 
-    int size() {
-        return size;
-    }
-
     private void put(int i, long a, long b, Object v) {
         as[i] = a;
         bs[i] = b;

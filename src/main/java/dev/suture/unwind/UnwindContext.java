@@ -36,14 +36,21 @@ public final class UnwindContext {
     private final RegisterRule[] rules = new RegisterRule[N];
     private CfaRule cfa;
 
-    // the row after the CIE's initial instructions: for DW_CFA_restore, and kept for the next FDE of the same CIE
-    // (most FDEs of a module share one, and its program gives the same row whatever the FDE unless it moves the
-    // location: DW_CFA_set_loc is checked against the FDE's start)
-    private final RegisterRule[] initialRules = new RegisterRule[N];
-    private CommonInformationEntry initialOf;
-    private CfaRule initialCfa;
-    private long initialArgsSize;
-    private int initialBudget;
+    // the row after the CIE's initial instructions, for DW_CFA_restore: initialRow[initialAt ..], a kept row
+    // below or, when the CIE's row is not kept, unkeptRules
+    private final RegisterRule[] unkeptRules = new RegisterRule[N];
+    private RegisterRule[] initialRow;
+    private int initialAt;
+
+    // the rows of the CIEs met last, one slot per CIE by identity hash: a stack's frames go from module to module,
+    // most FDEs of a module share a CIE, and a CIE's program gives the same row whatever the FDE, unless it moves
+    // the location (DW_CFA_set_loc is checked against the FDE's start)
+    private static final int KEPT = 16;
+    private final CommonInformationEntry[] keptCie = new CommonInformationEntry[KEPT];
+    private final RegisterRule[] keptRules = new RegisterRule[KEPT * N];
+    private final CfaRule[] keptCfa = new CfaRule[KEPT];
+    private final long[] keptArgsSize = new long[KEPT];
+    private final int[] keptBudget = new int[KEPT];
     private boolean movedLocation;
 
     // DW_CFA_remember_state stack: whole rows, the CFA rule included (DWARF 5)
@@ -75,13 +82,16 @@ public final class UnwindContext {
             throw new UnwindException(section.name() + ": CIE at offset 0x" + Integer.toHexString(cie.offset())
                     + " names return address register " + cie.returnAddressRegister() + ", not an x86-64 one");
         }
-        if (cie == initialOf) {
-            System.arraycopy(initialRules, 0, rules, 0, N);
-            cfa = initialCfa;
-            argsSize = initialArgsSize;
-            budget = initialBudget;
+        int slot = System.identityHashCode(cie) & (KEPT - 1);
+        if (keptCie[slot] == cie) {
+            System.arraycopy(keptRules, slot * N, rules, 0, N);
+            initialRow = keptRules;
+            initialAt = slot * N;
+            cfa = keptCfa[slot];
+            argsSize = keptArgsSize[slot];
+            budget = keptBudget[slot];
         } else {
-            initialOf = null;
+            keptCie[slot] = null;
             Arrays.fill(rules, SAME_VALUE);
             cfa = cfaRules.get(RSP, 8);
             depth = 0;
@@ -90,11 +100,19 @@ public final class UnwindContext {
             movedLocation = false;
             cursor.reset(section.bytes(), section.name(), cie.instructionsStart(), cie.instructionsEnd());
             run(cie, fde.pcBegin(), -1L, true);
-            System.arraycopy(rules, 0, initialRules, 0, N);
-            initialCfa = cfa;
-            initialArgsSize = argsSize;
-            initialBudget = budget;
-            initialOf = movedLocation ? null : cie;
+            if (movedLocation) {
+                System.arraycopy(rules, 0, unkeptRules, 0, N);
+                initialRow = unkeptRules;
+                initialAt = 0;
+            } else {
+                System.arraycopy(rules, 0, keptRules, slot * N, N);
+                initialRow = keptRules;
+                initialAt = slot * N;
+                keptCfa[slot] = cfa;
+                keptArgsSize[slot] = argsSize;
+                keptBudget[slot] = budget;
+                keptCie[slot] = cie;
+            }
         }
         depth = 0;
         cursor.reset(section.bytes(), section.name(), fde.instructionsStart(), fde.instructionsEnd());
@@ -217,7 +235,7 @@ public final class UnwindContext {
             throw fail("DW_CFA_restore in a CIE's initial instructions");
         }
         if (register < N) {
-            rules[register] = initialRules[register];
+            rules[register] = initialRow[initialAt + register];
         }
     }
 

@@ -113,22 +113,31 @@ class UnwindContextTest {
     }
 
     @Test
-    void oneContextForManyFdesOfOneCie() {
+    void oneContextForFdesOfTwoCies() {
         var b = new CfiBytes(EH);
         int cie = b.standardCie(false);
+        int other = b.cie("zR", new byte[] {0x1b}, 1, -8, 16, CfiBytes.ops().u8(DW_CFA_def_cfa).uleb(RBP).uleb(16)
+                .u8(DW_CFA_offset | RA).uleb(1).u8(DW_CFA_offset | RBP).uleb(2).toBytes());
         b.fde(cie, TEXT, 0x10, CfiBytes.ops().u8(DW_CFA_def_cfa_offset).uleb(16).u8(DW_CFA_offset | RBP).uleb(2)
                 .toBytes());
         b.fde(cie, TEXT + 0x10, 0x10, new byte[0]);
+        b.fde(other, TEXT + 0x20, 0x10, CfiBytes.ops().u8(DW_CFA_offset | RBP).uleb(3)
+                .u8(DW_CFA_advance_loc | 1).u8(DW_CFA_restore | RBP).toBytes());
         var s = section(b, true);
         var c = new UnwindContext();
-        c.evaluate(s, s.find(TEXT), TEXT);
-        assertEquals(new RegisterRule.Offset(-16), c.rule(RBP));
-        c.evaluate(s, s.find(TEXT + 0x10), TEXT + 0x10);
-        assertEquals(new CfaRule.RegisterAndOffset(RSP, 8), c.cfa(), "the CIE's row, not the last FDE's");
-        assertEquals(new RegisterRule.SameValue(), c.rule(RBP));
-        assertEquals(new RegisterRule.Offset(-8), c.rule(RA));
-        c.evaluate(s, s.find(TEXT), TEXT + 1);
-        assertEquals(new RegisterRule.Offset(-16), c.rule(RBP));
+        for (int round = 0; round < 2; round++) {
+            c.evaluate(s, s.find(TEXT), TEXT);
+            assertEquals(new RegisterRule.Offset(-16), c.rule(RBP));
+            c.evaluate(s, s.find(TEXT + 0x10), TEXT + 0x10);
+            assertEquals(new CfaRule.RegisterAndOffset(RSP, 8), c.cfa(), "the CIE's row, not the last FDE's");
+            assertEquals(new RegisterRule.SameValue(), c.rule(RBP));
+            assertEquals(new RegisterRule.Offset(-8), c.rule(RA));
+            c.evaluate(s, s.find(TEXT + 0x20), TEXT + 0x20);
+            assertEquals(new CfaRule.RegisterAndOffset(RBP, 16), c.cfa(), "the other CIE's row");
+            assertEquals(new RegisterRule.Offset(-24), c.rule(RBP));
+            c.evaluate(s, s.find(TEXT + 0x20), TEXT + 0x21);
+            assertEquals(new RegisterRule.Offset(-16), c.rule(RBP), "DW_CFA_restore: the other CIE's rule");
+        }
     }
 
     @Test
