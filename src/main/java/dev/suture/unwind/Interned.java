@@ -22,7 +22,7 @@ final class Interned<T> {
 
     Interned(Maker<T> maker) {
         this.maker = maker;
-        allocate(64);
+        allocate(256); // room for a process's usual rules: growing allocates, which a window should not
     }
 
     /** The value for {@code (a, b)}: the one made before, else a new one, kept. */

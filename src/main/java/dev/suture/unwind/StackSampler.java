@@ -139,7 +139,8 @@ public final class StackSampler {
 
     /**
      * Runs the unwinder over real FDEs of the process's modules on a synthetic stack, a few thousand times, so its
-     * classes are loaded, the FDEs it will meet most are parsed and the JIT has compiled it before the first window.
+     * classes are loaded, the FDEs it will meet most are parsed, the CFI rules it will meet are made (its context
+     * keeps them: making one allocates) and the JIT has compiled it before the first window.
      */
     private void warmUpUnwinder() {
         CodeMap map = code.code();
@@ -154,7 +155,9 @@ public final class StackSampler {
                 regs[Dwarf.RA] = 0x1000; // no module: exercises the frame-pointer path
             } else {
                 int i = (int) ((round * 2654435761L >>> 8) % cfi.size());
-                regs[Dwarf.RA] = cfi.start(i) + range.module().loadBias() + 1;
+                // at points across the function too, not only its start: the rules met there get made now
+                long span = i + 1 < cfi.size() ? Math.clamp(cfi.start(i + 1) - cfi.start(i), 1, 4096) : 1;
+                regs[Dwarf.RA] = cfi.start(i) + range.module().loadBias() + 1 + span * (round % 4) / 4;
             }
             regs[Dwarf.RSP] = 0x10000 + 8 * (round % 64);
             regs[Dwarf.RBP] = 0x10000 + 2048;
