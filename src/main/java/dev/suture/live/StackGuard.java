@@ -94,7 +94,7 @@ final class StackGuard {
         if (forbidden.isEmpty() || threads.isEmpty()) {
             return;
         }
-        tracer.run(() -> {
+        tracer.onTracerThread(() -> {
             for (int i = 0; i < Math.max(2, 400 / threads.size()); i++) {
                 inspect(tracer, threads);
             }
