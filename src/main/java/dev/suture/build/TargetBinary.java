@@ -22,7 +22,6 @@ import java.util.stream.Collectors;
  * separate debug file) indexed for the diff: globals by name, statics by source file (STT_FILE blocks) and name.
  */
 final class TargetBinary {
-    private static final long DF_1_PIE = 0x08000000L;
     final Path path;
     final ElfFile elf;
     final String buildId;
@@ -40,9 +39,7 @@ final class TargetBinary {
         this.elf = elf;
         this.buildId = elf.buildId().orElseThrow(() -> new SutureException(SutureException.Kind.BAD_INPUT,
                 path + " has no GNU build-id note; a patch is bound to a build-id (link with -Wl,--build-id)"));
-        int type = elf.header().e_type();
-        boolean pie = elf.dynamicValue(DT_FLAGS_1).map(f -> (f & DF_1_PIE) != 0).orElse(false);
-        this.executable = type == ET_EXEC || pie || (elf.interpreter().isPresent() && elf.soname().isEmpty());
+        this.executable = elf.header().e_type() == ET_EXEC || elf.isPie();
         String file = "";
         for (Symbol s : symbols.symbols()) {
             if (s.type() == STT_FILE) {

@@ -81,15 +81,10 @@ public final class InspectCommand implements Callable<Integer> {
         return switch (elf.header().e_type()) {
             case ElfConstants.ET_REL -> "relocatable object";
             case ElfConstants.ET_EXEC -> "executable";
-            case ElfConstants.ET_DYN -> isPie(elf) ? "position-independent executable" : "shared library";
+            case ElfConstants.ET_DYN -> elf.isPie() ? "position-independent executable" : "shared library";
             case ElfConstants.ET_CORE -> "core dump";
             default -> "ELF type " + elf.header().e_type();
         };
-    }
-
-    private static boolean isPie(ElfFile elf) {
-        long flags1 = elf.dynamicValue(ElfConstants.DT_FLAGS_1).orElse(0L);
-        return (flags1 & 0x08000000L) != 0 || elf.interpreter().isPresent();
     }
 
     static String hex(long v) {

@@ -64,6 +64,8 @@ public final class ElfConstants {
     public static final long DT_GNU_HASH = 0x6ffffef5L, DT_VERSYM = 0x6ffffff0L, DT_RELACOUNT = 0x6ffffff9L,
             DT_RELCOUNT = 0x6ffffffaL, DT_FLAGS_1 = 0x6ffffffbL, DT_VERDEF = 0x6ffffffcL,
             DT_VERDEFNUM = 0x6ffffffdL, DT_VERNEED = 0x6ffffffeL, DT_VERNEEDNUM = 0x6fffffffL;
+    /** DT_FLAGS_1 bit the linker sets on a position-independent executable. */
+    public static final long DF_1_PIE = 0x08000000L;
 
     // Notes.
     public static final int NT_GNU_ABI_TAG = 1, NT_GNU_HWCAP = 2, NT_GNU_BUILD_ID = 3, NT_GNU_GOLD_VERSION = 4,

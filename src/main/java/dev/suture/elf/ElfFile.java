@@ -237,6 +237,19 @@ public final class ElfFile implements AutoCloseable {
         return Optional.empty();
     }
 
+    /**
+     * Whether this is a position-independent executable: ET_DYN with DF_1_PIE in DT_FLAGS_1 (current linkers mark
+     * every PIE so), or, for older links, ET_DYN with a program interpreter and no DT_SONAME. The interpreter alone
+     * is not enough: libc.so.6 has one so that it can be run, and is still a library.
+     */
+    public boolean isPie() {
+        if (header().e_type() != ET_DYN) {
+            return false;
+        }
+        return (dynamicValue(DT_FLAGS_1).orElse(0L) & DF_1_PIE) != 0
+                || (interpreter().isPresent() && soname().isEmpty());
+    }
+
     /** The DT_NEEDED libraries, in order. */
     public List<String> needed() {
         var out = new ArrayList<String>();

@@ -8,6 +8,7 @@ import dev.suture.sys.ProcessVanishedException;
 import dev.suture.proc.Mman;
 import dev.suture.proc.Module;
 import dev.suture.proc.Modules;
+import dev.suture.proc.RemoteMemory;
 import dev.suture.proc.ThreadState;
 import dev.suture.proc.Tracer;
 import dev.suture.x86.DoesNotFitException;

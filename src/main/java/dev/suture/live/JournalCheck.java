@@ -4,6 +4,7 @@ import dev.suture.SutureException;
 import dev.suture.proc.Mapping;
 import dev.suture.proc.Modules;
 import dev.suture.proc.Registers;
+import dev.suture.proc.RemoteMemory;
 import dev.suture.proc.StubSite;
 import java.util.ArrayList;
 import java.util.Arrays;

@@ -4,6 +4,7 @@ import dev.suture.SutureException;
 import dev.suture.patch.PatchFile;
 import dev.suture.proc.Maps;
 import dev.suture.proc.ProcessIds;
+import dev.suture.proc.RemoteMemory;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;

@@ -5,6 +5,7 @@ import dev.suture.elf.Symbol;
 import dev.suture.patch.PatchSymbol;
 import dev.suture.proc.Module;
 import dev.suture.proc.Modules;
+import dev.suture.proc.RemoteMemory;
 import dev.suture.x86.DoesNotFitException;
 import java.util.HashMap;
 import java.util.Map;

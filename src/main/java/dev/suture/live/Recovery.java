@@ -5,6 +5,7 @@ import dev.suture.proc.Mapping;
 import dev.suture.proc.Maps;
 import dev.suture.proc.ProcessIds;
 import dev.suture.proc.Registers;
+import dev.suture.proc.RemoteMemory;
 import dev.suture.proc.Tracer;
 import dev.suture.x86.Jumps;
 import java.io.IOException;

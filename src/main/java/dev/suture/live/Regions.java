@@ -1,6 +1,7 @@
 package dev.suture.live;
 
 import dev.suture.proc.Mapping;
+import dev.suture.proc.RemoteMemory;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;

@@ -2,6 +2,7 @@ package dev.suture.live;
 
 import dev.suture.proc.Maps;
 import dev.suture.SutureException;
+import dev.suture.proc.RemoteMemory;
 import dev.suture.proc.Tracer;
 import java.time.Duration;
 import java.util.ArrayList;

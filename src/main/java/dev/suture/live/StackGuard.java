@@ -1,5 +1,6 @@
 package dev.suture.live;
 
+import dev.suture.elf.AddressRanges;
 import dev.suture.proc.Mapping;
 import dev.suture.proc.Registers;
 import dev.suture.proc.Tracer;
@@ -7,7 +8,6 @@ import dev.suture.unwind.FrameBuffer;
 import dev.suture.unwind.FrameMethod;
 import dev.suture.unwind.StackEnd;
 import dev.suture.unwind.StackSampler;
-import java.util.Comparator;
 import java.util.List;
 import java.util.function.Supplier;
 
@@ -39,8 +39,7 @@ final class StackGuard {
     private final List<Image.Range> forbidden;
     private final long[] starts;
     private final long[] ends;
-    private long[] stackStarts;
-    private long[] stackEnds;
+    private AddressRanges stacks;
     private final Supplier<long[][]> remap;
     private final StackSampler sampler;
     private byte[] buffer = new byte[256 << 10];
@@ -63,18 +62,19 @@ final class StackGuard {
     }
 
     private void setMappings(long[][] mappings) {
-        stackStarts = new long[mappings.length];
-        stackEnds = new long[mappings.length];
+        long[] from = new long[mappings.length];
+        long[] to = new long[mappings.length];
         for (int i = 0; i < mappings.length; i++) {
-            stackStarts[i] = mappings[i][0];
-            stackEnds[i] = mappings[i][1];
+            from[i] = mappings[i][0];
+            to[i] = mappings[i][1];
         }
+        stacks = new AddressRanges(from, to);
     }
 
     /** {start, end} pairs of the readable mappings, sorted: where stacks can be. */
     static long[][] ranges(List<Mapping> maps) {
         return maps.stream().filter(Mapping::readable).map(m -> new long[] {m.start(), m.end()})
-                .sorted(Comparator.comparingLong(a -> a[0])).toArray(long[][]::new);
+                .sorted((a, b) -> Long.compareUnsigned(a[0], b[0])).toArray(long[][]::new);
     }
 
     /** The first thread found in forbidden code, or null when every thread is clear. Call with all held. */
@@ -144,11 +144,11 @@ final class StackGuard {
     }
 
     private Blocker scanStack(Tracer tracer, int tid, long rsp) {
-        long top = stackTop(rsp);
+        long top = stacks.endOf(rsp); // 0: no mapping holds rsp
         if (top == 0) {
             // a thread whose stack was mapped after our snapshot: look again (rare, costs a read of maps)
             setMappings(remap.get());
-            top = stackTop(rsp);
+            top = stacks.endOf(rsp);
         }
         if (top <= rsp) {
             return null;
@@ -170,24 +170,6 @@ final class StackGuard {
             }
         }
         return null;
-    }
-
-    /** End of the mapping holding {@code rsp}; 0 if none holds it (then there is no stack to scan). */
-    private long stackTop(long rsp) {
-        int lo = 0;
-        int hi = stackStarts.length - 1;
-        while (lo <= hi) {
-            int mid = (lo + hi) >>> 1;
-            if (Long.compareUnsigned(stackStarts[mid], rsp) <= 0) {
-                if (Long.compareUnsigned(rsp, stackEnds[mid]) < 0) {
-                    return stackEnds[mid];
-                }
-                lo = mid + 1;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        return 0;
     }
 
     private int rangeOf(long address) {

@@ -6,6 +6,7 @@ import dev.suture.elf.ElfFile;
 import dev.suture.elf.ElfFormatException;
 import dev.suture.elf.ProgramHeader;
 import dev.suture.elf.Symbol;
+import dev.suture.elf.SymbolsByAddress;
 import dev.suture.sys.SysException;
 import dev.suture.sys.Syscalls;
 import java.io.IOException;
@@ -29,7 +30,8 @@ import java.util.Optional;
 public final class Modules {
     private final int pid;
     private final List<Module> modules;
-    private final Map<Module, SymbolIndex> indexes = new HashMap<>();
+    private final Map<Module, ExportedSymbols> exported = new HashMap<>();
+    private final Map<Module, SymbolsByAddress> byAddress = new HashMap<>();
 
     private Modules(int pid, List<Module> modules) {
         this.pid = pid;
@@ -105,17 +107,12 @@ public final class Modules {
             if (m.path().equals("[vdso]")) {
                 continue; // on the debugger's list of objects, but not in the global lookup scope
             }
-            Symbol s = index(m).exported(name);
+            Symbol s = exported(m).exported(name);
             if (s != null) {
                 return Optional.of(new Resolved(m, s, m.runtime(s.st_value())));
             }
         }
         return Optional.empty();
-    }
-
-    /** The symbol (from .symtab or .dynsym) of module {@code m} that holds {@code address}, if any. */
-    public Optional<Symbol> symbolAt(Module m, long address) {
-        return Optional.ofNullable(index(m).at(address - m.loadBias()));
     }
 
     /** "libc.so.6!nanosleep+0x2f", "app!main", "libfoo.so+0x1234" (no symbol), or "0x7ffc..." (no module). */
@@ -125,16 +122,21 @@ public final class Modules {
             return "0x" + Long.toHexString(address);
         }
         var m = module.get();
-        Symbol s = index(m).at(address - m.loadBias());
+        SymbolsByAddress.Hit s = byAddress(m).lookup(address - m.loadBias());
         if (s == null) {
             return m.name() + "+0x" + Long.toHexString(address - m.loadBias());
         }
-        long offset = address - m.runtime(s.st_value());
-        return m.name() + "!" + s.name() + (offset != 0 ? "+0x" + Long.toHexString(offset) : "");
+        return m.name() + "!" + s.name() + (s.offset() != 0 ? "+0x" + Long.toHexString(s.offset()) : "");
     }
 
-    private synchronized SymbolIndex index(Module m) {
-        return indexes.computeIfAbsent(m, k -> new SymbolIndex(k.elf()));
+    private synchronized ExportedSymbols exported(Module m) {
+        return exported.computeIfAbsent(m, k -> new ExportedSymbols(k.elf()));
+    }
+
+    /** Functions and variables of .symtab and .dynsym: what a person reading an address looks for. */
+    private synchronized SymbolsByAddress byAddress(Module m) {
+        return byAddress.computeIfAbsent(m, k -> SymbolsByAddress.of(
+                List.of(k.elf().symbols(), k.elf().dynamicSymbols()), s -> s.inSection() && (s.isFunction() || s.isObject())));
     }
 
     // ---- building the list ----

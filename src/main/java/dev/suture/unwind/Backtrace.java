@@ -1,5 +1,6 @@
 package dev.suture.unwind;
 
+import dev.suture.elf.SymbolsByAddress;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -21,7 +22,7 @@ public record Backtrace(int tid, List<Frame> frames, StackEnd end, String error)
             long offset = 0;
             if (m != null) {
                 module = m.name();
-                SymbolTable.Hit hit = m.symbols().lookup(lookup - m.loadBias());
+                SymbolsByAddress.Hit hit = m.symbols().lookup(lookup - m.loadBias());
                 if (hit != null) {
                     symbol = hit.name();
                     offset = pc - (lookup - hit.offset());

@@ -1,5 +1,6 @@
 package dev.suture.unwind;
 
+import dev.suture.elf.AddressRanges;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -105,18 +106,7 @@ public final class CallFrameSection {
      * malformed.
      */
     public FrameDescriptionEntry find(long pc) {
-        int lo = 0;
-        int hi = starts.length - 1;
-        int found = -1;
-        while (lo <= hi) {
-            int mid = (lo + hi) >>> 1;
-            if (Long.compareUnsigned(starts[mid], pc) <= 0) {
-                found = mid;
-                lo = mid + 1;
-            } else {
-                hi = mid - 1;
-            }
-        }
+        int found = AddressRanges.floor(starts, starts.length, pc);
         if (found < 0) {
             return null;
         }

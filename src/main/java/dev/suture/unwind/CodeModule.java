@@ -1,11 +1,13 @@
 package dev.suture.unwind;
 
+import dev.suture.elf.SymbolsByAddress;
+
 /**
  * What the unwinder knows of one loaded module: its name, load bias, CFI (.eh_frame, and .debug_frame from a
  * separate debug file when there is one) and function symbols. Built once, before any thread is stopped.
  */
 public record CodeModule(String name, long loadBias, CallFrameSection ehFrame, CallFrameSection debugFrame,
-                         SymbolTable symbols) {
+                         SymbolsByAddress symbols) {
 
     /** The FDE for run-time {@code pc}, from .eh_frame first, then .debug_frame; null if neither has one. */
     FrameDescriptionEntry find(long pc, CallFrameSection[] from) {

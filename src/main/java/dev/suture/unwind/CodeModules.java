@@ -3,8 +3,8 @@ package dev.suture.unwind;
 import dev.suture.elf.ElfFile;
 import dev.suture.elf.Section;
 import dev.suture.elf.Symbol;
+import dev.suture.elf.SymbolsByAddress;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Optional;
 
@@ -52,46 +52,15 @@ public final class CodeModules {
         return null;
     }
 
-    /**
-     * Function symbols in the order that decides among aliases at one address: .symtab before .dynsym (the debug
-     * file's .symtab first when given); within a table a plain name before a versioned alias ("name@GLIBC_2.2.5",
-     * as debug files list them), fewer leading underscores (the public name, "nanosleep" rather than
-     * "__nanosleep"), then global, weak, local.
-     */
-    static SymbolTable symbols(ElfFile elf, ElfFile debugFile) {
-        var entries = new ArrayList<SymbolTable.Entry>();
+    /** Function symbols: the debug file's .symtab first when given, then .symtab, then .dynsym. */
+    static SymbolsByAddress symbols(ElfFile elf, ElfFile debugFile) {
         var tables = new ArrayList<List<Symbol>>();
         if (debugFile != null) {
             tables.add(safe(debugFile::symbols));
         }
         tables.add(safe(elf::symbols));
         tables.add(safe(elf::dynamicSymbols));
-        for (List<Symbol> table : tables) {
-            var functions = new ArrayList<Symbol>();
-            for (Symbol s : table) {
-                if (s.isFunction() && s.isDefined() && s.st_value() != 0 && !s.name().isEmpty()) {
-                    functions.add(s);
-                }
-            }
-            functions.sort(Comparator.comparingInt((Symbol s) -> s.name().indexOf('@') >= 0 ? 1 : 0)
-                    .thenComparingInt(CodeModules::underscores).thenComparingInt(CodeModules::bindRank));
-            for (Symbol s : functions) {
-                entries.add(new SymbolTable.Entry(s.name(), s.st_value(), s.st_size()));
-            }
-        }
-        return new SymbolTable(entries);
-    }
-
-    private static int underscores(Symbol s) {
-        int n = 0;
-        while (n < s.name().length() && s.name().charAt(n) == '_') {
-            n++;
-        }
-        return n;
-    }
-
-    private static int bindRank(Symbol s) {
-        return s.isGlobal() ? 0 : s.isWeak() ? 1 : 2;
+        return SymbolsByAddress.of(tables, Symbol::isFunction);
     }
 
     private static List<Symbol> safe(java.util.function.Supplier<List<Symbol>> table) {

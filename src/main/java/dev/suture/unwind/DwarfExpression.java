@@ -21,7 +21,7 @@ final class DwarfExpression {
      * the bit of {@code validMask} is set) and memory from {@code memory}, and returns the value on top.
      */
     long evaluate(String where, byte[] bytes, int start, int end, boolean pushInitial, long initial,
-                  long[] registers, int validMask, Memory memory) {
+                  long[] registers, int validMask, StackCopy memory) {
         cursor.reset(bytes, where, start, end);
         int sp = 0;
         if (pushInitial) {

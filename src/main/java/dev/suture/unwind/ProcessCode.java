@@ -1,7 +1,9 @@
 package dev.suture.unwind;
 
+import dev.suture.elf.AddressRanges;
 import dev.suture.elf.DebugFiles;
 import dev.suture.elf.ElfFile;
+import dev.suture.elf.SymbolsByAddress;
 import dev.suture.proc.Mapping;
 import dev.suture.proc.Maps;
 import dev.suture.proc.Module;
@@ -22,21 +24,20 @@ public final class ProcessCode {
     private record FileKey(String identity, boolean debugFiles) {}
 
     /** CFI and symbols of a file, independent of where it is loaded. */
-    private record Parsed(CallFrameSection ehFrame, CallFrameSection debugFrame, SymbolTable symbols) {}
+    private record Parsed(CallFrameSection ehFrame, CallFrameSection debugFrame, SymbolsByAddress symbols) {}
 
     private static final Map<FileKey, Parsed> CACHE = new ConcurrentHashMap<>();
 
     private final Modules modules;
     private final CodeMap code;
-    private final long[] mapStarts;
-    private final long[] mapEnds;
+    private final AddressRanges mappings;
     private final long mainStackSize;
 
     private ProcessCode(Modules modules, CodeMap code, List<Mapping> maps) {
         this.modules = modules;
         this.code = code;
-        mapStarts = new long[maps.size()];
-        mapEnds = new long[maps.size()];
+        long[] mapStarts = new long[maps.size()];
+        long[] mapEnds = new long[maps.size()];
         long stack = 0;
         for (int i = 0; i < maps.size(); i++) {
             mapStarts[i] = maps.get(i).start();
@@ -46,6 +47,7 @@ public final class ProcessCode {
             }
         }
         mainStackSize = stack;
+        mappings = new AddressRanges(mapStarts, mapEnds);
     }
 
     /** {@link #load(int, boolean)} with separate debug files. */
@@ -91,20 +93,7 @@ public final class ProcessCode {
 
     /** End of the mapping that holds {@code address}, or 0 if no mapping known when this was loaded holds it. */
     public long mappingEnd(long address) {
-        int lo = 0;
-        int hi = mapStarts.length - 1;
-        while (lo <= hi) {
-            int mid = (lo + hi) >>> 1;
-            if (Long.compareUnsigned(mapStarts[mid], address) <= 0) {
-                if (Long.compareUnsigned(address, mapEnds[mid]) < 0) {
-                    return mapEnds[mid];
-                }
-                lo = mid + 1;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        return 0;
+        return mappings.endOf(address);
     }
 
     private static Parsed parsed(Module m, boolean debugFiles) {

@@ -1,8 +1,9 @@
 package dev.suture.unwind;
 
 /**
- * How to recover a register of the caller from a frame (DWARF 5, section 6.4.1). Expressions are byte ranges of
- * the CFI section they came from.
+ * How to recover a register of the caller from a frame: the register rules of DWARF 5, section 6.4.1, as gimli
+ * names them. {@link Unwinder} evaluates them with an exhaustive switch. Expressions are byte ranges of the CFI
+ * section the row came from. Rows reuse rule objects ({@link UnwindContext}), so these are immutable values.
  */
 public sealed interface RegisterRule {
     /** The register cannot be recovered (DW_CFA_undefined; on the return address column: the outermost frame). */

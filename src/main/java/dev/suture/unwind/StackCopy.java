@@ -1,17 +1,20 @@
 package dev.suture.unwind;
 
+import dev.suture.proc.RemoteMemory;
+
 /**
- * A copy of a thread's stack taken with one bulk read while the thread is stopped. Reads outside the copy go to an
- * optional live fallback (the stopped process), else fail.
+ * The memory the unwinder reads: a copy of a thread's stack taken with one bulk read while the thread is stopped.
+ * Reads outside the copy go to an optional live fallback (the stopped process), else fail.
  */
-public final class StackCopy implements Memory {
+public final class StackCopy {
     private long base;
     private byte[] bytes;
     private int offset;
     private int length;
-    private final Memory fallback;
+    private final RemoteMemory fallback;
+    private final byte[] word = new byte[8];
 
-    public StackCopy(Memory fallback) {
+    public StackCopy(RemoteMemory fallback) {
         this.fallback = fallback;
         this.bytes = new byte[0];
     }
@@ -38,21 +41,30 @@ public final class StackCopy implements Memory {
         return length;
     }
 
-    @Override
+    /**
+     * The {@code size}-byte (1..8) little-endian value at {@code address}, zero-extended. Throws
+     * {@link UnwindException} when the address cannot be read.
+     */
     public long read(long address, int size) {
         long offset = address - base;
         if (offset >= 0 && offset <= length - size) {
-            int o = this.offset + (int) offset;
-            long v = 0;
-            for (int i = size - 1; i >= 0; i--) {
-                v = v << 8 | (bytes[o + i] & 0xffL);
-            }
-            return v;
+            return littleEndian(bytes, this.offset + (int) offset, size);
         }
         if (fallback != null) {
-            return fallback.read(address, size);
+            if (fallback.read(address, word, 0, size) != size) {
+                throw new UnwindException("address 0x" + Long.toHexString(address) + " is not readable");
+            }
+            return littleEndian(word, 0, size);
         }
         throw new UnwindException("address 0x" + Long.toHexString(address) + " is outside the stack copy [0x"
                 + Long.toHexString(base) + ", 0x" + Long.toHexString(base + length) + ")");
+    }
+
+    private static long littleEndian(byte[] b, int at, int size) {
+        long v = 0;
+        for (int i = size - 1; i >= 0; i--) {
+            v = v << 8 | (b[at + i] & 0xffL);
+        }
+        return v;
     }
 }

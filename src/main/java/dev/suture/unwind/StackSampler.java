@@ -1,6 +1,7 @@
 package dev.suture.unwind;
 
 import dev.suture.proc.Registers;
+import dev.suture.proc.RemoteMemory;
 import dev.suture.proc.ThreadState;
 import dev.suture.sys.Syscalls;
 import dev.suture.proc.Tracer;
@@ -51,7 +52,7 @@ public final class StackSampler {
         this.tracer = tracer;
         this.code = code;
         this.unwinder = new Unwinder(code.code());
-        this.copy = new StackCopy(new LiveMemory(tracer));
+        this.copy = new StackCopy(RemoteMemory.of(tracer));
         for (int tid : tracer.threads()) {
             buffers.put(tid, new FrameBuffer(MAX_FRAMES));
         }
@@ -138,7 +139,8 @@ public final class StackSampler {
 
     /**
      * Runs the unwinder over real FDEs of the process's modules on a synthetic stack, a few thousand times, so its
-     * classes are loaded, the FDEs it will meet most are parsed and the JIT has compiled it before the first window.
+     * classes are loaded, the FDEs it will meet most are parsed, the CFI rules it will meet are made (its context
+     * keeps them: making one allocates) and the JIT has compiled it before the first window.
      */
     private void warmUpUnwinder() {
         CodeMap map = code.code();
@@ -153,7 +155,9 @@ public final class StackSampler {
                 regs[Dwarf.RA] = 0x1000; // no module: exercises the frame-pointer path
             } else {
                 int i = (int) ((round * 2654435761L >>> 8) % cfi.size());
-                regs[Dwarf.RA] = cfi.start(i) + range.module().loadBias() + 1;
+                // at points across the function too, not only its start: the rules met there get made now
+                long span = i + 1 < cfi.size() ? Math.clamp(cfi.start(i + 1) - cfi.start(i), 1, 4096) : 1;
+                regs[Dwarf.RA] = cfi.start(i) + range.module().loadBias() + 1 + span * (round % 4) / 4;
             }
             regs[Dwarf.RSP] = 0x10000 + 8 * (round % 64);
             regs[Dwarf.RBP] = 0x10000 + 2048;
@@ -313,27 +317,5 @@ public final class StackSampler {
     /** The last capture's time (ns) spent reading registers, copying stacks and unwinding: {registers, copy, unwind}. */
     public long[] captureNanos() {
         return new long[] {registersNanos, copyNanos, unwindNanos};
-    }
-
-    /** Reads outside the stack copy from the stopped process itself, one small read each. */
-    private static final class LiveMemory implements Memory {
-        private final Tracer tracer;
-        private final byte[] word = new byte[8];
-
-        LiveMemory(Tracer tracer) {
-            this.tracer = tracer;
-        }
-
-        @Override
-        public long read(long address, int size) {
-            if (tracer.read(address, word, 0, size) != size) {
-                throw new UnwindException("address 0x" + Long.toHexString(address) + " is not readable");
-            }
-            long v = 0;
-            for (int i = size - 1; i >= 0; i--) {
-                v = v << 8 | (word[i] & 0xffL);
-            }
-            return v;
-        }
     }
 }

@@ -2,46 +2,60 @@ package dev.suture.unwind;
 
 import static dev.suture.unwind.Dwarf.*;
 
+import java.util.Arrays;
+
 /**
- * Executes the CFA program of an FDE up to a pc and holds the resulting row: the CFA rule and one rule per
- * tracked register (DWARF numbers 0..16 of x86-64). One context is reused for every frame: rows live in primitive
- * arrays and {@code DW_CFA_remember_state} pushes onto a fixed-depth stack, so evaluating allocates nothing.
- * Programs are bounded in steps and state depth; exceeding a bound is an {@link UnwindException}.
+ * Executes the CFA program of an FDE up to a pc and holds the resulting row: the {@link CfaRule} and one
+ * {@link RegisterRule} per tracked register (DWARF numbers 0..16 of x86-64). One context is reused for every
+ * frame, and so are its rule objects (immutable, {@link Interned} per context): a row is an array of references
+ * and {@code DW_CFA_remember_state} pushes it onto a fixed-depth stack, so evaluating allocates nothing once the
+ * rules of a module have been met. Programs are bounded in steps and state depth; exceeding a bound is an
+ * {@link UnwindException}.
  */
 public final class UnwindContext {
     static final int MAX_OPS = 10_000;
     static final int MAX_STATES = 64;
 
-    // rule kinds, in the order of RegisterRule's records
-    static final byte UNDEFINED = 0;
-    static final byte SAME_VALUE = 1;
-    static final byte OFFSET = 2;
-    static final byte VAL_OFFSET = 3;
-    static final byte REGISTER = 4;
-    static final byte EXPRESSION = 5;
-    static final byte VAL_EXPRESSION = 6;
-
-    static final byte CFA_REGISTER_OFFSET = 0;
-    static final byte CFA_EXPRESSION = 1;
-    private static final int CFA_FIELDS = 3;
-
     private static final int N = REGISTER_COUNT;
+    private static final RegisterRule UNDEFINED = new RegisterRule.Undefined();
+    private static final RegisterRule SAME_VALUE = new RegisterRule.SameValue();
+
+    private final Interned<RegisterRule> offsets = new Interned<>((n, _) -> new RegisterRule.Offset(n));
+    private final Interned<RegisterRule> valOffsets = new Interned<>((n, _) -> new RegisterRule.ValOffset(n));
+    private final Interned<RegisterRule> registers = new Interned<>((r, _) -> new RegisterRule.Register((int) r));
+    private final Interned<RegisterRule> expressions =
+            new Interned<>((start, end) -> new RegisterRule.Expression((int) start, (int) end));
+    private final Interned<RegisterRule> valExpressions =
+            new Interned<>((start, end) -> new RegisterRule.ValExpression((int) start, (int) end));
+    private final Interned<CfaRule> cfaRules =
+            new Interned<>((r, offset) -> new CfaRule.RegisterAndOffset((int) r, offset));
+    private final Interned<CfaRule> cfaExpressions =
+            new Interned<>((start, end) -> new CfaRule.Expression((int) start, (int) end));
 
     // the current row
-    final byte[] kind = new byte[N];
-    final long[] value = new long[N];
-    byte cfaKind;
-    long cfaRegister;  // register number, or expression start for CFA_EXPRESSION
-    long cfaOffset;    // offset, or expression end for CFA_EXPRESSION
+    private final RegisterRule[] rules = new RegisterRule[N];
+    private CfaRule cfa;
 
-    // the row after the CIE's initial instructions, for DW_CFA_restore
-    private final byte[] initialKind = new byte[N];
-    private final long[] initialValue = new long[N];
+    // the row after the CIE's initial instructions, for DW_CFA_restore: initialRow[initialAt ..], a kept row
+    // below or, when the CIE's row is not kept, unkeptRules
+    private final RegisterRule[] unkeptRules = new RegisterRule[N];
+    private RegisterRule[] initialRow;
+    private int initialAt;
 
-    // DW_CFA_remember_state stack
-    private final byte[] savedKind = new byte[MAX_STATES * N];
-    private final long[] savedValue = new long[MAX_STATES * N];
-    private final long[] savedCfa = new long[MAX_STATES * CFA_FIELDS];
+    // the rows of the CIEs met last, one slot per CIE by identity hash: a stack's frames go from module to module,
+    // most FDEs of a module share a CIE, and a CIE's program gives the same row whatever the FDE, unless it moves
+    // the location (DW_CFA_set_loc is checked against the FDE's start)
+    private static final int KEPT = 16;
+    private final CommonInformationEntry[] keptCie = new CommonInformationEntry[KEPT];
+    private final RegisterRule[] keptRules = new RegisterRule[KEPT * N];
+    private final CfaRule[] keptCfa = new CfaRule[KEPT];
+    private final long[] keptArgsSize = new long[KEPT];
+    private final int[] keptBudget = new int[KEPT];
+    private boolean movedLocation;
+
+    // DW_CFA_remember_state stack: whole rows, the CFA rule included (DWARF 5)
+    private final RegisterRule[] savedRules = new RegisterRule[MAX_STATES * N];
+    private final CfaRule[] savedCfa = new CfaRule[MAX_STATES];
     private int depth;
 
     private final ByteCursor cursor = new ByteCursor(new byte[0], "");
@@ -68,22 +82,40 @@ public final class UnwindContext {
             throw new UnwindException(section.name() + ": CIE at offset 0x" + Integer.toHexString(cie.offset())
                     + " names return address register " + cie.returnAddressRegister() + ", not an x86-64 one");
         }
-        for (int r = 0; r < N; r++) {
-            kind[r] = SAME_VALUE;
-            value[r] = 0;
+        int slot = System.identityHashCode(cie) & (KEPT - 1);
+        if (keptCie[slot] == cie) {
+            System.arraycopy(keptRules, slot * N, rules, 0, N);
+            initialRow = keptRules;
+            initialAt = slot * N;
+            cfa = keptCfa[slot];
+            argsSize = keptArgsSize[slot];
+            budget = keptBudget[slot];
+        } else {
+            keptCie[slot] = null;
+            Arrays.fill(rules, SAME_VALUE);
+            cfa = cfaRules.get(RSP, 8);
+            depth = 0;
+            argsSize = 0;
+            budget = MAX_OPS;
+            movedLocation = false;
+            cursor.reset(section.bytes(), section.name(), cie.instructionsStart(), cie.instructionsEnd());
+            run(cie, fde.pcBegin(), -1L, true);
+            if (movedLocation) {
+                System.arraycopy(rules, 0, unkeptRules, 0, N);
+                initialRow = unkeptRules;
+                initialAt = 0;
+            } else {
+                System.arraycopy(rules, 0, keptRules, slot * N, N);
+                initialRow = keptRules;
+                initialAt = slot * N;
+                keptCfa[slot] = cfa;
+                keptArgsSize[slot] = argsSize;
+                keptBudget[slot] = budget;
+                keptCie[slot] = cie;
+            }
         }
-        cfaKind = CFA_REGISTER_OFFSET;
-        cfaRegister = RSP;
-        cfaOffset = 8;
         depth = 0;
-        argsSize = 0;
-        budget = MAX_OPS;
-        cursor.reset(section.bytes(), section.name(), cie.instructionsStart(), cie.instructionsEnd());
-        run(cie, fde.pcBegin(), -1L, true);
-        System.arraycopy(kind, 0, initialKind, 0, N);
-        System.arraycopy(value, 0, initialValue, 0, N);
-        depth = 0;
-        cursor.range(fde.instructionsStart(), fde.instructionsEnd());
+        cursor.reset(section.bytes(), section.name(), fde.instructionsStart(), fde.instructionsEnd());
         run(cie, fde.pcBegin(), pc, false);
     }
 
@@ -106,7 +138,7 @@ public final class UnwindContext {
                 continue;
             }
             if (high == DW_CFA_offset) {
-                set(low, OFFSET, cursor.uleb128() * daf);
+                set(low, offsets.get(cursor.uleb128() * daf, 0));
                 continue;
             }
             if (high == DW_CFA_restore) {
@@ -122,6 +154,7 @@ public final class UnwindContext {
                     if (Long.compareUnsigned(newLoc, loc) < 0) {
                         throw fail("DW_CFA_set_loc moves backwards");
                     }
+                    movedLocation = true;
                     loc = newLoc;
                     if (!initial && Long.compareUnsigned(loc, pc) > 0) {
                         return;
@@ -134,54 +167,46 @@ public final class UnwindContext {
                         return;
                     }
                 }
-                case DW_CFA_offset_extended -> set(cursor.register(), OFFSET, cursor.uleb128() * daf);
-                case DW_CFA_offset_extended_sf -> set(cursor.register(), OFFSET, cursor.sleb128() * daf);
-                case DW_CFA_GNU_negative_offset_extended -> set(cursor.register(), OFFSET, -(cursor.uleb128() * daf));
-                case DW_CFA_val_offset -> set(cursor.register(), VAL_OFFSET, cursor.uleb128() * daf);
-                case DW_CFA_val_offset_sf -> set(cursor.register(), VAL_OFFSET, cursor.sleb128() * daf);
+                case DW_CFA_offset_extended -> set(cursor.register(), offsets.get(cursor.uleb128() * daf, 0));
+                case DW_CFA_offset_extended_sf -> set(cursor.register(), offsets.get(cursor.sleb128() * daf, 0));
+                case DW_CFA_GNU_negative_offset_extended ->
+                        set(cursor.register(), offsets.get(-(cursor.uleb128() * daf), 0));
+                case DW_CFA_val_offset -> set(cursor.register(), valOffsets.get(cursor.uleb128() * daf, 0));
+                case DW_CFA_val_offset_sf -> set(cursor.register(), valOffsets.get(cursor.sleb128() * daf, 0));
                 case DW_CFA_restore_extended -> restore(cursor.register(), initial);
-                case DW_CFA_undefined -> set(cursor.register(), UNDEFINED, 0);
-                case DW_CFA_same_value -> set(cursor.register(), SAME_VALUE, 0);
+                case DW_CFA_undefined -> set(cursor.register(), UNDEFINED);
+                case DW_CFA_same_value -> set(cursor.register(), SAME_VALUE);
                 case DW_CFA_register -> {
                     int r = cursor.register();
-                    set(r, REGISTER, cursor.register());
+                    set(r, registers.get(cursor.register(), 0));
                 }
                 case DW_CFA_remember_state -> remember();
                 case DW_CFA_restore_state -> restoreState();
                 case DW_CFA_def_cfa -> {
-                    cfaKind = CFA_REGISTER_OFFSET;
-                    cfaRegister = cursor.register();
-                    cfaOffset = cursor.uleb128();
+                    int r = cursor.register();
+                    cfa = cfaRules.get(r, cursor.uleb128());
                 }
                 case DW_CFA_def_cfa_sf -> {
-                    cfaKind = CFA_REGISTER_OFFSET;
-                    cfaRegister = cursor.register();
-                    cfaOffset = cursor.sleb128() * daf;
+                    int r = cursor.register();
+                    cfa = cfaRules.get(r, cursor.sleb128() * daf);
                 }
                 case DW_CFA_def_cfa_register -> {
-                    requireRegisterCfa(op);
-                    cfaRegister = cursor.register();
+                    long offset = registerCfa(op).offset();
+                    cfa = cfaRules.get(cursor.register(), offset);
                 }
-                case DW_CFA_def_cfa_offset -> {
-                    requireRegisterCfa(op);
-                    cfaOffset = cursor.uleb128();
-                }
-                case DW_CFA_def_cfa_offset_sf -> {
-                    requireRegisterCfa(op);
-                    cfaOffset = cursor.sleb128() * daf;
-                }
+                case DW_CFA_def_cfa_offset -> cfa = cfaRules.get(registerCfa(op).register(), cursor.uleb128());
+                case DW_CFA_def_cfa_offset_sf ->
+                        cfa = cfaRules.get(registerCfa(op).register(), cursor.sleb128() * daf);
                 case DW_CFA_def_cfa_expression -> {
                     long length = cursor.uleb128();
                     int start = cursor.skip(length);
-                    cfaKind = CFA_EXPRESSION;
-                    cfaRegister = start;
-                    cfaOffset = cursor.position();
+                    cfa = cfaExpressions.get(start, cursor.position());
                 }
                 case DW_CFA_expression, DW_CFA_val_expression -> {
                     int r = cursor.register();
                     long length = cursor.uleb128();
                     int start = cursor.skip(length);
-                    set(r, op == DW_CFA_expression ? EXPRESSION : VAL_EXPRESSION, (long) cursor.position() << 32 | start);
+                    set(r, (op == DW_CFA_expression ? expressions : valExpressions).get(start, cursor.position()));
                 }
                 case DW_CFA_GNU_args_size -> argsSize = cursor.uleb128();
                 default -> throw fail("unknown call frame instruction 0x" + Integer.toHexString(op) + " at offset 0x"
@@ -190,16 +215,17 @@ public final class UnwindContext {
         }
     }
 
-    private void requireRegisterCfa(int op) {
-        if (cfaKind != CFA_REGISTER_OFFSET) {
-            throw fail("instruction 0x" + Integer.toHexString(op) + " changes a CFA that is an expression");
+    /** The CFA rule, which instruction {@code op} changes in part: only a register-and-offset rule has parts. */
+    private CfaRule.RegisterAndOffset registerCfa(int op) {
+        if (cfa instanceof CfaRule.RegisterAndOffset r) {
+            return r;
         }
+        throw fail("instruction 0x" + Integer.toHexString(op) + " changes a CFA that is an expression");
     }
 
-    private void set(int register, byte ruleKind, long ruleValue) {
+    private void set(int register, RegisterRule rule) {
         if (register < N) {
-            kind[register] = ruleKind;
-            value[register] = ruleValue;
+            rules[register] = rule;
         }
         // rules for vector and other registers are parsed and dropped: unwinding never needs them
     }
@@ -209,8 +235,7 @@ public final class UnwindContext {
             throw fail("DW_CFA_restore in a CIE's initial instructions");
         }
         if (register < N) {
-            kind[register] = initialKind[register];
-            value[register] = initialValue[register];
+            rules[register] = initialRow[initialAt + register];
         }
     }
 
@@ -218,11 +243,8 @@ public final class UnwindContext {
         if (depth == MAX_STATES) {
             throw fail("more than " + MAX_STATES + " nested DW_CFA_remember_state");
         }
-        System.arraycopy(kind, 0, savedKind, depth * N, N);
-        System.arraycopy(value, 0, savedValue, depth * N, N);
-        savedCfa[depth * CFA_FIELDS] = cfaKind;
-        savedCfa[depth * CFA_FIELDS + 1] = cfaRegister;
-        savedCfa[depth * CFA_FIELDS + 2] = cfaOffset;
+        System.arraycopy(rules, 0, savedRules, depth * N, N);
+        savedCfa[depth] = cfa;
         depth++;
     }
 
@@ -231,12 +253,8 @@ public final class UnwindContext {
             throw fail("DW_CFA_restore_state without a remembered state");
         }
         depth--;
-        System.arraycopy(savedKind, depth * N, kind, 0, N);
-        System.arraycopy(savedValue, depth * N, value, 0, N);
-        // DWARF 5: the CFA rule is part of the remembered row too
-        cfaKind = (byte) savedCfa[depth * CFA_FIELDS];
-        cfaRegister = savedCfa[depth * CFA_FIELDS + 1];
-        cfaOffset = savedCfa[depth * CFA_FIELDS + 2];
+        System.arraycopy(savedRules, depth * N, rules, 0, N);
+        cfa = savedCfa[depth];
     }
 
     private UnwindException fail(String message) {
@@ -249,25 +267,13 @@ public final class UnwindContext {
         return argsSize;
     }
 
-    /** The CFA rule of the row (allocates; for inspection and tests). */
+    /** The CFA rule of the row. */
     public CfaRule cfa() {
-        return cfaKind == CFA_EXPRESSION
-                ? new CfaRule.Expression((int) cfaRegister, (int) cfaOffset)
-                : new CfaRule.RegisterOffset((int) cfaRegister, cfaOffset);
+        return cfa;
     }
 
-    /** The rule of DWARF register {@code register} (0..16) in the row (allocates; for inspection and tests). */
+    /** The rule of DWARF register {@code register} (0..16) in the row. */
     public RegisterRule rule(int register) {
-        long v = value[register];
-        return switch (kind[register]) {
-            case UNDEFINED -> new RegisterRule.Undefined();
-            case SAME_VALUE -> new RegisterRule.SameValue();
-            case OFFSET -> new RegisterRule.Offset(v);
-            case VAL_OFFSET -> new RegisterRule.ValOffset(v);
-            case REGISTER -> new RegisterRule.Register((int) v);
-            case EXPRESSION -> new RegisterRule.Expression((int) v, (int) (v >>> 32));
-            case VAL_EXPRESSION -> new RegisterRule.ValExpression((int) v, (int) (v >>> 32));
-            default -> throw new IllegalStateException("rule kind " + kind[register]);
-        };
+        return rules[register];
     }
 }

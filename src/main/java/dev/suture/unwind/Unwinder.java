@@ -28,7 +28,7 @@ public final class Unwinder {
      * Unwinds from {@code registers} (DWARF numbering: rax, rdx, rcx, rbx, rsi, rdi, rbp, rsp, r8..r15, rip) into
      * {@code out}, reading saved values from {@code memory}.
      */
-    public void unwind(long[] registers, Memory memory, FrameBuffer out) {
+    public void unwind(long[] registers, StackCopy memory, FrameBuffer out) {
         out.clear();
         System.arraycopy(registers, 0, regs, 0, REGISTER_COUNT);
         valid = ALL_VALID;
@@ -80,48 +80,47 @@ public final class Unwinder {
     }
 
     /** Applies the evaluated row: computes the CFA and the caller's registers into {@code regs}. */
-    private long stepByCfi(Memory memory) {
+    private long stepByCfi(StackCopy memory) {
         CallFrameSection s = context.section();
-        long cfa;
-        if (context.cfaKind == UnwindContext.CFA_EXPRESSION) {
-            cfa = expression.evaluate(s.name(), s.bytes(), (int) context.cfaRegister, (int) context.cfaOffset,
-                    false, 0, regs, valid, memory);
-        } else {
-            int r = (int) context.cfaRegister;
-            if (r >= REGISTER_COUNT || (valid & (1 << r)) == 0) {
-                throw new UnwindException("the CFA is based on register " + r + ", whose value is not known");
+        long cfa = switch (context.cfa()) {
+            case CfaRule.RegisterAndOffset rule -> {
+                if (!known(rule.register())) {
+                    throw new UnwindException("the CFA is based on register " + rule.register()
+                            + ", whose value is not known");
+                }
+                yield regs[rule.register()] + rule.offset();
             }
-            cfa = regs[r] + context.cfaOffset;
-        }
+            case CfaRule.Expression rule ->
+                    expression.evaluate(s.name(), s.bytes(), rule.start(), rule.end(), false, 0, regs, valid, memory);
+        };
         int nextValid = 0;
         for (int r = 0; r < REGISTER_COUNT; r++) {
-            long v = context.value[r];
-            switch (context.kind[r]) {
-                case UnwindContext.UNDEFINED -> {
-                    continue;
-                }
-                case UnwindContext.SAME_VALUE -> {
+            // SameValue first: most registers of most rows keep it, and the cases are tried in order
+            switch (context.rule(r)) {
+                case RegisterRule.SameValue _ -> {
                     if (r == RSP) {
                         next[r] = cfa; // on x86-64 the CFA is the caller's rsp
-                    } else if ((valid & (1 << r)) != 0) {
+                    } else if (known(r)) {
                         next[r] = regs[r];
                     } else {
                         continue;
                     }
                 }
-                case UnwindContext.OFFSET -> next[r] = memory.read(cfa + v, 8);
-                case UnwindContext.VAL_OFFSET -> next[r] = cfa + v;
-                case UnwindContext.REGISTER -> {
-                    if (v >= REGISTER_COUNT || (valid & (1 << v)) == 0) {
+                case RegisterRule.Offset rule -> next[r] = memory.read(cfa + rule.offset(), 8);
+                case RegisterRule.Undefined _ -> {
+                    continue;
+                }
+                case RegisterRule.ValOffset rule -> next[r] = cfa + rule.offset();
+                case RegisterRule.Register rule -> {
+                    if (!known(rule.register())) {
                         continue;
                     }
-                    next[r] = regs[(int) v];
+                    next[r] = regs[rule.register()];
                 }
-                case UnwindContext.EXPRESSION -> next[r] = memory.read(expression.evaluate(s.name(), s.bytes(),
-                        (int) v, (int) (v >>> 32), true, cfa, regs, valid, memory), 8);
-                case UnwindContext.VAL_EXPRESSION -> next[r] = expression.evaluate(s.name(), s.bytes(),
-                        (int) v, (int) (v >>> 32), true, cfa, regs, valid, memory);
-                default -> throw new IllegalStateException("rule kind " + context.kind[r]);
+                case RegisterRule.Expression rule -> next[r] = memory.read(expression.evaluate(s.name(), s.bytes(),
+                        rule.start(), rule.end(), true, cfa, regs, valid, memory), 8);
+                case RegisterRule.ValExpression rule -> next[r] = expression.evaluate(s.name(), s.bytes(),
+                        rule.start(), rule.end(), true, cfa, regs, valid, memory);
             }
             nextValid |= 1 << r;
         }
@@ -130,8 +129,13 @@ public final class Unwinder {
         return cfa;
     }
 
+    /** Whether DWARF register {@code r} has a known value in the frame being stepped. */
+    private boolean known(int r) {
+        return r >= 0 && r < REGISTER_COUNT && (valid & (1 << r)) != 0;
+    }
+
     /** Without CFI: assumes the standard prologue (push rbp; mov rbp, rsp), so [rbp] = caller's rbp, [rbp+8] = RA. */
-    private long stepByFramePointer(Memory memory, long pc) {
+    private long stepByFramePointer(StackCopy memory, long pc) {
         if ((valid & (1 << RBP)) == 0) {
             throw new UnwindException("no CFI for this pc and rbp is unknown");
         }

@@ -51,6 +51,21 @@ class ElfFileTest {
     }
 
     @Test
+    void pieIsAnExecutableNotEveryObjectWithAnInterpreter(@TempDir Path dir) throws Exception {
+        Gcc.run(dir, "sh", "-c", "printf 'int main(void){return 0;}\\n' > m.c && gcc -pie -fPIE -o pie m.c"
+                + " && gcc -no-pie -o nopie m.c && gcc -shared -fPIC -o lib.so m.c");
+        try (var pie = ElfFile.open(dir.resolve("pie")); var noPie = ElfFile.open(dir.resolve("nopie"));
+             var lib = ElfFile.open(dir.resolve("lib.so"));
+             var libc = ElfFile.open(Path.of("/lib/x86_64-linux-gnu/libc.so.6"))) {
+            assertTrue(pie.isPie());
+            assertFalse(noPie.isPie(), "ET_EXEC");
+            assertFalse(lib.isPie());
+            assertTrue(libc.interpreter().isPresent(), "libc.so.6 can be run, so it names an interpreter");
+            assertFalse(libc.isPie(), "and is a library all the same");
+        }
+    }
+
+    @Test
     void notElfIsFormatError(@TempDir Path dir) throws Exception {
         Path f = Files.writeString(dir.resolve("x"), "hello, not an ELF file at all, but long enough to matter");
         var e = assertThrows(ElfFormatException.class, () -> ElfFile.open(f));

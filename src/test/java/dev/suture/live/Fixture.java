@@ -4,6 +4,7 @@ import dev.suture.proc.Maps;
 import dev.suture.build.DiffRequest;
 import dev.suture.build.Differ;
 import dev.suture.patch.PatchFile;
+import dev.suture.proc.RemoteMemory;
 import dev.suture.testing.Gcc;
 import dev.suture.testing.Target;
 import java.io.IOException;

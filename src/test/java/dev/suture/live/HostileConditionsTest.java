@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.suture.cli.Cli;
 import dev.suture.proc.Maps;
+import dev.suture.proc.RemoteMemory;
 import dev.suture.sys.Ptrace;
 import dev.suture.sys.Syscalls;
 import dev.suture.testing.Procs;

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.suture.proc.RemoteMemory;
 import dev.suture.SutureException;
 import dev.suture.cli.Cli;
 import dev.suture.elf.ElfFile;

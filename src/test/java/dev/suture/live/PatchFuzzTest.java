@@ -11,6 +11,7 @@ import dev.suture.cli.Cli;
 import dev.suture.patch.PatchFile;
 import dev.suture.proc.Maps;
 import dev.suture.proc.Modules;
+import dev.suture.proc.RemoteMemory;
 import dev.suture.testing.Target;
 import java.io.IOException;
 import java.io.PrintWriter;

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.suture.cli.Cli;
+import dev.suture.proc.RemoteMemory;
 import dev.suture.testing.Stranger;
 import dev.suture.testing.SutureProcess;
 import dev.suture.testing.Target;

@@ -1,10 +1,11 @@
 package dev.suture.unwind;
 
+import dev.suture.proc.RemoteMemory;
 import java.util.HashMap;
 import java.util.Map;
 
 /** A sparse 64-bit word memory for unwinder tests; reads of unset words fail like unmapped memory. */
-final class FakeMemory implements Memory {
+final class FakeMemory implements RemoteMemory {
     final Map<Long, Long> words = new HashMap<>();
 
     FakeMemory put(long address, long value) {
@@ -13,12 +14,20 @@ final class FakeMemory implements Memory {
     }
 
     @Override
-    public long read(long address, int size) {
+    public int read(long address, byte[] dst, int offset, int length) {
         Long v = words.get(address);
-        if (v == null || size != 8) {
-            throw new UnwindException("unmapped 0x" + Long.toHexString(address));
+        if (v == null || length != 8) {
+            return 0;
         }
-        return v;
+        for (int i = 0; i < 8; i++) {
+            dst[offset + i] = (byte) (v >>> (8 * i));
+        }
+        return 8;
+    }
+
+    /** The unwinder's view of these words: an empty stack copy that reads every word from here. */
+    StackCopy live() {
+        return new StackCopy(this);
     }
 
     /** The same words as a contiguous stack copy of {@code [base, base + length)}. */

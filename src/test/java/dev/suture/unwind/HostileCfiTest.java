@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.suture.elf.ElfFile;
+import dev.suture.elf.SymbolsByAddress;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -48,7 +49,7 @@ class HostileCfiTest {
                 var section = CallFrameSection.ehFrame("fuzzed libc", e, eh.sh_addr(), useHeader ? h : null,
                         hdr.sh_addr(), 0, 0);
                 assertNotNull(section.toString());
-                var module = new CodeModule("fuzzed", BIAS, section, null, SymbolTable.EMPTY);
+                var module = new CodeModule("fuzzed", BIAS, section, null, SymbolsByAddress.EMPTY);
                 var code = new CodeMap(List.of(new CodeMap.Range(BIAS, BIAS + 0x200000, module)));
                 var unwinder = new Unwinder(code);
                 var out = new FrameBuffer(128);
@@ -105,7 +106,7 @@ class HostileCfiTest {
                 }
                 var section = CallFrameSection.ehFrame("random", e, 0x3000, h, 0x2f00, 0, 0);
                 section.entries();
-                var module = new CodeModule("random", 0, section, null, SymbolTable.EMPTY);
+                var module = new CodeModule("random", 0, section, null, SymbolsByAddress.EMPTY);
                 var unwinder = new Unwinder(new CodeMap(List.of(new CodeMap.Range(0, 0x100000, module))));
                 var out = new FrameBuffer(16);
                 long[] regs = new long[Dwarf.REGISTER_COUNT];

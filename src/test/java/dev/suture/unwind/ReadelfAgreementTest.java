@@ -121,7 +121,7 @@ class ReadelfAgreementTest {
 
     private static String cfa(UnwindContext c) {
         return switch (c.cfa()) {
-            case CfaRule.RegisterOffset(int r, long off) -> NAMES[r] + (off >= 0 ? "+" : "") + off;
+            case CfaRule.RegisterAndOffset(int r, long off) -> NAMES[r] + (off >= 0 ? "+" : "") + off;
             case CfaRule.Expression _ -> "exp";
         };
     }

@@ -42,21 +42,21 @@ class UnwindContextTest {
                 .u8(DW_CFA_advance_loc | 1).u8(DW_CFA_restore | RBP)
                 .toBytes());
         var s = section(b, true);
-        assertEquals(new CfaRule.RegisterOffset(RSP, 8), rowAt(s, TEXT).cfa());
+        assertEquals(new CfaRule.RegisterAndOffset(RSP, 8), rowAt(s, TEXT).cfa());
         assertEquals(new RegisterRule.Offset(-8), rowAt(s, TEXT).rule(RA));
         var at1 = rowAt(s, TEXT + 1);
-        assertEquals(new CfaRule.RegisterOffset(RSP, 16), at1.cfa());
+        assertEquals(new CfaRule.RegisterAndOffset(RSP, 16), at1.cfa());
         assertEquals(new RegisterRule.Offset(-16), at1.rule(RBP));
         var at3 = rowAt(s, TEXT + 3);
-        assertEquals(new CfaRule.RegisterOffset(RBP, 32), at3.cfa());
+        assertEquals(new CfaRule.RegisterAndOffset(RBP, 32), at3.cfa());
         assertEquals(new RegisterRule.Offset(-24), at3.rule(3));
         assertEquals(new RegisterRule.Offset(-32), at3.rule(12));
         var at4 = rowAt(s, TEXT + 4); // inner restore: back to the second remembered state
-        assertEquals(new CfaRule.RegisterOffset(RSP, 24), at4.cfa());
+        assertEquals(new CfaRule.RegisterAndOffset(RSP, 24), at4.cfa());
         assertEquals(new RegisterRule.Offset(-24), at4.rule(3));
         assertEquals(new RegisterRule.SameValue(), at4.rule(12));
         var at5 = rowAt(s, TEXT + 5); // outer restore: the first remembered state
-        assertEquals(new CfaRule.RegisterOffset(RSP, 16), at5.cfa());
+        assertEquals(new CfaRule.RegisterAndOffset(RSP, 16), at5.cfa());
         assertEquals(new RegisterRule.SameValue(), at5.rule(3));
         assertEquals(new RegisterRule.Offset(-16), at5.rule(RBP));
         var at6 = rowAt(s, TEXT + 6); // DW_CFA_restore: the CIE's rule (none for rbp)
@@ -103,13 +103,59 @@ class UnwindContextTest {
         assertEquals(new RegisterRule.Offset(40), r.rule(4));
         assertTrue(r.rule(5) instanceof RegisterRule.Expression e && e.end() - e.start() == expr.length);
         assertTrue(r.rule(8) instanceof RegisterRule.ValExpression e && e.end() - e.start() == expr.length);
-        assertEquals(new CfaRule.RegisterOffset(RBP, 16), r.cfa());
+        assertEquals(new CfaRule.RegisterAndOffset(RBP, 16), r.cfa());
         assertEquals(32, r.argsSize());
         var r2 = rowAt(s, TEXT + 0x20);
-        assertEquals(new CfaRule.RegisterOffset(RBP, 24), r2.cfa());
+        assertEquals(new CfaRule.RegisterAndOffset(RBP, 24), r2.cfa());
         assertEquals(new RegisterRule.SameValue(), r2.rule(1), "restore_extended to the CIE's (no) rule");
         assertTrue(rowAt(s, TEXT + 0x30).cfa() instanceof CfaRule.Expression);
-        assertEquals(new CfaRule.RegisterOffset(RSP, 8), rowAt(s, TEXT + 0xf).cfa());
+        assertEquals(new CfaRule.RegisterAndOffset(RSP, 8), rowAt(s, TEXT + 0xf).cfa());
+    }
+
+    @Test
+    void oneContextForFdesOfTwoCies() {
+        var b = new CfiBytes(EH);
+        int cie = b.standardCie(false);
+        int other = b.cie("zR", new byte[] {0x1b}, 1, -8, 16, CfiBytes.ops().u8(DW_CFA_def_cfa).uleb(RBP).uleb(16)
+                .u8(DW_CFA_offset | RA).uleb(1).u8(DW_CFA_offset | RBP).uleb(2).toBytes());
+        b.fde(cie, TEXT, 0x10, CfiBytes.ops().u8(DW_CFA_def_cfa_offset).uleb(16).u8(DW_CFA_offset | RBP).uleb(2)
+                .toBytes());
+        b.fde(cie, TEXT + 0x10, 0x10, new byte[0]);
+        b.fde(other, TEXT + 0x20, 0x10, CfiBytes.ops().u8(DW_CFA_offset | RBP).uleb(3)
+                .u8(DW_CFA_advance_loc | 1).u8(DW_CFA_restore | RBP).toBytes());
+        var s = section(b, true);
+        var c = new UnwindContext();
+        for (int round = 0; round < 2; round++) {
+            c.evaluate(s, s.find(TEXT), TEXT);
+            assertEquals(new RegisterRule.Offset(-16), c.rule(RBP));
+            c.evaluate(s, s.find(TEXT + 0x10), TEXT + 0x10);
+            assertEquals(new CfaRule.RegisterAndOffset(RSP, 8), c.cfa(), "the CIE's row, not the last FDE's");
+            assertEquals(new RegisterRule.SameValue(), c.rule(RBP));
+            assertEquals(new RegisterRule.Offset(-8), c.rule(RA));
+            c.evaluate(s, s.find(TEXT + 0x20), TEXT + 0x20);
+            assertEquals(new CfaRule.RegisterAndOffset(RBP, 16), c.cfa(), "the other CIE's row");
+            assertEquals(new RegisterRule.Offset(-24), c.rule(RBP));
+            c.evaluate(s, s.find(TEXT + 0x20), TEXT + 0x21);
+            assertEquals(new RegisterRule.Offset(-16), c.rule(RBP), "DW_CFA_restore: the other CIE's rule");
+        }
+    }
+
+    @Test
+    void aCieThatMovesTheLocationIsRunForEachFde() {
+        var b = new CfiBytes(EH);
+        // the CIE is the first entry: its DW_CFA_set_loc operand (pcrel sdata4) sits 4 + 14 bytes into the section
+        long setLocField = EH + 4 + 14;
+        int cie = b.cie("zR", new byte[] {0x1b}, 1, -8, 16, CfiBytes.ops().u8(DW_CFA_set_loc)
+                .u32((TEXT + 0x10 - setLocField) & 0xffffffffL).u8(DW_CFA_def_cfa).uleb(RSP).uleb(8)
+                .u8(DW_CFA_offset | RA).uleb(1).toBytes());
+        b.fde(cie, TEXT, 0x10, new byte[0]);
+        b.fde(cie, TEXT + 0x20, 0x10, new byte[0]);
+        var s = section(b, true);
+        var c = new UnwindContext();
+        c.evaluate(s, s.find(TEXT), TEXT);
+        assertEquals(new RegisterRule.Offset(-8), c.rule(RA));
+        var e = assertThrows(UnwindException.class, () -> c.evaluate(s, s.find(TEXT + 0x20), TEXT + 0x20));
+        assertTrue(e.getMessage().contains("moves backwards"), e.getMessage());
     }
 
     @Test
@@ -186,7 +232,7 @@ class UnwindContextTest {
         assertEquals(1, s.size());
         var c = new UnwindContext();
         c.evaluate(s, s.find(0x4008), 0x4008);
-        assertEquals(new CfaRule.RegisterOffset(RSP, 16), c.cfa());
+        assertEquals(new CfaRule.RegisterAndOffset(RSP, 16), c.cfa());
     }
 
     @Test

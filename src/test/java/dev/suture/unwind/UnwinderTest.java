@@ -4,6 +4,7 @@ import static dev.suture.unwind.Dwarf.*;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.suture.elf.SymbolsByAddress;
 import java.lang.management.ManagementFactory;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -60,8 +61,8 @@ class UnwinderTest {
         byte[] spin = CfiBytes.ops().u8(DW_OP_lit0).u8(DW_OP_skip).u16(-3 & 0xffff).toBytes();
         b.fde(cie, SPIN, 0x10, CfiBytes.ops().u8(DW_CFA_def_cfa_expression).uleb(spin.length).bytes(spin).toBytes());
         var section = CallFrameSection.ehFrame("fake.so", b.build(), EH, b.header(0x1f00), 0x1f00, 0, 0);
-        var module = new CodeModule("/lib/fake.so", BIAS, section, null, new SymbolTable(List.of(
-                new SymbolTable.Entry("leaf", LEAF, 0x20), new SymbolTable.Entry("caller", CALLER, 0x40))));
+        var module = new CodeModule("/lib/fake.so", BIAS, section, null, new SymbolsByAddress(List.of(
+                new SymbolsByAddress.Entry("leaf", LEAF, 0x20), new SymbolsByAddress.Entry("caller", CALLER, 0x40))));
         return new CodeMap(List.of(new CodeMap.Range(BIAS + 0x1000, BIAS + 0x2000, module)));
     }
 
@@ -74,7 +75,11 @@ class UnwinderTest {
         return r;
     }
 
-    private FrameBuffer unwind(long[] regs, Memory memory) {
+    private FrameBuffer unwind(long[] regs, FakeMemory memory) {
+        return unwind(regs, memory.live());
+    }
+
+    private FrameBuffer unwind(long[] regs, StackCopy memory) {
         var out = new FrameBuffer(64);
         new Unwinder(code).unwind(regs, memory, out);
         return out;

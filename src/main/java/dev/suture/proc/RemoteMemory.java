@@ -1,7 +1,6 @@
-package dev.suture.live;
+package dev.suture.proc;
 
 import dev.suture.SutureException;
-import dev.suture.proc.Tracer;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -10,14 +9,18 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 
-/** Reads a process's memory: through a tracer while attached, or through /proc/PID/mem without attaching. */
-interface RemoteMemory extends AutoCloseable {
+/**
+ * Reads a process's memory: through a tracer while attached, or through /proc/PID/mem without attaching. The one
+ * interface for it: the transactions, recovery and the unwinder's reads past its stack copy all use it.
+ */
+public interface RemoteMemory extends AutoCloseable {
     /** Reads up to {@code length} bytes at {@code address}; returns how many were readable. */
     int read(long address, byte[] dst, int offset, int length);
 
     @Override
     default void close() {}
 
+    /** Reads through the tracer (process_vm_readv while it holds the process). */
     static RemoteMemory of(Tracer tracer) {
         return tracer::read;
     }
