@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # real-project.sh [OUTDIR]: suture build on a real project, timed. Debian bookworm's zlib source (apt-get source,
 # via bench/debian-source.sh) with a diff mirroring zlib's upstream deflateBound fix
-# (src/test/resources/dev/suture/build/zlib-deflatebound.diff). A "deployed" copy is first built the way
+# (src/test/resources/dev/suture/generate/zlib-deflatebound.diff). A "deployed" copy is first built the way
 # Debian's debian/rules builds it (its CFLAGS, configure flags, plain make, no wrapper); suture build then
 # patches against that copy's libz.so and minigzip. Prints build and diff times. Everything goes under OUTDIR
 # (default bench/out/zlib, ignored by git).
@@ -24,7 +24,7 @@ fi
 "$root/suture" --version >/dev/null    # builds the jar outside the timed part
 rm -rf "$out/patches"
 start=$(date +%s%N)
-"$root/suture" build --src "$src" --diff "$root/src/test/resources/dev/suture/build/zlib-deflatebound.diff" \
+"$root/suture" build --src "$src" --diff "$root/src/test/resources/dev/suture/generate/zlib-deflatebound.diff" \
     --make "$configure && make" \
     --target "libz.so.$version=$deployed/libz.so.$version" --target "minigzip=$deployed/minigzip" \
     -o "$out/patches" --json > "$out/result.json"

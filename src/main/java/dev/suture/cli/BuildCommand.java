@@ -1,6 +1,6 @@
 package dev.suture.cli;
 
-import dev.suture.build.SourceBuild;
+import dev.suture.generate.SourceBuild;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;

@@ -1,8 +1,8 @@
 package dev.suture.cli;
 
 import dev.suture.SutureException;
-import dev.suture.build.DiffRequest;
-import dev.suture.build.Differ;
+import dev.suture.generate.DiffRequest;
+import dev.suture.generate.Differ;
 import dev.suture.live.Patcher;
 import dev.suture.patch.PatchFile;
 import java.io.IOException;

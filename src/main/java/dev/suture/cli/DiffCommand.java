@@ -1,7 +1,7 @@
 package dev.suture.cli;
 
-import dev.suture.build.DiffRequest;
-import dev.suture.build.Differ;
+import dev.suture.generate.DiffRequest;
+import dev.suture.generate.Differ;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;

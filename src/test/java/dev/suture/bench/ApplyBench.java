@@ -1,8 +1,8 @@
 package dev.suture.bench;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.suture.build.DiffRequest;
-import dev.suture.build.Differ;
+import dev.suture.generate.DiffRequest;
+import dev.suture.generate.Differ;
 import dev.suture.testing.Commands;
 import dev.suture.testing.Gcc;
 import dev.suture.testing.Target;

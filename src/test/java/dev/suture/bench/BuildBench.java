@@ -1,6 +1,6 @@
 package dev.suture.bench;
 
-import dev.suture.build.SourceBuild;
+import dev.suture.generate.SourceBuild;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

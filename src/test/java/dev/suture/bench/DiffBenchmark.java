@@ -1,7 +1,7 @@
 package dev.suture.bench;
 
-import dev.suture.build.DiffRequest;
-import dev.suture.build.Differ;
+import dev.suture.generate.DiffRequest;
+import dev.suture.generate.Differ;
 import dev.suture.testing.Gcc;
 
 import java.nio.file.Files;

@@ -32,7 +32,7 @@ class BuildCommandTest {
     }
 
     private static byte[] resource(String name) throws IOException {
-        try (InputStream in = BuildCommandTest.class.getResourceAsStream("/dev/suture/build/" + name)) {
+        try (InputStream in = BuildCommandTest.class.getResourceAsStream("/dev/suture/generate/" + name)) {
             if (in == null) {
                 throw new IOException("missing test resource " + name);
             }

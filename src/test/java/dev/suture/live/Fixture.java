@@ -1,8 +1,8 @@
 package dev.suture.live;
 
 import dev.suture.proc.Maps;
-import dev.suture.build.DiffRequest;
-import dev.suture.build.Differ;
+import dev.suture.generate.DiffRequest;
+import dev.suture.generate.Differ;
 import dev.suture.patch.PatchFile;
 import dev.suture.proc.RemoteMemory;
 import dev.suture.testing.Gcc;

@@ -1,10 +1,10 @@
-package dev.suture.build;
+package dev.suture.generate;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.suture.build.DiffRequest.ObjectInput;
+import dev.suture.generate.DiffRequest.ObjectInput;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Collection;

@@ -1,4 +1,4 @@
-package dev.suture.build;
+package dev.suture.generate;
 
 import static dev.suture.elf.ElfConstants.*;
 

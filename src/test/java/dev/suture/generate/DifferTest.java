@@ -1,9 +1,9 @@
-package dev.suture.build;
+package dev.suture.generate;
 
-import static dev.suture.build.TwoBuilds.addedNames;
-import static dev.suture.build.TwoBuilds.partNames;
-import static dev.suture.build.TwoBuilds.referencedFrom;
-import static dev.suture.build.TwoBuilds.replacedNames;
+import static dev.suture.generate.TwoBuilds.addedNames;
+import static dev.suture.generate.TwoBuilds.partNames;
+import static dev.suture.generate.TwoBuilds.referencedFrom;
+import static dev.suture.generate.TwoBuilds.replacedNames;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;

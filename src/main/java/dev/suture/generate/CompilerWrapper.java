@@ -1,4 +1,4 @@
-package dev.suture.build;
+package dev.suture.generate;
 
 import dev.suture.SutureException.Kind;
 import java.io.IOException;

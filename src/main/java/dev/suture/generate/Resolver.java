@@ -1,13 +1,13 @@
-package dev.suture.build;
+package dev.suture.generate;
 
 import static dev.suture.elf.ElfConstants.*;
 
-import dev.suture.build.Differ.Binding;
-import dev.suture.build.Differ.Changes;
-import dev.suture.build.Differ.Definition;
-import dev.suture.build.Differ.Pair;
-import dev.suture.build.Differ.SectionKey;
-import dev.suture.build.Differ.Status;
+import dev.suture.generate.Differ.Binding;
+import dev.suture.generate.Differ.Changes;
+import dev.suture.generate.Differ.Definition;
+import dev.suture.generate.Differ.Pair;
+import dev.suture.generate.Differ.SectionKey;
+import dev.suture.generate.Differ.Status;
 import dev.suture.elf.Relocation;
 import dev.suture.elf.Symbol;
 import dev.suture.patch.PatchRelocation;

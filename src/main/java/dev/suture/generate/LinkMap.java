@@ -1,4 +1,4 @@
-package dev.suture.build;
+package dev.suture.generate;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;

@@ -1,4 +1,4 @@
-package dev.suture.build;
+package dev.suture.generate;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;

@@ -1,4 +1,4 @@
-package dev.suture.build;
+package dev.suture.generate;
 
 import dev.suture.patch.PatchFile;
 import dev.suture.patch.PatchSymbol;

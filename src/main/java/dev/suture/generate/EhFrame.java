@@ -1,6 +1,6 @@
-package dev.suture.build;
+package dev.suture.generate;
 
-import dev.suture.build.Differ.SectionKey;
+import dev.suture.generate.Differ.SectionKey;
 import dev.suture.elf.Relocation;
 import dev.suture.elf.Section;
 
