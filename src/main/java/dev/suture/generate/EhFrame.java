@@ -1,8 +1,8 @@
 package dev.suture.generate;
 
-import dev.suture.generate.Differ.SectionKey;
 import dev.suture.elf.Relocation;
 import dev.suture.elf.Section;
+import dev.suture.generate.Differ.SectionKey;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;

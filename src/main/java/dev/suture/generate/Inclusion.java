@@ -1,13 +1,13 @@
 package dev.suture.generate;
 
+import dev.suture.elf.Relocation;
+import dev.suture.elf.Symbol;
 import dev.suture.generate.Differ.Binding;
 import dev.suture.generate.Differ.Changes;
 import dev.suture.generate.Differ.Definition;
 import dev.suture.generate.Differ.Pair;
 import dev.suture.generate.Differ.SectionKey;
 import dev.suture.generate.Differ.Status;
-import dev.suture.elf.Relocation;
-import dev.suture.elf.Symbol;
 
 import java.util.ArrayList;
 import java.util.Collections;

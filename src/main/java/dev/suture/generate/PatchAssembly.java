@@ -2,13 +2,13 @@ package dev.suture.generate;
 
 import static dev.suture.elf.ElfConstants.*;
 
+import dev.suture.elf.Relocation;
+import dev.suture.elf.Section;
+import dev.suture.elf.Symbol;
 import dev.suture.generate.Differ.Binding;
 import dev.suture.generate.Differ.Definition;
 import dev.suture.generate.Differ.Pair;
 import dev.suture.generate.Differ.SectionKey;
-import dev.suture.elf.Relocation;
-import dev.suture.elf.Section;
-import dev.suture.elf.Symbol;
 import dev.suture.patch.NewSymbol;
 import dev.suture.patch.PatchBuilder;
 import dev.suture.patch.PatchFile;

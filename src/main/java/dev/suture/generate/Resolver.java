@@ -2,14 +2,14 @@ package dev.suture.generate;
 
 import static dev.suture.elf.ElfConstants.*;
 
+import dev.suture.elf.Relocation;
+import dev.suture.elf.Symbol;
 import dev.suture.generate.Differ.Binding;
 import dev.suture.generate.Differ.Changes;
 import dev.suture.generate.Differ.Definition;
 import dev.suture.generate.Differ.Pair;
 import dev.suture.generate.Differ.SectionKey;
 import dev.suture.generate.Differ.Status;
-import dev.suture.elf.Relocation;
-import dev.suture.elf.Symbol;
 import dev.suture.patch.PatchRelocation;
 
 import java.util.Arrays;
