@@ -12,7 +12,6 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
-import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -32,13 +31,13 @@ public final class ElfFile implements AutoCloseable {
     private final Lazy<List<ProgramHeader>> programHeaders = new Lazy<>() {
         @Override
         List<ProgramHeader> compute() {
-            return readProgramHeaders();
+            return ProgramHeader.readAll(ElfFile.this);
         }
     };
     private final Lazy<List<Section>> sections = new Lazy<>() {
         @Override
         List<Section> compute() {
-            return readSections();
+            return Section.readAll(ElfFile.this);
         }
     };
     private final Lazy<Map<String, Section>> sectionsByName = new Lazy<>() {
@@ -62,19 +61,19 @@ public final class ElfFile implements AutoCloseable {
     private final Lazy<List<RelocationSection>> relocationSections = new Lazy<>() {
         @Override
         List<RelocationSection> compute() {
-            return readRelocationSections();
+            return RelocationSection.readAll(ElfFile.this);
         }
     };
     private final Lazy<List<DynamicEntry>> dynamic = new Lazy<>() {
         @Override
         List<DynamicEntry> compute() {
-            return readDynamic();
+            return DynamicEntry.readAll(ElfFile.this);
         }
     };
     private final Lazy<List<Note>> notes = new Lazy<>() {
         @Override
         List<Note> compute() {
-            return readNotes();
+            return Note.readAll(ElfFile.this);
         }
     };
     private final Lazy<SymbolVersions> versions = new Lazy<>() {
@@ -88,7 +87,7 @@ public final class ElfFile implements AutoCloseable {
         this.name = name;
         this.data = data.order(ByteOrder.LITTLE_ENDIAN);
         this.size = data.capacity();
-        this.header = readHeader();
+        this.header = ElfHeader.read(this);
     }
 
     /** Maps {@code path} read-only and checks its header; tables are decoded when first asked for. */
@@ -431,124 +430,12 @@ public final class ElfFile implements AutoCloseable {
         return "section " + s.index() + (s.name().isEmpty() ? "" : " (" + s.name() + ")");
     }
 
-    private ElfHeader readHeader() {
-        if (size < 16 || data.get(0) != 0x7f || data.get(1) != 'E' || data.get(2) != 'L' || data.get(3) != 'F') {
-            throw error("it does not start with the ELF magic bytes (\\x7fELF)");
-        }
-        int cls = data.get(4) & 0xff;
-        int enc = data.get(5) & 0xff;
-        if (cls != ELFCLASS64) {
-            throw error("EI_CLASS is " + cls + "; only 64-bit ELF (ELFCLASS64) is supported");
-        }
-        if (enc != ELFDATA2LSB) {
-            throw error("EI_DATA is " + enc + "; only little-endian ELF (ELFDATA2LSB) is supported");
-        }
-        if (size < EHDR_SIZE) {
-            throw error("the file is " + size + " bytes, shorter than the 64-byte ELF header");
-        }
-        int eType = u16(16);
-        int machine = u16(18);
-        long version = u32(20);
-        long entry = data.getLong(24);
-        long phoff = data.getLong(32);
-        long shoff = data.getLong(40);
-        long flags = u32(48);
-        int ehsize = u16(52);
-        int phentsize = u16(54);
-        int phnum = u16(56);
-        int shentsize = u16(58);
-        int shnum = u16(60);
-        int shstrndx = u16(62);
-        if (shoff != 0) {
-            if (shentsize != SHDR_SIZE) {
-                throw error("e_shentsize is " + shentsize + ", expected " + SHDR_SIZE);
-            }
-            if (shnum == 0 || shstrndx == SHN_XINDEX || phnum == 0xffff) {
-                // Extended numbering: the real counts live in section header 0.
-                int s0 = checkRange(shoff, SHDR_SIZE, "section header 0");
-                long realShnum = data.getLong(s0 + 32);
-                if (shnum == 0) {
-                    if (realShnum > size / SHDR_SIZE) {
-                        throw error("section header 0 claims " + realShnum + " sections, more than the file can hold");
-                    }
-                    shnum = (int) realShnum;
-                }
-                if (shstrndx == SHN_XINDEX) {
-                    shstrndx = data.getInt(s0 + 40);
-                }
-                if (phnum == 0xffff) {
-                    long realPhnum = u32(s0 + 44);
-                    if (realPhnum > size / PHDR_SIZE) {
-                        throw error("section header 0 claims " + realPhnum + " program headers, more than the file can hold");
-                    }
-                    phnum = (int) realPhnum;
-                }
-            }
-        } else {
-            shnum = 0;
-        }
-        if (phnum > 0 && phentsize != PHDR_SIZE) {
-            throw error("e_phentsize is " + phentsize + ", expected " + PHDR_SIZE);
-        }
-        return new ElfHeader(cls, enc, data.get(7) & 0xff, data.get(8) & 0xff, eType, machine, version, entry, phoff,
-                shoff, flags, ehsize, phentsize, phnum, shentsize, shnum, shstrndx);
-    }
-
-    private int u16(int off) {
+    int u16(int off) {
         return Short.toUnsignedInt(data.getShort(off));
     }
 
-    private long u32(int off) {
+    long u32(int off) {
         return Integer.toUnsignedLong(data.getInt(off));
-    }
-
-    private List<ProgramHeader> readProgramHeaders() {
-        int n = header.e_phnum();
-        if (n == 0) {
-            return List.of();
-        }
-        int base = checkRange(header.e_phoff(), (long) n * PHDR_SIZE, "the program header table (" + n + " entries)");
-        var out = new ArrayList<ProgramHeader>(n);
-        for (int i = 0; i < n; i++) {
-            int o = base + i * PHDR_SIZE;
-            out.add(new ProgramHeader(i, data.getInt(o), data.getInt(o + 4), data.getLong(o + 8), data.getLong(o + 16),
-                    data.getLong(o + 24), data.getLong(o + 32), data.getLong(o + 40), data.getLong(o + 48)));
-        }
-        return Collections.unmodifiableList(out);
-    }
-
-    private List<Section> readSections() {
-        int n = header.e_shnum();
-        if (n == 0) {
-            return List.of();
-        }
-        int base = checkRange(header.e_shoff(), (long) n * SHDR_SIZE, "the section header table (" + n + " entries)");
-        int strndx = header.e_shstrndx();
-        StringTable names = null;
-        if (strndx != SHN_UNDEF) {
-            if (strndx < 0 || strndx >= n) {
-                throw error("e_shstrndx " + Integer.toUnsignedString(strndx) + " is outside the section header table ("
-                        + n + " sections)");
-            }
-            int o = base + strndx * SHDR_SIZE;
-            long off = data.getLong(o + 24);
-            long sz = data.getLong(o + 32);
-            if (data.getInt(o + 4) == SHT_NOBITS) {
-                sz = 0;
-            }
-            int start = checkRange(off, sz, "the section name table (section " + strndx + ")");
-            names = new StringTable(data, start, (int) sz, name, "the section name table");
-        }
-        var out = new ArrayList<Section>(n);
-        for (int i = 0; i < n; i++) {
-            int o = base + i * SHDR_SIZE;
-            long shName = u32(o);
-            String secName = names == null || (i == 0 && shName == 0) ? "" : names.at(shName, "section " + i);
-            out.add(new Section(i, secName, shName, data.getInt(o + 4), data.getLong(o + 8), data.getLong(o + 16),
-                    data.getLong(o + 24), data.getLong(o + 32), data.getInt(o + 40), data.getInt(o + 44),
-                    data.getLong(o + 48), data.getLong(o + 56)));
-        }
-        return Collections.unmodifiableList(out);
     }
 
     private Map<String, Section> indexSections() {
@@ -589,198 +476,15 @@ public final class ElfFile implements AutoCloseable {
 
     private List<Symbol> readSymbolTable(int type) {
         var table = sectionOfType(type);
-        return table.isEmpty() ? List.of() : readSymbols(table.get());
-    }
-
-    /** Decodes a SHT_SYMTAB or SHT_DYNSYM section (with versions for the latter). */
-    List<Symbol> readSymbols(Section table) {
-        if (table.sh_entsize() != SYM_SIZE) {
-            throw error(describe(table) + ": sh_entsize is " + table.sh_entsize() + ", expected " + SYM_SIZE);
-        }
-        int base = checkRange(table.sh_offset(), table.sh_size(), describe(table));
-        int count = (int) (table.sh_size() / SYM_SIZE);
-        var strings = linkedStrings(table);
-        // Section indices >= SHN_LORESERVE are escaped through SHT_SYMTAB_SHNDX when st_shndx is SHN_XINDEX.
-        ByteBuffer xindex = null;
-        for (var s : sections()) {
-            if (s.sh_type() == SHT_SYMTAB_SHNDX && s.sh_link() == table.index()) {
-                xindex = contents(s);
-            }
-        }
-        SymbolVersions vers = table.sh_type() == SHT_DYNSYM ? versions.get() : SymbolVersions.NONE;
-        var out = new ArrayList<Symbol>(count);
-        for (int i = 0; i < count; i++) {
-            int o = base + i * SYM_SIZE;
-            int info = data.get(o + 4) & 0xff;
-            int other = data.get(o + 5) & 0xff;
-            int shndx = u16(o + 6);
-            if (shndx == SHN_XINDEX) {
-                if (xindex == null || (long) i * 4 + 4 > xindex.capacity()) {
-                    throw error(describe(table) + ": symbol " + i
-                            + " has st_shndx SHN_XINDEX but no SHT_SYMTAB_SHNDX entry holds its section index");
-                }
-                shndx = xindex.getInt(i * 4);
-            }
-            String symName = i == 0 && u32(o) == 0 ? "" : strings.at(u32(o), describe(table) + " symbol " + i);
-            SymbolVersions.Version version = null;
-            boolean hidden = false;
-            if (vers != SymbolVersions.NONE && i > 0) {
-                if (!vers.covers(i)) {
-                    throw error(describe(vers.versymSection()) + " has fewer entries than " + describe(table)
-                            + " has symbols (" + count + ")");
-                }
-                int vs = vers.versym(i);
-                hidden = (vs & VERSYM_HIDDEN) != 0;
-                version = vers.lookup(vs & VERSYM_VERSION, shndx != SHN_UNDEF, symName);
-            }
-            out.add(new Symbol(i, symName, data.getLong(o + 8), data.getLong(o + 16), info & 0xf, info >>> 4,
-                    other & 0x3, shndx, version == null ? null : version.name(), version != null && hidden,
-                    version != null && version.needed()));
-        }
-        return Collections.unmodifiableList(out);
+        return table.isEmpty() ? List.of() : Symbol.readTable(this, table.get());
     }
 
     /** The symbols of a given symbol table section, sharing the decoded list of .symtab/.dynsym. */
-    private List<Symbol> symbolsOf(Section table) {
+    List<Symbol> symbolsOf(Section table) {
         if (sectionOfType(table.sh_type()).map(Section::index).orElse(-1) == table.index()) {
             return table.sh_type() == SHT_DYNSYM ? dynamicSymbols() : symbols();
         }
-        return readSymbols(table);
-    }
-
-    private List<RelocationSection> readRelocationSections() {
-        var out = new ArrayList<RelocationSection>();
-        Map<Integer, List<Symbol>> tables = new HashMap<>();
-        // Overlapping tables could otherwise multiply the work: all sections together get what the file can hold.
-        long budget = size / REL_SIZE + 1;
-        for (var s : sections()) {
-            if (s.sh_type() == SHT_RELR) {
-                var relr = readRelr(s);
-                budget -= relr.size() / 4;
-                if (budget < 0) {
-                    throw error("the relocation sections overlap: together they hold more entries than the file has room for");
-                }
-                out.add(new RelocationSection(s, null, relr));
-                continue;
-            }
-            boolean rela = s.sh_type() == SHT_RELA;
-            if (!rela && s.sh_type() != SHT_REL) {
-                continue;
-            }
-            int entsize = rela ? RELA_SIZE : REL_SIZE;
-            if (s.sh_entsize() != entsize) {
-                throw error(describe(s) + ": sh_entsize is " + s.sh_entsize() + ", expected " + entsize);
-            }
-            int base = checkRange(s.sh_offset(), s.sh_size(), describe(s));
-            int count = (int) (s.sh_size() / entsize);
-            budget -= count;
-            if (budget < 0) {
-                throw error("the relocation sections overlap: together they hold more entries than the file has room for");
-            }
-            List<Symbol> syms = List.of();
-            if (s.sh_link() != 0) {
-                int link = s.sh_link();
-                if (link < 0 || link >= sections().size()) {
-                    throw error(describe(s) + ": sh_link " + Integer.toUnsignedString(link)
-                            + " is outside the section header table");
-                }
-                var symtab = sections().get(link);
-                if (symtab.sh_type() != SHT_SYMTAB && symtab.sh_type() != SHT_DYNSYM) {
-                    throw error(describe(s) + ": sh_link names " + describe(symtab) + ", which is "
-                            + symtab.typeName() + ", not a symbol table");
-                }
-                syms = tables.computeIfAbsent(link, k -> symbolsOf(symtab));
-            }
-            Section target = null;
-            int info = s.sh_info();
-            if (info != 0) {
-                if (info < 0 || info >= sections().size()) {
-                    throw error(describe(s) + ": sh_info " + Integer.toUnsignedString(info)
-                            + " (the section it relocates) is outside the section header table");
-                }
-                target = sections().get(info);
-            }
-            var relocs = new ArrayList<Relocation>(count);
-            for (int i = 0; i < count; i++) {
-                int o = base + i * entsize;
-                long rInfo = data.getLong(o + 8);
-                int symIndex = (int) (rInfo >>> 32);
-                int type = (int) rInfo;
-                Symbol sym = null;
-                if (symIndex != 0) {
-                    if (symIndex < 0 || symIndex >= syms.size()) {
-                        throw error(describe(s) + ": relocation " + i + " refers to symbol "
-                                + Integer.toUnsignedString(symIndex) + ", but its symbol table has " + syms.size()
-                                + " entries");
-                    }
-                    sym = syms.get(symIndex);
-                }
-                relocs.add(new Relocation(data.getLong(o), type, sym, rela ? data.getLong(o + 16) : 0, symIndex));
-            }
-            out.add(new RelocationSection(s, target, relocs));
-        }
-        return Collections.unmodifiableList(out);
-    }
-
-    /**
-     * Expands a SHT_RELR section (packed relative relocations) into R_X86_64_RELATIVE entries with their addend in
-     * place: an even entry is an address, an odd one a bitmap of the 63 words that follow the previous ones.
-     */
-    private List<Relocation> readRelr(Section s) {
-        if (s.sh_entsize() != 8) {
-            throw error(describe(s) + ": sh_entsize is " + s.sh_entsize() + ", expected 8");
-        }
-        int base = checkRange(s.sh_offset(), s.sh_size(), describe(s));
-        int count = (int) (s.sh_size() / 8);
-        var out = new ArrayList<Relocation>();
-        long where = 0;
-        for (int i = 0; i < count; i++) {
-            long e = data.getLong(base + i * 8);
-            if ((e & 1) == 0) {
-                out.add(new Relocation(e, R_X86_64_RELATIVE, null, 0, 0));
-                where = e + 8;
-            } else {
-                if (i == 0) {
-                    throw error(describe(s) + ": the first entry is a bitmap, which must follow an address");
-                }
-                if (out.size() > size / 8 + 64) {
-                    throw error(describe(s) + ": expands to more relocations than the file has words");
-                }
-                for (int bit = 0; bit < 63; bit++) {
-                    if ((e >>> (bit + 1) & 1) != 0) {
-                        out.add(new Relocation(where + bit * 8L, R_X86_64_RELATIVE, null, 0, 0));
-                    }
-                }
-                where += 63 * 8;
-            }
-        }
-        return out;
-    }
-
-    private List<DynamicEntry> readDynamic() {
-        int off;
-        long len;
-        var sec = sectionOfType(SHT_DYNAMIC);
-        if (sec.isPresent()) {
-            off = checkRange(sec.get().sh_offset(), sec.get().sh_size(), describe(sec.get()));
-            len = sec.get().sh_size();
-        } else {
-            var seg = segment(PT_DYNAMIC);
-            if (seg.isEmpty()) {
-                return List.of();
-            }
-            off = checkRange(seg.get().p_offset(), seg.get().p_filesz(), "the PT_DYNAMIC segment");
-            len = seg.get().p_filesz();
-        }
-        var out = new ArrayList<DynamicEntry>();
-        for (long p = 0; p + DYN_SIZE <= len; p += DYN_SIZE) {
-            var e = new DynamicEntry(data.getLong(off + (int) p), data.getLong(off + (int) p + 8));
-            out.add(e);
-            if (e.d_tag() == DT_NULL) {
-                break;
-            }
-        }
-        return Collections.unmodifiableList(out);
+        return Symbol.readTable(this, table);
     }
 
     private final Lazy<StringTable> dynamicStrings = new Lazy<>() {
@@ -806,57 +510,6 @@ public final class ElfFile implements AutoCloseable {
 
     String dynamicString(long offset, String what) {
         return dynamicStrings.get().at(offset, what);
-    }
-
-    private List<Note> readNotes() {
-        var out = new ArrayList<Note>();
-        if (!sections().isEmpty()) {
-            for (var s : sections()) {
-                if (s.sh_type() == SHT_NOTE) {
-                    int off = checkRange(s.sh_offset(), s.sh_size(), describe(s));
-                    readNotes(off, (int) s.sh_size(), s.sh_addralign() == 8 ? 8 : 4, describe(s), out);
-                }
-            }
-        } else {
-            for (var p : programHeaders()) {
-                if (p.p_type() == PT_NOTE) {
-                    int off = checkRange(p.p_offset(), p.p_filesz(), "segment " + p.index() + " (NOTE)");
-                    readNotes(off, (int) p.p_filesz(), p.p_align() == 8 ? 8 : 4, "segment " + p.index(), out);
-                }
-            }
-        }
-        return Collections.unmodifiableList(out);
-    }
-
-    private void readNotes(int off, int len, int align, String where, List<Note> out) {
-        long p = 0;
-        while (p + 12 <= len) {
-            int o = off + (int) p;
-            long namesz = u32(o);
-            long descsz = u32(o + 4);
-            int type = data.getInt(o + 8);
-            long descOff = alignUp(12 + namesz, align);
-            long next = alignUp(descOff + descsz, align);
-            if (descOff + descsz > len - p) {
-                throw error(where + ": the note at offset 0x" + Long.toHexString(p) + " (namesz " + namesz
-                        + ", descsz " + descsz + ") runs past the end of its " + len + "-byte container");
-            }
-            // The name includes its terminating NUL; be lenient about a missing one, as readelf is.
-            int nlen = (int) namesz;
-            while (nlen > 0 && data.get(o + 12 + nlen - 1) == 0) {
-                nlen--;
-            }
-            byte[] nameBytes = new byte[nlen];
-            data.get(o + 12, nameBytes);
-            byte[] desc = new byte[(int) descsz];
-            data.get(o + (int) descOff, desc);
-            out.add(new Note(new String(nameBytes, StandardCharsets.UTF_8), type, desc));
-            p += next;
-        }
-    }
-
-    private static long alignUp(long v, long a) {
-        return (v + a - 1) & -a;
     }
 
     SymbolVersions versions() {

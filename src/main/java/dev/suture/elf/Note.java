@@ -1,7 +1,11 @@
 package dev.suture.elf;
 
+import static dev.suture.elf.ElfConstants.*;
+
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.StringJoiner;
@@ -87,4 +91,57 @@ public record Note(String name, int type, byte[] desc) {
     private int le32(int p) {
         return (desc[p] & 0xff) | (desc[p + 1] & 0xff) << 8 | (desc[p + 2] & 0xff) << 16 | (desc[p + 3] & 0xff) << 24;
     }
+
+    /** Decodes the notes of every SHT_NOTE section (or, without section headers, of every PT_NOTE segment). */
+    static List<Note> readAll(ElfFile elf) {
+        var out = new ArrayList<Note>();
+        if (!elf.sections().isEmpty()) {
+            for (var s : elf.sections()) {
+                if (s.sh_type() == SHT_NOTE) {
+                    int off = elf.checkRange(s.sh_offset(), s.sh_size(), elf.describe(s));
+                    read(elf, off, (int) s.sh_size(), s.sh_addralign() == 8 ? 8 : 4, elf.describe(s), out);
+                }
+            }
+        } else {
+            for (var p : elf.programHeaders()) {
+                if (p.p_type() == PT_NOTE) {
+                    int off = elf.checkRange(p.p_offset(), p.p_filesz(), "segment " + p.index() + " (NOTE)");
+                    read(elf, off, (int) p.p_filesz(), p.p_align() == 8 ? 8 : 4, "segment " + p.index(), out);
+                }
+            }
+        }
+        return Collections.unmodifiableList(out);
+    }
+
+    private static void read(ElfFile elf, int off, int len, int align, String where, List<Note> out) {
+        long p = 0;
+        while (p + 12 <= len) {
+            int o = off + (int) p;
+            long namesz = elf.u32(o);
+            long descsz = elf.u32(o + 4);
+            int type = elf.data().getInt(o + 8);
+            long descOff = alignUp(12 + namesz, align);
+            long next = alignUp(descOff + descsz, align);
+            if (descOff + descsz > len - p) {
+                throw elf.error(where + ": the note at offset 0x" + Long.toHexString(p) + " (namesz " + namesz
+                        + ", descsz " + descsz + ") runs past the end of its " + len + "-byte container");
+            }
+            // The name includes its terminating NUL; be lenient about a missing one, as readelf is.
+            int nlen = (int) namesz;
+            while (nlen > 0 && elf.data().get(o + 12 + nlen - 1) == 0) {
+                nlen--;
+            }
+            byte[] nameBytes = new byte[nlen];
+            elf.data().get(o + 12, nameBytes);
+            byte[] desc = new byte[(int) descsz];
+            elf.data().get(o + (int) descOff, desc);
+            out.add(new Note(new String(nameBytes, StandardCharsets.UTF_8), type, desc));
+            p += next;
+        }
+    }
+
+    private static long alignUp(long v, long a) {
+        return (v + a - 1) & -a;
+    }
+
 }

@@ -1,5 +1,11 @@
 package dev.suture.elf;
 
+import static dev.suture.elf.ElfConstants.*;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+
 /** One program header (segment), fields as in the gABI; {@code index} is its position in the table. */
 public record ProgramHeader(int index, int p_type, int p_flags, long p_offset, long p_vaddr, long p_paddr,
                             long p_filesz, long p_memsz, long p_align) {
@@ -37,4 +43,21 @@ public record ProgramHeader(int index, int p_type, int p_flags, long p_offset, l
         return ((p_flags & ElfConstants.PF_R) != 0 ? "R" : " ") + ((p_flags & ElfConstants.PF_W) != 0 ? "W" : " ")
                 + ((p_flags & ElfConstants.PF_X) != 0 ? "E" : " ");
     }
+
+    /** Decodes the program header table. */
+    static List<ProgramHeader> readAll(ElfFile elf) {
+        int n = elf.header().e_phnum();
+        if (n == 0) {
+            return List.of();
+        }
+        int base = elf.checkRange(elf.header().e_phoff(), (long) n * PHDR_SIZE, "the program header table (" + n + " entries)");
+        var out = new ArrayList<ProgramHeader>(n);
+        for (int i = 0; i < n; i++) {
+            int o = base + i * PHDR_SIZE;
+            out.add(new ProgramHeader(i, elf.data().getInt(o), elf.data().getInt(o + 4), elf.data().getLong(o + 8), elf.data().getLong(o + 16),
+                    elf.data().getLong(o + 24), elf.data().getLong(o + 32), elf.data().getLong(o + 40), elf.data().getLong(o + 48)));
+        }
+        return Collections.unmodifiableList(out);
+    }
+
 }

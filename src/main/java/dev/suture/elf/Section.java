@@ -1,5 +1,11 @@
 package dev.suture.elf;
 
+import static dev.suture.elf.ElfConstants.*;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+
 /** One section header, fields as in the gABI, with the name already looked up in the section name table. */
 public record Section(int index, String name, long sh_name, int sh_type, long sh_flags, long sh_addr, long sh_offset,
                       long sh_size, int sh_link, int sh_info, long sh_addralign, long sh_entsize) {
@@ -85,4 +91,40 @@ public record Section(int index, String name, long sh_name, int sh_type, long sh
         if ((rest & ~0xfff00000L) != 0) sb.append('x');
         return sb.toString();
     }
+
+    /** Decodes the section header table, with the names from its string table. */
+    static List<Section> readAll(ElfFile elf) {
+        int n = elf.header().e_shnum();
+        if (n == 0) {
+            return List.of();
+        }
+        int base = elf.checkRange(elf.header().e_shoff(), (long) n * SHDR_SIZE, "the section header table (" + n + " entries)");
+        int strndx = elf.header().e_shstrndx();
+        StringTable names = null;
+        if (strndx != SHN_UNDEF) {
+            if (strndx < 0 || strndx >= n) {
+                throw elf.error("e_shstrndx " + Integer.toUnsignedString(strndx) + " is outside the section header table ("
+                        + n + " sections)");
+            }
+            int o = base + strndx * SHDR_SIZE;
+            long off = elf.data().getLong(o + 24);
+            long sz = elf.data().getLong(o + 32);
+            if (elf.data().getInt(o + 4) == SHT_NOBITS) {
+                sz = 0;
+            }
+            int start = elf.checkRange(off, sz, "the section name table (section " + strndx + ")");
+            names = new StringTable(elf.data(), start, (int) sz, elf.name(), "the section name table");
+        }
+        var out = new ArrayList<Section>(n);
+        for (int i = 0; i < n; i++) {
+            int o = base + i * SHDR_SIZE;
+            long shName = elf.u32(o);
+            String secName = names == null || (i == 0 && shName == 0) ? "" : names.at(shName, "section " + i);
+            out.add(new Section(i, secName, shName, elf.data().getInt(o + 4), elf.data().getLong(o + 8), elf.data().getLong(o + 16),
+                    elf.data().getLong(o + 24), elf.data().getLong(o + 32), elf.data().getInt(o + 40), elf.data().getInt(o + 44),
+                    elf.data().getLong(o + 48), elf.data().getLong(o + 56)));
+        }
+        return Collections.unmodifiableList(out);
+    }
+
 }

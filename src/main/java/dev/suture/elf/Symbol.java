@@ -1,5 +1,12 @@
 package dev.suture.elf;
 
+import static dev.suture.elf.ElfConstants.*;
+
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+
 /**
  * One symbol table entry. {@code version} is the symbol version from {@code .gnu.version} (dynamic symbols only;
  * null when the symbol has none, i.e. local or base-global), {@code versionHidden} is the hidden bit (a non-default
@@ -113,4 +120,53 @@ public record Symbol(int index, String name, long st_value, long st_size, int ty
             default -> Integer.toString(st_shndx);
         };
     }
+
+    /** Decodes a SHT_SYMTAB or SHT_DYNSYM section (with versions for the latter). */
+    static List<Symbol> readTable(ElfFile elf, Section table) {
+        if (table.sh_entsize() != SYM_SIZE) {
+            throw elf.error(elf.describe(table) + ": sh_entsize is " + table.sh_entsize() + ", expected " + SYM_SIZE);
+        }
+        int base = elf.checkRange(table.sh_offset(), table.sh_size(), elf.describe(table));
+        int count = (int) (table.sh_size() / SYM_SIZE);
+        var strings = elf.linkedStrings(table);
+        // Section indices >= SHN_LORESERVE are escaped through SHT_SYMTAB_SHNDX when st_shndx is SHN_XINDEX.
+        ByteBuffer xindex = null;
+        for (var s : elf.sections()) {
+            if (s.sh_type() == SHT_SYMTAB_SHNDX && s.sh_link() == table.index()) {
+                xindex = elf.contents(s);
+            }
+        }
+        SymbolVersions vers = table.sh_type() == SHT_DYNSYM ? elf.versions() : SymbolVersions.NONE;
+        var out = new ArrayList<Symbol>(count);
+        for (int i = 0; i < count; i++) {
+            int o = base + i * SYM_SIZE;
+            int info = elf.data().get(o + 4) & 0xff;
+            int other = elf.data().get(o + 5) & 0xff;
+            int shndx = elf.u16(o + 6);
+            if (shndx == SHN_XINDEX) {
+                if (xindex == null || (long) i * 4 + 4 > xindex.capacity()) {
+                    throw elf.error(elf.describe(table) + ": symbol " + i
+                            + " has st_shndx SHN_XINDEX but no SHT_SYMTAB_SHNDX entry holds its section index");
+                }
+                shndx = xindex.getInt(i * 4);
+            }
+            String symName = i == 0 && elf.u32(o) == 0 ? "" : strings.at(elf.u32(o), elf.describe(table) + " symbol " + i);
+            SymbolVersions.Version version = null;
+            boolean hidden = false;
+            if (vers != SymbolVersions.NONE && i > 0) {
+                if (!vers.covers(i)) {
+                    throw elf.error(elf.describe(vers.versymSection()) + " has fewer entries than " + elf.describe(table)
+                            + " has symbols (" + count + ")");
+                }
+                int vs = vers.versym(i);
+                hidden = (vs & VERSYM_HIDDEN) != 0;
+                version = vers.lookup(vs & VERSYM_VERSION, shndx != SHN_UNDEF, symName);
+            }
+            out.add(new Symbol(i, symName, elf.data().getLong(o + 8), elf.data().getLong(o + 16), info & 0xf, info >>> 4,
+                    other & 0x3, shndx, version == null ? null : version.name(), version != null && hidden,
+                    version != null && version.needed()));
+        }
+        return Collections.unmodifiableList(out);
+    }
+
 }
