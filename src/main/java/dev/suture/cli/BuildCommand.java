@@ -62,17 +62,15 @@ public final class BuildCommand implements Callable<Integer> {
             description = "Give up on a build after this long (default: ${DEFAULT-VALUE}).")
     long timeoutSeconds;
 
-    @Option(names = "--sign", paramLabel = "KEY",
-            description = "Sign each patch with this Ed25519 private key (PKCS#8 PEM, e.g. from suture keygen).")
-    Path signKey;
+    @Mixin
+    SignWith sign;
 
     @Mixin
     JsonOutput json;
 
     @Override
     public Integer call() throws Exception {
-        // the key is read first, so a wrong path fails before a long build
-        var signing = signKey == null ? null : SignCommand.readKey(signKey, spec.commandLine().getErr());
+        var signing = sign.read(spec.commandLine().getErr());
         var request = new SourceBuild.Request(src, diffs, strip, make,
                 targets.stream().map(SourceBuild.Target::parse).toList(), output, force, keep, serial,
                 Duration.ofSeconds(timeoutSeconds), signing);

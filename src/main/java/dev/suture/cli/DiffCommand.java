@@ -44,17 +44,15 @@ public final class DiffCommand implements Callable<Integer> {
     @Option(names = "--force", description = "Patch even if the original build does not reproduce BINARY's functions.")
     boolean force;
 
-    @Option(names = "--sign", paramLabel = "KEY",
-            description = "Sign the patch with this Ed25519 private key (PKCS#8 PEM, e.g. from suture keygen).")
-    Path signKey;
+    @Mixin
+    SignWith sign;
 
     @Mixin
     JsonOutput json;
 
     @Override
     public Integer call() throws Exception {
-        // the key is read first, so a wrong path fails before the diff does any work
-        var signing = signKey == null ? null : SignCommand.readKey(signKey, spec.commandLine().getErr());
+        var signing = sign.read(spec.commandLine().getErr());
         var result = Differ.diff(DiffRequest.ofFiles(target, originals, patched, name, force), output, signing);
         var signature = result.signature();
         var out = spec.commandLine().getOut();
