@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# debian-source.sh PACKAGE DIR: unpacks the Debian source package PACKAGE into DIR with `apt-get source`
+# debian-source.sh PACKAGE DIR: unpacks the Debian source package PACKAGE (at the installed version, when a package
+# built from it is installed) into DIR with `apt-get source`
 # (prints the unpacked directory). When apt has no deb-src entry, adds one that reuses the mirrors and suites of
 # the configured deb entries. Needs root for apt-get update; the source is fetched once and reused.
 set -eu
@@ -38,8 +39,12 @@ fi
 command -v dpkg-source >/dev/null || apt-get install -y -qq dpkg-dev >&2
 
 cd "$dest"
-if ! apt-get source -qq "$pkg" >&2 2>/dev/null; then
+# The installed version's source, when a package built from it is installed: an unversioned `apt-get source` picks
+# the newest version apt knows of, and the security archive drops the sources of superseded ones (a 404).
+installed=$(dpkg-query -W -f='${source:Package} ${source:Version}\n' 2>/dev/null | awk -v p="$pkg" '$1 == p {print $2; exit}')
+want=$pkg${installed:+=$installed}
+if ! apt-get source -qq "$want" >&2 2>/dev/null; then
   apt-get update -qq >&2
-  apt-get source -qq "$pkg" >&2
+  apt-get source -qq "$want" >&2
 fi
 find "$dest" -mindepth 1 -maxdepth 1 -type d -name "$pkg-*" | head -n 1
