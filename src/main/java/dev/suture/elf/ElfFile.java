@@ -11,6 +11,7 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -90,20 +91,34 @@ public final class ElfFile implements AutoCloseable {
         this.header = ElfHeader.read(this);
     }
 
-    /** Maps {@code path} read-only and checks its header; tables are decoded when first asked for. */
+    /**
+     * Maps {@code path} read-only and checks its header; tables are decoded when first asked for. Only a regular file
+     * (a symlink to one, as /proc/PID/map_files entries are, included) is opened: a FIFO would block the open, a
+     * device such as /dev/zero would be read without end.
+     */
     public static ElfFile open(Path path) {
         String name = path.toString();
+        try {
+            var attrs = Files.readAttributes(path, BasicFileAttributes.class);
+            if (attrs.isDirectory()) {
+                throw ElfFormatException.unreadable(name, "it is a directory");
+            }
+            if (!attrs.isRegularFile()) {
+                throw ElfFormatException.unreadable(name, "it is not a regular file (a device, FIFO or socket)");
+            }
+        } catch (NoSuchFileException e) {
+            throw ElfFormatException.unreadable(name, "no such file");
+        } catch (IOException e) {
+            throw ElfFormatException.unreadable(name, String.valueOf(e.getMessage()));
+        }
         try (var ch = FileChannel.open(path, StandardOpenOption.READ)) {
             long length = ch.size();
-            if (length == 0 && !Files.isRegularFile(path)) {
-                // /proc and other pseudo files report size 0: read them instead of mapping.
-                return parse(name, Files.readAllBytes(path));
-            }
             if (length > Integer.MAX_VALUE) {
                 throw new ElfFormatException(name, "the file is larger than 2 GiB, which suture does not read");
             }
             if (length == 0) {
-                throw new ElfFormatException(name, "the file is empty");
+                throw new ElfFormatException(name, "the file is empty (its size is 0"
+                        + (name.startsWith("/proc/") ? ", as /proc's own files say of themselves)" : ")"));
             }
             var mapped = ch.map(FileChannel.MapMode.READ_ONLY, 0, length);
             return new ElfFile(name, mapped);
@@ -112,7 +127,7 @@ public final class ElfFile implements AutoCloseable {
         } catch (java.nio.file.AccessDeniedException e) {
             throw ElfFormatException.unreadable(name, "permission denied");
         } catch (IOException e) {
-            throw ElfFormatException.unreadable(name, Files.isDirectory(path) ? "it is a directory" : String.valueOf(e.getMessage()));
+            throw ElfFormatException.unreadable(name, String.valueOf(e.getMessage()));
         }
     }
 

@@ -10,6 +10,7 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.ArrayList;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.BeforeAll;
@@ -161,5 +162,20 @@ class InspectCommandTest {
         var missing = inspect(dir.resolve("missing").toString());
         assertEquals(ExitCodes.BAD_INPUT, missing.code());
         assertTrue(missing.err().contains("no such file"), missing.err());
+    }
+
+    /** What is no regular file is refused before it is opened: a FIFO would block, /dev/zero never end. */
+    @Test
+    void aFifoOrADeviceIsRefusedAtOnce() throws Exception {
+        Path fifo = dir.resolve("fifo");
+        assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor());
+        for (String file : List.of(fifo.toString(), "/dev/zero", "/proc/self/mem", dir.toString())) {
+            var r = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(10),
+                    () -> inspect(file), file);
+            assertEquals(ExitCodes.BAD_INPUT, r.code(), file + ": " + r.err());
+            assertTrue(r.err().contains(file) && (r.err().contains("not a regular file")
+                    || r.err().contains("is empty") || r.err().contains("is a directory")), r.err());
+            assertEquals("", r.out(), "nothing on stdout before the failure");
+        }
     }
 }
