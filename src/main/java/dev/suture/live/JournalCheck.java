@@ -115,8 +115,7 @@ final class JournalCheck {
 
     private boolean inJournaledRegion(long address) {
         var r = pending.region();
-        return r != null && Long.compareUnsigned(address - r.address(), r.size()) < 0
-                || pending.unmaps().stream().anyMatch(u -> Long.compareUnsigned(address - u.address(), u.size()) < 0);
+        return r != null && r.contains(address) || pending.unmaps().stream().anyMatch(u -> u.contains(address));
     }
 
     private boolean executable(long address) {

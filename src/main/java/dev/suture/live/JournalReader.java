@@ -46,11 +46,24 @@ final class JournalReader {
         }
     }
 
-    record Region(long address, long size, long textStart, long textEnd) {}
+    record Region(long address, long size, long textStart, long textEnd) {
+        boolean contains(long at) {
+            return inside(at, address, size);
+        }
+    }
 
     record Range(long start, long end) {}
 
-    record Unmap(long address, long size, String patchId) {}
+    /** Whether {@code address} is in the {@code size} bytes from {@code start}. */
+    static boolean inside(long address, long start, long size) {
+        return Long.compareUnsigned(address, start) >= 0 && Long.compareUnsigned(address, start + size) < 0;
+    }
+
+    record Unmap(long address, long size, String patchId) {
+        boolean contains(long at) {
+            return inside(at, address, size);
+        }
+    }
 
     /**
      * The journal of {@code pid}, if one was left behind: read only from a checked file of the run directory, and no

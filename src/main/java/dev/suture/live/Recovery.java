@@ -196,7 +196,7 @@ final class Recovery {
             boolean mapped = region != null && !pending.unmapped().contains(region.address())
                     && ours(maps, region.address(), region.size());
             var writes = pending.writes().stream()
-                    .filter(w -> mapped || region == null || !inside(w.address(), region.address(), region.size()))
+                    .filter(w -> mapped || region == null || !region.contains(w.address()))
                     .toList();
             boolean allNew = !writes.isEmpty() && writes.stream().allMatch(this::holdsNew);
             if (mapped && (pending.committed() || allNew)) {
@@ -228,7 +228,7 @@ final class Recovery {
             var remaining = new ArrayList<ApplyTransaction.Write>();
             for (var w : pending.writes()) {
                 var unmapped = pending.unmaps().stream()
-                        .filter(u -> inside(w.address(), u.address(), u.size()) && !ours(maps, u.address(), u.size()))
+                        .filter(u -> u.contains(w.address()) && !ours(maps, u.address(), u.size()))
                         .findAny();
                 if (unmapped.isPresent()) {
                     continue; // a state field of a region already gone
@@ -304,7 +304,7 @@ final class Recovery {
 
         private static boolean intoRegion(long from, byte[] entry, long address, long size) {
             long to = Jumps.jmpRel32Target(entry, from);
-            return to != -1 && inside(to, address, size);
+            return to != -1 && JournalReader.inside(to, address, size);
         }
 
         private boolean holdsNew(ApplyTransaction.Write w) {
@@ -363,10 +363,6 @@ final class Recovery {
 
     /** Larger than any region suture maps (its code, jump table, GOT and data); a larger claim is refused. */
     private static final long MAX_REGION_BYTES = 256L << 20;
-
-    private static boolean inside(long address, long start, long size) {
-        return Long.compareUnsigned(address, start) >= 0 && Long.compareUnsigned(address, start + size) < 0;
-    }
 
     private static void delete(Path file) {
         try {

@@ -42,11 +42,9 @@ class ForgedJournalTest {
 
     @BeforeAll
     static void build() throws IOException {
-        Path orig = Fixture.object(dir, "orig", "prog", PROGRAM, "-fno-pie");
-        Path patched = Fixture.object(dir, "patched", "prog", PATCHED, "-fno-pie");
-        exe = Fixture.link(dir, "prog", List.of(orig), "-no-pie");
-        patchFile = dir.resolve("abc.suture");
-        Fixture.diff(exe, List.of(orig), List.of(patched), "abc", patchFile);
+        var built = Fixture.program(dir, "prog", PROGRAM, PATCHED, "abc", false);
+        exe = built.exe();
+        patchFile = built.patchFile();
         runDir = Files.createDirectories(dir.resolve("run"));
         System.setProperty("suture.runDir", runDir.toString());
     }

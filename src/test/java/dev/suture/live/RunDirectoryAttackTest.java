@@ -61,11 +61,9 @@ class RunDirectoryAttackTest {
 
     @BeforeAll
     static void build() throws IOException {
-        Path orig = Fixture.object(dir, "orig", "prog", PROGRAM, "-fno-pie");
-        Path patched = Fixture.object(dir, "patched", "prog", PROGRAM.replace("x + 1;", "x + 100;"), "-fno-pie");
-        exe = Fixture.link(dir, "prog", List.of(orig), "-no-pie");
-        patchFile = dir.resolve("alpha.suture");
-        Fixture.diff(exe, List.of(orig), List.of(patched), "alpha", patchFile);
+        var built = Fixture.program(dir, "prog", PROGRAM, PROGRAM.replace("x + 1;", "x + 100;"), "alpha", false);
+        exe = built.exe();
+        patchFile = built.patchFile();
         runDir = Files.createDirectories(dir.resolve("run"));
         System.setProperty("suture.runDir", runDir.toString());
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx--x--x")); // the stranger runs exe
