@@ -93,6 +93,7 @@ public final class BuildCommand implements Callable<Integer> {
                 out.println("  replaced: " + list(t.diff().replaced()));
                 out.println("  new:      " + list(t.diff().added()));
                 out.println("  objects:  " + String.join(" ", t.changedObjects()));
+                t.diff().lineOnlySummary().ifPresent(l -> out.println("  " + l));
                 if (t.diff().signature() != null) {
                     out.println("  signed:   " + t.diff().signature());
                 }
@@ -122,6 +123,7 @@ public final class BuildCommand implements Callable<Integer> {
                 doc.put("targetBuildId", t.diff().targetBuildId());
                 doc.put("replaced", t.diff().replaced());
                 doc.put("added", t.diff().added());
+                doc.put("lineOnly", t.diff().lineOnly());
                 doc.put("warnings", t.diff().warnings());
                 var sig = t.diff().signature();
                 doc.put("signature", sig == null ? null : SignCommand.json(sig));

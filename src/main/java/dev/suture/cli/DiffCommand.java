@@ -63,6 +63,7 @@ public final class DiffCommand implements Callable<Integer> {
             doc.put("targetBuildId", result.targetBuildId());
             doc.put("replaced", result.replaced());
             doc.put("added", result.added());
+            doc.put("lineOnly", result.lineOnly());
             doc.put("warnings", result.warnings());
             doc.put("signature", signature == null ? null
                     : SignCommand.json(signature));
@@ -75,6 +76,7 @@ public final class DiffCommand implements Callable<Integer> {
                     + result.targetBuildId() + ")");
             out.println("replaced: " + (result.replaced().isEmpty() ? "(none)" : String.join(" ", result.replaced())));
             out.println("new:      " + (result.added().isEmpty() ? "(none)" : String.join(" ", result.added())));
+            result.lineOnlySummary().ifPresent(out::println);
             if (signature != null) {
                 out.println("signed:   " + signature);
             }

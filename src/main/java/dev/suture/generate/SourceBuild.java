@@ -67,8 +67,9 @@ public final class SourceBuild {
     }
 
     /**
-     * The objects of one target in each build, paired by position while both builds have them (objects only one
-     * build has come last), and the keys of the objects that differ between the builds.
+     * The objects of one target in each build, and the keys of the objects that differ between the builds. The
+     * original objects are in link order (the diff tells same-named files apart by it); the patched ones are the
+     * originals' counterparts in that order, then the objects only the patched build has. Keys pair them.
      */
     public record TargetObjects(Target target, Path originalOutput, Path patchedOutput,
                                 List<BuildRecord.TargetObject> original, List<BuildRecord.TargetObject> patched,
@@ -130,7 +131,7 @@ public final class SourceBuild {
                 continue;
             }
             var diffRequest = new DiffRequest(deployed, inputs(t.original()), inputs(t.patched()), null,
-                    request.force());
+                    request.force(), true);
             try {
                 results.add(new TargetResult(t.target(), t.target().deployed(), changed,
                         Differ.diff(diffRequest, request.outputDir(), request.signing()), null));
@@ -353,21 +354,18 @@ public final class SourceBuild {
         var originals = new ArrayList<BuildRecord.TargetObject>();
         var patchedObjects = new ArrayList<BuildRecord.TargetObject>();
         var changed = new ArrayList<String>();
-        var originalOnly = new ArrayList<BuildRecord.TargetObject>();
         for (BuildRecord.TargetObject o : orig.objects()) {
+            originals.add(o);
             var counterpart = byKey.remove(o.key());
             if (counterpart == null) {
-                originalOnly.add(o);
                 changed.add(o.key());
             } else {
-                originals.add(o);
                 patchedObjects.add(counterpart);
                 if (!Arrays.equals(o.bytes(), counterpart.bytes())) {
                     changed.add(o.key());
                 }
             }
         }
-        originals.addAll(originalOnly);
         byKey.forEach((key, o) -> {
             patchedObjects.add(o);
             changed.add(key);
