@@ -9,7 +9,7 @@
 #   in a loop without one failed request.
 # Writes OUTDIR/results.tsv (one row per fix) and prints the table. FIX... limits the run to those fixes (names as
 # in the table). Everything goes under OUTDIR (default bench/out/nginx, ignored by git). Needs root (apt-get for
-# the source and build dependencies; ptrace).
+# the source and build dependencies; ptrace). SUTURE names the suture launcher to use (default: this tree's).
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/bench/out/nginx}
@@ -17,7 +17,7 @@ shift || true
 only=" $* "
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-suture=$root/suture
+suture=${SUTURE:-$root/suture}
 port=${SUTURE_BENCH_PORT:-18080}
 
 for dev in libpcre2-dev libssl-dev zlib1g-dev; do
@@ -166,6 +166,8 @@ for fix in "${fixes[@]}"; do
     errors=$(( $(count 4 "$log/load1") + $(count 4 "$log/load2") ))
     [ "$apply" = ok ] || note=$(tail -n 3 "$log/apply.log" | tr '\n\t' '  ' | cut -c1-200)
   else
+    # exit 3 with no function changed: the fix changes no x86-64 code (the build is right to make no patch)
+    grep -q 'no function changed' "$log/build.err" && built="no code change"
     note=$(grep -v '^\s*$' "$log/build.err" | grep -v 'building the jar' | head -n 3 | tr '\n\t' '  ' | cut -c1-200)
   fi
   kill -0 "$master" 2>/dev/null && kill -0 "$worker" 2>/dev/null || note="$note; nginx died"
