@@ -19,7 +19,9 @@ import picocli.CommandLine.Spec;
 @Command(name = "build", header = "Makes patches from a source tree and a diff.", mixinStandardHelpOptions = true,
         description = {"Builds the source tree twice in scratch copies, as it is and with the diffs applied,",
                 "through a compiler wrapper that keeps one section per function and records each link;",
-                "then writes one patch <build-id>.suture per changed target and says which functions changed."})
+                "then writes one patch <build-id>.suture per changed target and says which functions changed.",
+                "A function whose only change is its line numbers (__LINE__ in assert or logging) is left as",
+                "it is and reported; same-named source files are told apart by link order, proven by content."})
 public final class BuildCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;

@@ -17,7 +17,9 @@ import picocli.CommandLine.Model.CommandSpec;
 @Command(name = "diff", header = "Makes a patch file from the objects of two builds.", mixinStandardHelpOptions = true,
         description = {"Builds a patch file from the objects of the original and the patched build",
                 "(compiled with -ffunction-sections -fdata-sections) for the deployed BINARY,",
-                "and prints which functions it replaces and adds."})
+                "and prints which functions it replaces and adds. With -g objects, a function whose only",
+                "change is its line numbers is left as it is and reported. Statics of same-named source",
+                "files are told apart by their bytes only (suture build also knows the link order)."})
 public final class DiffCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
