@@ -6,7 +6,7 @@
 #   does it apply to the upstream tree (patch --dry-run), does `suture build` make a live patch of it for the
 #   running binary, which functions it replaces and which it leaves out as changed only in line numbers, and
 #   whether `suture apply` then `suture revert` on both running processes work while two clients fetch a page
-#   in a loop without one failed request.
+#   in a loop without one failed request; how long the build took and the longest pause of each transaction.
 # Writes OUTDIR/results.tsv (one row per fix) and prints the table. FIX... limits the run to those fixes (names as
 # in the table). Everything goes under OUTDIR (default bench/out/nginx, ignored by git). Needs root (apt-get for
 # the source and build dependencies; ptrace). SUTURE names the suture launcher to use (default: this tree's).
@@ -111,7 +111,13 @@ count() {
 }
 
 results=$out/results.tsv
-printf 'fix\tpatches\tapplies\tbuilt\treplaced\tline-only\tapply\trevert\trequests\terrors\tnote\n' > "$results"
+# The longest pause one process felt, of the lines "...; pause X ms" a log has.
+pause() {
+  sed -n 's/.*; pause \([0-9.]*\) ms.*/\1/p' "$1" | sort -g | tail -n 1
+}
+
+printf 'fix\tpatches\tapplies\tbuilt\tbuild s\treplaced\tline-only\tapply\tpause ms\trevert\tpause ms\trequests\terrors\tnote\n' \
+    > "$results"
 for fix in "${fixes[@]}"; do
   if [ "$only" != "  " ] && [[ $only != *" $fix "* ]]; then continue; fi
   files=${parts[$fix]# }
@@ -120,7 +126,8 @@ for fix in "${fixes[@]}"; do
   log=$out/logs/$fix
   rm -rf "$log" "$out/patches/$fix"
   mkdir -p "$log" "$out/patches/$fix"
-  applies=yes built=no replaced=- lineonly=- apply=- revert=- requests=- errors=- note=
+  applies=yes built=no seconds=- replaced=- lineonly=- apply=- revert=- requests=- errors=- note=
+  applypause=- revertpause=-
   check=$(mktemp -d)
   cp -a "$upstream/." "$check/"
   for p in $files; do
@@ -133,6 +140,7 @@ for fix in "${fixes[@]}"; do
         --target "objs/nginx=$deployed/objs/nginx" -o "$out/patches/$fix" --json \
         >"$log/build.json" 2>"$log/build.err"; then
     built=yes
+    seconds=$(jq -r '.buildSeconds' "$log/build.json")
     t='.targets[0]'
     replaced=$(jq -r "$t.replaced | join(\",\")" "$log/build.json")
     lineonly=$(jq -r "($t.lineOnly // []) | join(\",\")" "$log/build.json")
@@ -162,6 +170,8 @@ for fix in "${fixes[@]}"; do
     sleep 0.5
     touch "$stop"
     wait "$load1" "$load2" || true
+    applypause=$(pause "$log/apply.log"); applypause=${applypause:--}
+    revertpause=$(pause "$log/revert.log"); revertpause=${revertpause:--}
     requests=$(( $(count 2 "$log/load1") + $(count 2 "$log/load2") ))
     errors=$(( $(count 4 "$log/load1") + $(count 4 "$log/load2") ))
     [ "$apply" = ok ] || note=$(tail -n 3 "$log/apply.log" | tr '\n\t' '  ' | cut -c1-200)
@@ -171,8 +181,9 @@ for fix in "${fixes[@]}"; do
     note=$(grep -v '^\s*$' "$log/build.err" | grep -v 'building the jar' | head -n 3 | tr '\n\t' '  ' | cut -c1-200)
   fi
   kill -0 "$master" 2>/dev/null && kill -0 "$worker" 2>/dev/null || note="$note; nginx died"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$fix" "$files" "$applies" "$built" "$replaced" \
-      "$lineonly" "$apply" "$revert" "$requests" "$errors" "$note" >> "$results"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$fix" "$files" "$applies" "$built" \
+      "$seconds" "$replaced" "$lineonly" "$apply" "$applypause" "$revert" "$revertpause" "$requests" "$errors" \
+      "$note" >> "$results"
   echo "$fix: applies $applies, built $built, replaced $replaced, line-only $lineonly, apply $apply," \
        "revert $revert, $requests requests, $errors errors${note:+ ($note)}" >&2
 done

@@ -13,8 +13,9 @@ import java.util.Set;
  * {@code __LINE__} in every later function that uses it (assert, logging macros); such a function means what it
  * meant, and replacing it would only add code to the patch and places a thread may be busy in. The proof: the two
  * sections are the same size with the same relocations, and every byte that differs lies in an immediate whose old
- * and new values are the old and new line of the same instruction in the objects' DWARF line tables. Anything
- * else (no line table, a different layout, a value no row explains) is a change.
+ * and new values are the old and new line of the very instruction that holds it, in the objects' DWARF line
+ * tables. Anything else (no line table, a different layout, a value that is not its instruction's line) is a
+ * change.
  */
 final class LineNumberChange {
     private LineNumberChange() {}
@@ -38,8 +39,9 @@ final class LineNumberChange {
                 return false;
             }
         }
-        Set<Long> lines = linePairs(o.lines().rows(origSection), p.lines().rows(patchedSection));
-        if (lines.isEmpty()) {
+        var oldRows = o.lines().rows(origSection);
+        var newRows = p.lines().rows(patchedSection);
+        if (oldRows.isEmpty() || newRows.isEmpty()) {
             return false;
         }
         byte[] before = Differ.masked(o, origSection), after = Differ.masked(p, patchedSection);
@@ -53,7 +55,7 @@ final class LineNumberChange {
             while (end < before.length && before[end] != after[end]) {
                 end++;
             }
-            if (!lineImmediate(before, after, i, end, lines)) {
+            if (!lineImmediate(before, after, i, end, oldRows, newRows)) {
                 return false;
             }
             differs = true;
@@ -62,65 +64,33 @@ final class LineNumberChange {
         return differs;
     }
 
-    /**
-     * The (old line, new line) pairs of the same instructions, each as {@code old << 32 | new}: row by row when both
-     * tables have the same rows at the same offsets (the code is laid out alike), else the line each table gives
-     * at every offset either has a row for. Pairs of equal lines are left out: they explain no difference.
-     */
-    static Set<Long> linePairs(List<LineTable.Row> before, List<LineTable.Row> after) {
-        var pairs = new HashSet<Long>();
-        if (before.isEmpty() || after.isEmpty()) {
-            return pairs;
-        }
-        boolean alike = before.size() == after.size();
-        for (int i = 0; alike && i < before.size(); i++) {
-            alike = before.get(i).offset() == after.get(i).offset();
-        }
-        if (alike) {
-            for (int i = 0; i < before.size(); i++) {
-                add(pairs, before.get(i).line(), after.get(i).line());
-            }
-            return pairs;
-        }
-        for (var r : before) {
-            add(pairs, r.line(), lineAt(after, r.offset()));
-        }
-        for (var r : after) {
-            add(pairs, lineAt(before, r.offset()), r.line());
-        }
-        return pairs;
-    }
-
-    private static void add(Set<Long> pairs, long before, long after) {
-        if (before != after && before > 0 && after > 0 && before <= 0xffffffffL && after <= 0xffffffffL) {
-            pairs.add(before << 32 | after);
-        }
-    }
-
-    /** The line of the last row at or before {@code offset} (0: none). */
-    private static long lineAt(List<LineTable.Row> rows, long offset) {
-        long line = 0;
+    /** The lines of the rows at the last row offset at or before {@code offset}: the instruction there. */
+    private static Set<Long> linesAt(List<LineTable.Row> rows, long offset) {
+        long at = -1;
         for (var r : rows) {
-            if (r.offset() > offset) {
-                break;
+            if (r.offset() <= offset) {
+                at = Math.max(at, r.offset());
             }
-            line = r.line();
         }
-        return line;
+        var lines = new HashSet<Long>();
+        for (var r : rows) {
+            if (r.offset() == at) {
+                lines.add(r.line());
+            }
+        }
+        return lines;
     }
 
     /**
-     * Whether the differing bytes {@code [from, to)} lie in one little-endian immediate of 1, 2 or 4 bytes whose
-     * old and new values are a line pair.
+     * Whether the differing bytes {@code [from, to)} lie in one little-endian immediate of 1, 2 or 4 bytes whose old
+     * and new values are the line the old and the new line table give for the instruction that holds it.
      */
-    private static boolean lineImmediate(byte[] before, byte[] after, int from, int to, Set<Long> lines) {
+    private static boolean lineImmediate(byte[] before, byte[] after, int from, int to,
+                                         List<LineTable.Row> oldRows, List<LineTable.Row> newRows) {
         for (int width : new int[] {1, 2, 4}) {
             for (int start = Math.max(0, to - width); start <= from && start + width <= before.length; start++) {
-                if (start + width < to) {
-                    continue;
-                }
                 long old = value(before, start, width), now = value(after, start, width);
-                if (lines.contains(old << 32 | now)) {
+                if (old != now && linesAt(oldRows, start).contains(old) && linesAt(newRows, start).contains(now)) {
                     return true;
                 }
             }

@@ -115,4 +115,29 @@ class LineNumberChangeTest {
             assertTrue(failed.contains("prog.c:" + newAssert + ": compute: Assertion `x >= 0' failed"), failed);
         }
     }
+
+    @Test
+    void aConstantThatMovesLikeALineNumberIsStillAChange() throws Exception {
+        // limit's constant is the number of the line above it, and the fix changes it by exactly as much as it
+        // moves that line: only the instruction that holds a line number may differ by it.
+        String src = """
+                #include <stdio.h>
+                #define LOG(what, v) log_at(__LINE__, what, v)
+                __attribute__((noinline)) void log_at(int line, const char *what, int v) {
+                    printf("%d %s %d\\n", line, what, v);
+                }
+                __attribute__((noinline)) int limit(int x) {
+                    LOG("limit", x);
+                    return x + LIMIT;
+                }
+                int main(void) { return limit(1) > 0 ? 0 : 1; }
+                """;
+        int line = lineOf(src, "LOG(\"limit\"");
+        var b = new TwoBuilds(dir).file("limit.c", src.replace("LIMIT", Integer.toString(line)),
+                "#include <stdio.h>", "/* one */\n/* two */\n#include <stdio.h>",
+                "x + " + line + ";", "x + " + (line + 2) + ";");
+        PatchFile patch = b.build().diff();
+        assertEquals(List.of("limit"), TwoBuilds.replacedNames(patch));
+        assertEquals(List.of(), b.result.lineOnly());
+    }
 }
