@@ -42,7 +42,8 @@ class SourceBuildTest {
         assertEquals(List.of("tree:main.o", "tree:mul.o"), prog.changed());
 
         var lib = byTarget.get("libgreet.so");
-        assertEquals(List.of("pic/greet.o", "pic/fmt.o"), relative(prepared.workDir().resolve("original").resolve(src.getFileName()), lib.original()));
+        assertEquals(List.of("pic/greet.o", "pic/fmt.o"), relative(prepared.workDir().resolve("original").resolve(src.getFileName()),
+                lib.original()));
         assertEquals(List.of("tree:pic/fmt.o"), lib.changed());
 
         var tool = byTarget.get("tool");
