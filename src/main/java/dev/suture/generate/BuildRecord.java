@@ -6,11 +6,14 @@ import java.io.InputStream;
 import java.math.BigDecimal;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -33,7 +36,7 @@ final class BuildRecord {
      * A compilation of a build made to reproduce the distribution's binary: {@code object} compiled as the build
      * asked (what the link takes), {@code diffObject} its twin with one section per function (what the diff takes).
      */
-    record DiffObject(BigDecimal time, Path object, Path diffObject) {}
+    record DiffObject(BigDecimal time, Path object, Path diffObject, String sha256) {}
 
     /** An {@code ar r} or {@code ar q}: members added to (or replaced in) an archive. */
     record ArchiveUpdate(BigDecimal time, Path archive, List<Path> members) {}
@@ -62,6 +65,8 @@ final class BuildRecord {
     private final List<ArchiveUpdate> archiveUpdates;
     /** The diff twins of each object (by real path), in the order they were compiled. */
     private final Map<Path, List<DiffObject>> diffObjects = new HashMap<>();
+    /** The same twins by the SHA-256 of the object as compiled, for objects the build moved or copied. */
+    private final Map<String, List<DiffObject>> diffObjectsByHash = new HashMap<>();
     private final Map<Path, ArArchive> archives = new HashMap<>();
 
     private BuildRecord(Path tree, List<Link> links, List<ArchiveUpdate> archiveUpdates,
@@ -73,6 +78,9 @@ final class BuildRecord {
             Path real = realOrNull(d.object());
             if (real != null) {
                 this.diffObjects.computeIfAbsent(real, _ -> new ArrayList<>()).add(d);
+            }
+            if (!d.sha256().isEmpty()) {
+                diffObjectsByHash.computeIfAbsent(d.sha256(), _ -> new ArrayList<>()).add(d);
             }
         }
     }
@@ -121,8 +129,8 @@ final class BuildRecord {
                     }
                 }
                 case "diffobject" -> {
-                    if (f.length >= 3) {
-                        twins.add(new String[] {f[1], f[2]});
+                    if (f.length >= 4) {
+                        twins.add(new String[] {f[1], f[2], f[3]});
                     }
                 }
                 default -> { }
@@ -138,7 +146,7 @@ final class BuildRecord {
                     inputs.stream().map(i -> resolve(dir, i)).toList()));
         } else if ("compile".equals(kind)) {
             for (String[] t : twins) {
-                diffObjects.add(new DiffObject(time, resolve(dir, t[0]), Path.of(t[1])));
+                diffObjects.add(new DiffObject(time, resolve(dir, t[0]), Path.of(t[1]), t[2]));
             }
         }
     }
@@ -245,13 +253,29 @@ final class BuildRecord {
      * the diff twin of its last compilation before then, when the build was made to reproduce a distribution's
      * binary; else the object itself.
      */
-    private Path forDiff(Path object, BigDecimal before) {
+    private Path forDiff(Path object, BigDecimal before) throws IOException {
+        if (diffObjects.isEmpty() && diffObjectsByHash.isEmpty()) {
+            return object;
+        }
         for (DiffObject d : diffObjects.getOrDefault(object, List.of()).reversed()) {
+            if (d.time().compareTo(before) < 0 && sha256(object).equals(d.sha256())) {
+                return d.diffObject();
+            }
+        }
+        for (DiffObject d : diffObjectsByHash.getOrDefault(sha256(object), List.of()).reversed()) {
             if (d.time().compareTo(before) < 0) {
                 return d.diffObject();
             }
         }
         return object;
+    }
+
+    private static String sha256(Path file) throws IOException {
+        try {
+            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(file)));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is part of every JDK", e);
+        }
     }
 
     /**

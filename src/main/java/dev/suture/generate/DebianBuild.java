@@ -31,8 +31,12 @@ import java.util.stream.Stream;
  * build-id. The steps and what to do when a package does not reproduce: docs/debian.md.
  */
 public final class DebianBuild {
-    /** The build command, as Debian's buildds run it (binary packages only, nothing signed). */
-    public static final String DPKG_BUILDPACKAGE = "dpkg-buildpackage -b -uc -us";
+    /**
+     * The build command, as Debian's buildds run it for one architecture: the architecture-dependent binary
+     * packages (the ones that hold ELF files; -b would add the arch:all ones and need their build dependencies,
+     * gzip's a Windows cross compiler), nothing signed.
+     */
+    public static final String DPKG_BUILDPACKAGE = "dpkg-buildpackage -B -uc -us";
     /** Where {@code --add-deb-src} writes the deb-src entries it adds. */
     static final Path ADDED_SOURCES = Path.of("/etc/apt/sources.list.d/suture-deb-src.sources");
     private static final Duration SHORT = Duration.ofMinutes(5);
@@ -300,7 +304,7 @@ public final class DebianBuild {
     static void checkBuildDependencies(Installed installed, Path tree, boolean install, Path work,
                                        List<String> notes) {
         Path log = work.resolve("checkbuilddeps.log");
-        var check = ExternalCommand.run(List.of("dpkg-checkbuilddeps"), tree, null, log, SHORT);
+        var check = ExternalCommand.run(List.of("dpkg-checkbuilddeps", "-B"), tree, null, log, SHORT);
         if (check.ok()) {
             return;
         }
@@ -313,7 +317,7 @@ public final class DebianBuild {
         }
         var env = new HashMap<>(System.getenv());
         env.put("DEBIAN_FRONTEND", "noninteractive");
-        var outcome = ExternalCommand.run(List.of("apt-get", "build-dep", "-y", "./"), tree, env,
+        var outcome = ExternalCommand.run(List.of("apt-get", "build-dep", "-y", "--arch-only", "./"), tree, env,
                 work.resolve("build-dep.log"), SHORT.multipliedBy(6));
         if (!outcome.ok()) {
             throw new SourceBuildException(Kind.BAD_INPUT, "apt-get build-dep for " + installed.source() + " "

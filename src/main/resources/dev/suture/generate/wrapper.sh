@@ -131,7 +131,9 @@ if [ "$mode" = compile ]; then
     [ -n "$out" ] && (( ${#sources[@]} == 1 )) && built=$out
     side="$rec/objs/$id-$k-${base%.*}.diff.o"; ((k++))
     diff_compile "$src" "$side" || exit $?
-    lines+=("diffobject${TAB}$built${TAB}$side")
+    # The hash finds the object again when the build moves or copies it (zlib: objs/x.o -> x.lo).
+    sum=$(sha256sum < "$built" 2>/dev/null) || sum=""
+    lines+=("diffobject${TAB}$built${TAB}$side${TAB}${sum%% *}")
   done
   write_record "${lines[@]}"
   exit 0
