@@ -21,7 +21,7 @@ cases=(
   "zlib1g|libz.so.1.2.13|zlib-deflatebound.diff|#include <zlib.h>|z_stream s = {0}; deflateInit2(&s, 0, Z_DEFLATED, 15, 9, Z_DEFAULT_STRATEGY);|printf(\"%lu\\n\", deflateBound(&s, 100000))|-lz"
   "libbz2-1.0|libbz2.so.1.0.4|bzip2-version.diff|#include <bzlib.h>||printf(\"%s\\n\", BZ2_bzlibVersion())|-lbz2"
   "libyaml-0-2|libyaml-0.so.2.0.9|libyaml-version.diff|#include <yaml.h>||printf(\"%s\\n\", yaml_get_version_string())|-lyaml"
-  "liblz4-1|liblz4.so.1.9.4|lz4-version.diff|#include <lz4.h>||printf(\"%s\\n\", LZ4_versionString())|-llz4"
+  "liblz4-1|liblz4.so.1.9.4|lz4-version.diff|const char *LZ4_versionString(void);||printf(\"%s\\n\", LZ4_versionString())|-l:liblz4.so.1"
 )
 
 "$root/suture" --version >/dev/null    # builds the jar outside the timed part
