@@ -256,7 +256,7 @@ public final class SourceBuild {
     /** One scratch tree: its name in messages, its root, and where the wrapper records its build. */
     private record Tree(String name, Path root, Path records, Path log) {}
 
-    static void validate(Request request, Path workDir) throws IOException {
+    private static void validate(Request request, Path workDir) throws IOException {
         Path src = request.sourceDir();
         if (!Files.isDirectory(src)) {
             throw new SourceBuildException(Kind.BAD_INPUT, "--src " + src + " is not a directory");
