@@ -25,7 +25,10 @@ public final class LoadedSections {
 
     private LoadedSections() {}
 
-    /** The differences between the loaded images of {@code a} and {@code b}; empty when they load the same bytes. */
+    /**
+     * The differences between the loaded images of {@code a} and {@code b} (each told as "a's vs b's"); empty when
+     * they load the same bytes.
+     */
     public static List<Difference> compare(ElfFile a, ElfFile b) {
         var out = new ArrayList<Difference>();
         if (a.header().e_machine() != b.header().e_machine() || a.header().e_type() != b.header().e_type()
@@ -37,15 +40,16 @@ public final class LoadedSections {
         for (int i = 0; i < Math.max(left.size(), right.size()); i++) {
             if (i >= left.size() || i >= right.size()) {
                 Section only = i < left.size() ? left.get(i) : right.get(i);
-                out.add(new Difference(only.name(), "only in " + (i < left.size() ? a.name() : b.name())));
+                out.add(new Difference(only.name(), "only in " + (i < left.size() ? a : b).name()));
                 continue;
             }
             Section x = left.get(i);
             Section y = right.get(i);
             if (!x.name().equals(y.name()) || x.sh_type() != y.sh_type() || x.sh_flags() != y.sh_flags()
                     || x.sh_addr() != y.sh_addr() || x.sh_size() != y.sh_size()) {
-                out.add(new Difference(x.name(), String.format("%s at 0x%x, %d bytes in %s; %s at 0x%x, %d bytes in %s",
-                        x.name(), x.sh_addr(), x.sh_size(), a.name(), y.name(), y.sh_addr(), y.sh_size(), b.name())));
+                out.add(new Difference(x.name(), String.format("%sat 0x%x, %d bytes vs %sat 0x%x, %d bytes",
+                        x.name().equals(y.name()) ? "" : x.name() + " ", x.sh_addr(), x.sh_size(),
+                        x.name().equals(y.name()) ? "" : y.name() + " ", y.sh_addr(), y.sh_size())));
             } else if (!x.isNobits() && !x.name().equals(BUILD_ID_NOTE)) {
                 long at = Arrays.mismatch(a.bytes(x), b.bytes(y));
                 if (at >= 0) {

@@ -17,6 +17,7 @@ import java.util.LinkedHashSet;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.function.Predicate;
 import java.util.stream.Collectors;
@@ -157,16 +158,19 @@ final class TargetBinary {
             text.append(": ").append(String.join(", ", differing.subList(0, Math.min(NAMED, differing.size()))))
                     .append(differing.size() > NAMED ? " and " + (differing.size() - NAMED) + " more" : "");
         }
-        text.append(".\n").append(path.getFileName()).append(" says it was built by ")
-                .append(compilers(elf)).append("; the rebuild by ").append(compilers(rebuilt)).append('.');
+        String deployedBy = compilers(elf);
+        text.append(".\n").append(path.getFileName()).append(deployedBy == null
+                ? " has no .comment naming its compiler (Debian's dh_strip removes it)"
+                : " says it was built by " + deployedBy).append("; the rebuild was made by ")
+                .append(Objects.requireNonNullElse(compilers(rebuilt), "a compiler it does not name")).append('.');
         return text.toString();
     }
 
-    /** What a file's .comment says about the tools that built it. */
+    /** What a file's .comment says about the tools that built it; null when it has none. */
     static String compilers(ElfFile f) {
         var comment = f.section(".comment");
         if (comment.isEmpty() || comment.get().isNobits()) {
-            return "(no .comment)";
+            return null;
         }
         var names = new LinkedHashSet<String>();
         for (String s : new String(f.bytes(comment.get()), StandardCharsets.ISO_8859_1).split("\0")) {
@@ -174,7 +178,7 @@ final class TargetBinary {
                 names.add(s.strip());
             }
         }
-        return names.isEmpty() ? "(empty .comment)" : String.join(" / ", names);
+        return names.isEmpty() ? null : String.join(" / ", names);
     }
 
     String name() {

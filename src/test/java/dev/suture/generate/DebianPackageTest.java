@@ -132,7 +132,7 @@ class DebianPackageTest {
         assertTrue(err.contains("does not load the same bytes"), err);
         assertTrue(err.matches("(?s).*\\n\\d+ of \\d+ functions of the rebuild differ from the deployed bytes at their"
                 + " address: .*"), err);
-        assertTrue(err.contains("the rebuild by GCC: (Debian 12"), err);
+        assertTrue(err.contains("the rebuild was made by GCC: (Debian 12"), err);
         System.out.println("gzip: " + err);
         try (var files = Files.list(dir)) {
             assertTrue(files.noneMatch(f -> f.toString().endsWith(".suture")), "no patch may be written");

@@ -82,7 +82,7 @@ class StrippedTargetTest {
         assertTrue(m.contains(".text: bytes differ from"), m);
         assertTrue(m.matches("(?s).*\\n1 of \\d+ functions of the rebuild differ from the deployed bytes at their"
                 + " address: other\\..*"), m);
-        assertTrue(m.contains("the rebuild by GCC: "), m);
+        assertTrue(m.contains("the rebuild was made by GCC: "), m);
     }
 
     @Test
