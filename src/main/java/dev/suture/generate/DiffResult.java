@@ -7,11 +7,14 @@ import java.util.List;
 import java.util.Optional;
 
 /**
+/**
  * The patch a diff wrote, and what it does: replaced and added functions (by name), the functions that changed only
- * in line numbers and were left as they are, any warnings, and the signature it was written with (null: unsigned).
+ * in line numbers and were left as they are, any warnings, the signature it was written with (null: unsigned), and
+ * where the target's symbols came from.
  */
 public record DiffResult(Path patchFile, String patchId, String targetBuildId, List<String> replaced,
-                         List<String> added, List<String> lineOnly, List<String> warnings, PatchSignature signature) {
+                         List<String> added, List<String> lineOnly, List<String> warnings, PatchSignature signature,
+                         SymbolSource symbols) {
     public DiffResult {
         replaced = List.copyOf(replaced);
         added = List.copyOf(added);
