@@ -111,12 +111,13 @@ count() {
 }
 
 results=$out/results.tsv
-# The longest pause one process felt, of the lines "...; pause X ms" a log has.
+# The longest hold of any thread in a log's transactions: "pause X ms" (a running thread's) or "the longest held
+# X ms" (when every held thread was blocked in a system call).
 pause() {
-  sed -n 's/.*; pause \([0-9.]*\) ms.*/\1/p' "$1" | sort -g | tail -n 1
+  sed -n 's/.*; pause \([0-9.]*\) ms.*/\1/p; s/.*the longest held \([0-9.]*\) ms.*/\1/p' "$1" | sort -g | tail -n 1
 }
 
-printf 'fix\tpatches\tapplies\tbuilt\tbuild s\treplaced\tline-only\tapply\tpause ms\trevert\tpause ms\trequests\terrors\tnote\n' \
+printf 'fix\tpatches\tapplies\tbuilt\tbuild s\treplaced\tline-only\tapply\thold ms\trevert\thold ms\trequests\terrors\tnote\n' \
     > "$results"
 for fix in "${fixes[@]}"; do
   if [ "$only" != "  " ] && [[ $only != *" $fix "* ]]; then continue; fi
