@@ -24,7 +24,7 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /** {@code suture apply}: patches running processes, one process or every process that maps the target. */
-@Command(name = "apply", mixinStandardHelpOptions = true,
+@Command(name = "apply", header = "Patches running processes.", mixinStandardHelpOptions = true,
         description = {"Applies patches to a running process (-p) or to every process that maps a module the",
                 "patch is for (--all). A DIR is a patch store: <build-id>.suture or <build-id>/<level>.suture.",
                 "The code is loaded while the process runs; it is stopped only to check that no thread is inside",
@@ -93,6 +93,9 @@ public final class ApplyCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (which.pid != null) {
+            Processes.requireGiven(which.pid);
+        }
         var options = new Patcher.ApplyOptions(timeout.duration(), dryRun, replace, maxPause.duration());
         var patches = readPatches(trustedKeys());
         var byBuildId = new LinkedHashMap<String, List<PatchFile>>();
@@ -242,10 +245,9 @@ public final class ApplyCommand implements Callable<Integer> {
                 out.println(text(l));
             }
             if (which.all) {
-                out.printf("summary: %d applied, %d already applied, %d failed, %d processes without a matching"
-                        + " module%n", count(lines, Patcher.Outcome.APPLIED),
-                        count(lines, Patcher.Outcome.ALREADY_APPLIED),
-                        lines.stream().filter(l -> l.result() == null).count(), skipped);
+                out.printf("summary: %d applied, %d already applied, %d failed, %s without a matching module%n",
+                        count(lines, Patcher.Outcome.APPLIED), count(lines, Patcher.Outcome.ALREADY_APPLIED),
+                        lines.stream().filter(l -> l.result() == null).count(), TextTable.count(skipped, "process"));
             }
         }
         out.flush();

@@ -58,9 +58,10 @@ public final class BuildCommand implements Callable<Integer> {
     @Option(names = "--serial", description = "Build the two copies one after the other instead of in parallel.")
     boolean serial;
 
-    @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "3600",
-            description = "Give up on a build after this long (default: ${DEFAULT-VALUE}).")
-    long timeoutSeconds;
+    @Option(names = "--timeout", paramLabel = "TIME", defaultValue = "1h", converter = Durations.Seconds.class,
+            description = "Give up on a build after this long (default: ${DEFAULT-VALUE}; 90s, 30m; a plain number is"
+                    + " seconds).")
+    Duration timeout;
 
     @Mixin
     SignWith sign;
@@ -73,7 +74,7 @@ public final class BuildCommand implements Callable<Integer> {
         var signing = sign.read(spec.commandLine().getErr());
         var request = new SourceBuild.Request(src, diffs, strip, make,
                 targets.stream().map(SourceBuild.Target::parse).toList(), output, force, keep, serial,
-                Duration.ofSeconds(timeoutSeconds), signing);
+                timeout, signing);
         var result = SourceBuild.run(request);
         var out = spec.commandLine().getOut();
         if (json.enabled()) {
