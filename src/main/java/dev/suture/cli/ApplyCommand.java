@@ -103,11 +103,18 @@ public final class ApplyCommand implements Callable<Integer> {
         var plan = new ApplyPlan(byBuildId, which.all, isStore());
         var lines = new ArrayList<Line>();
         int skipped = 0;
-        for (int pid : plan.pids(which.pid)) {
+        var progress = which.all ? Progress.onTerminal(spec, json) : null;
+        var pids = plan.pids(which.pid);
+        int done = 0;
+        for (int pid : pids) {
+            done++;
             // the patches read and checked above, not the files again: they could have changed since
             var forPid = plan.patchesFor(pid);
             if (forPid.isEmpty()) {
                 skipped++;
+            } else if (progress != null) {
+                progress.say("process " + done + " of " + pids.size() + ": pid " + pid + " (" + Processes.name(pid)
+                        + ")");
             }
             for (var patch : forPid) {
                 lines.add(applyOne(pid, patch, options));

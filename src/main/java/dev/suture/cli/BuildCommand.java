@@ -75,7 +75,11 @@ public final class BuildCommand implements Callable<Integer> {
         var request = new SourceBuild.Request(src, diffs, strip, make,
                 targets.stream().map(SourceBuild.Target::parse).toList(), output, force, keep, serial,
                 timeout, signing);
-        var result = SourceBuild.run(request);
+        var progress = Progress.onTerminal(spec, json);
+        var result = progress == null ? SourceBuild.run(request) : SourceBuild.run(request, progress::say);
+        if (progress != null) {
+            progress.say("done");
+        }
         var out = spec.commandLine().getOut();
         if (json.enabled()) {
             JsonOutput.print(out, document(result));

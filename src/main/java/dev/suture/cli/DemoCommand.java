@@ -4,6 +4,7 @@ import dev.suture.SutureException;
 import dev.suture.generate.DiffRequest;
 import dev.suture.generate.Differ;
 import dev.suture.live.Patcher;
+import dev.suture.sys.Directories;
 import dev.suture.patch.PatchFile;
 import java.io.IOException;
 import java.io.InputStream;
@@ -12,14 +13,12 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
-import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -99,7 +98,7 @@ public final class DemoCommand implements Callable<Integer> {
                 ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
             }
             if (keep == null) {
-                deleteTree(dir);
+                Directories.deleteTree(dir);
             }
         }
         if (json.enabled()) {
@@ -318,14 +317,6 @@ public final class DemoCommand implements Callable<Integer> {
             Thread.sleep(ms);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-        }
-    }
-
-    private static void deleteTree(Path dir) {
-        try (Stream<Path> s = Files.walk(dir)) {
-            s.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-        } catch (IOException ignored) {
-            // a temporary directory left behind is harmless
         }
     }
 }

@@ -68,7 +68,10 @@ public final class InspectCommand implements Callable<Integer> {
             if (json.enabled()) {
                 JsonOutput.print(out, document(elf));
             } else {
-                printText(elf, out);
+                // the whole text first: a file that fails halfway (a truncated patch) prints nothing but the error
+                var text = new StringWriter();
+                printText(elf, new PrintWriter(text));
+                out.print(text);
             }
         }
         out.flush();

@@ -40,6 +40,7 @@ public final class Main implements Runnable {
             new DemoCommand(),
             new KeygenCommand(),
             new SignCommand(),
+            new PackageCommand(),
         };
     }
 

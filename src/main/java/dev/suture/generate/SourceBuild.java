@@ -90,6 +90,13 @@ public final class SourceBuild {
     public record Result(List<TargetResult> targets, List<String> warnings, Duration copyTime, Duration buildTime,
                          Duration diffTime, Path workDir) {}
 
+    /** Told as each stage of a build begins, so a terminal can show where a long build is. */
+    public interface Stages {
+        Stages NONE = stage -> {};
+
+        void begin(String stage);
+    }
+
     private SourceBuild() {}
 
     /**
@@ -97,10 +104,15 @@ public final class SourceBuild {
      * {@link Request#keepWork()}), then one patch per changed target in {@link Request#outputDir()}.
      */
     public static Result run(Request request) throws IOException {
+        return run(request, Stages.NONE);
+    }
+
+    /** {@link #run(Request)}, telling {@code stages} as each stage begins. */
+    public static Result run(Request request, Stages stages) throws IOException {
         Path work = Files.createTempDirectory("suture-build-");
         try {
-            Prepared prepared = prepare(request, work);
-            return diff(request, prepared);
+            Prepared prepared = prepare(request, work, stages);
+            return diff(request, prepared, stages);
         } catch (SourceBuildException e) {
             if (request.keepWork()) {
                 throw new SourceBuildException(e.kind(), e.getMessage() + "\n(scratch directory kept: " + work + ")", e);
@@ -118,6 +130,10 @@ public final class SourceBuild {
      * Fails (DOES_NOT_FIT) when the diff engine refuses a target, or when no target changed at all.
      */
     public static Result diff(Request request, Prepared prepared) throws IOException {
+        return diff(request, prepared, Stages.NONE);
+    }
+
+    private static Result diff(Request request, Prepared prepared, Stages stages) throws IOException {
         Files.createDirectories(request.outputDir());
         long start = System.nanoTime();
         var results = new ArrayList<TargetResult>();
@@ -129,6 +145,7 @@ public final class SourceBuild {
                 results.add(new TargetResult(t.target(), t.target().deployed(), changed, null, "no object differs"));
                 continue;
             }
+            stages.begin("diffing " + t.target().path());
             var diffRequest = new DiffRequest(deployed, inputs(t.original()), inputs(t.patched()), null,
                     request.force());
             try {
@@ -185,6 +202,10 @@ public final class SourceBuild {
      * target's objects. The objects stay in {@code workDir} for the diff.
      */
     public static Prepared prepare(Request request, Path workDir) throws IOException {
+        return prepare(request, workDir, Stages.NONE);
+    }
+
+    private static Prepared prepare(Request request, Path workDir, Stages stages) throws IOException {
         validate(request, workDir);
         Path source = request.sourceDir().toRealPath();
         Path original = workDir.resolve("original");
@@ -192,6 +213,7 @@ public final class SourceBuild {
         var warnings = new ArrayList<String>();
 
         long start = System.nanoTime();
+        stages.begin("copying the tree twice and applying the diffs");
         copyTree(source, original, workDir, request.timeout());
         copyTree(source, patched, workDir, request.timeout());
         for (Path diff : request.diffs()) {
@@ -204,7 +226,10 @@ public final class SourceBuild {
                 System.getenv().getOrDefault("PATH", "/usr/bin:/bin"));
         var builds = List.of(new Tree("original", original.toRealPath(), workDir.resolve("records-original")),
                 new Tree("patched", patched.toRealPath(), workDir.resolve("records-patched")));
+        stages.begin("building both trees (" + request.make() + (request.serial() ? ", one after the other)"
+                : ", side by side)"));
         runBuilds(request, source, wrapper, builds, workDir);
+        stages.begin("reading what each build compiled and linked");
         Duration buildTime = Duration.ofNanos(System.nanoTime() - start);
 
         BuildRecord originalRecord = BuildRecord.read(builds.get(0).records(), builds.get(0).root());
@@ -311,14 +336,15 @@ public final class SourceBuild {
         for (var e : outcomes.entrySet()) {
             ExternalCommand.Outcome o = e.getValue();
             if (!o.ok()) {
-                String why = o.timedOut() ? "did not finish within " + request.timeout().toSeconds() + " s"
+                String why = o.timedOut() ? "did not finish within " + request.timeout().toMillis() / 1000.0 + " s"
                         : "failed (exit " + o.exitCode() + ")";
                 String hint = e.getKey().name().equals("patched") && outcomes.values().iterator().next().ok()
                         ? "\nThe original tree built; the diff breaks the build." : "";
+                String tail = o.tail(LOG_TAIL).replace(wrapper.bin() + "/", "")
+                        .replace(e.getKey().root().toString(), source.toString());
                 throw new SourceBuildException(Kind.BAD_INPUT, "the build of the " + e.getKey().name() + " tree ("
-                        + request.make() + ") " + why + "; the last lines of its log:\n"
-                        + o.tail(LOG_TAIL).replace(wrapper.bin() + "/", "")
-                                .replace(e.getKey().root().toString(), source.toString()) + hint);
+                        + request.make() + ") " + why + (tail.isBlank() ? "; it printed nothing"
+                        : "; the last lines of its log:\n" + tail) + hint);
             }
         }
     }

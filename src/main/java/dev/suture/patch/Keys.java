@@ -211,8 +211,13 @@ public final class Keys {
             throw new SutureException(SutureException.Kind.BAD_INPUT, file + ": no such key file");
         } catch (AccessDeniedException e) {
             throw new SutureException(SutureException.Kind.BAD_INPUT, file + ": permission denied");
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw new SutureException(SutureException.Kind.BAD_INPUT, file + ": not a PEM key file (it holds bytes"
+                    + " that are not text); suture keygen or openssl genpkey -algorithm ed25519 makes key files it"
+                    + " reads");
         } catch (IOException e) {
-            throw new SutureException(SutureException.Kind.BAD_INPUT, file + ": cannot read it: " + e.getMessage());
+            throw new SutureException(SutureException.Kind.BAD_INPUT, file + ": cannot read it: "
+                    + TrustedFiles.reason(e));
         }
         return pemBlock(file, text, label);
     }

@@ -48,9 +48,12 @@ class SignCommandsTest {
         assertEquals(before, Files.readString(key), "the old key is untouched");
         var badName = Cli.run("keygen", "-o", dir.toString(), "--name", "a/b");
         assertEquals(2, badName.code());
-        var noDir = Cli.run("keygen", "-o", dir.resolve("missing").toString());
-        assertEquals(2, noDir.code());
-        assertTrue(noDir.err().contains("no such directory"), noDir.err());
+        // a directory that does not exist yet is made (the README's example), private like the key
+        var newDir = Cli.run("keygen", "-o", dir.resolve("missing/keys").toString());
+        assertEquals(0, newDir.code(), newDir.err());
+        assertTrue(Files.isRegularFile(dir.resolve("missing/keys/suture.key")));
+        assertEquals("rwx------", java.nio.file.attribute.PosixFilePermissions.toString(
+                Files.getPosixFilePermissions(dir.resolve("missing/keys"))));
     }
 
     @Test
