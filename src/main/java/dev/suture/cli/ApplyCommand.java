@@ -93,11 +93,11 @@ public final class ApplyCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        var options = new Patcher.ApplyOptions(timeout.duration(), dryRun, replace, maxPause.duration());
+        var patches = readPatches(trustedKeys());
         if (which.pid != null) {
             Processes.requireGiven(which.pid);
         }
-        var options = new Patcher.ApplyOptions(timeout.duration(), dryRun, replace, maxPause.duration());
-        var patches = readPatches(trustedKeys());
         var byBuildId = new LinkedHashMap<String, List<PatchFile>>();
         patches.forEach((id, checked) -> byBuildId.put(id, checked.stream().map(Checked::patch).toList()));
         var plan = new ApplyPlan(byBuildId, which.all, isStore());

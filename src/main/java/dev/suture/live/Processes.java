@@ -80,6 +80,12 @@ public final class Processes {
             return "";
         }
         try (var elf = ElfFile.open(file)) {
+            // a module is an executable or a shared library; a mapped patch file (ET_REL) names its target's
+            // build-id, and a process that reads patches (a suture) is not their target
+            int type = elf.header().e_type();
+            if (type != dev.suture.elf.ElfConstants.ET_EXEC && type != dev.suture.elf.ElfConstants.ET_DYN) {
+                return "";
+            }
             return elf.buildId().orElse("");
         } catch (RuntimeException e) {
             return "";

@@ -124,7 +124,10 @@ class RoughEdgesTest {
                 if (o.usageHelp() || o.versionHelp() || longest.equals("--json")) {
                     continue; // every command's, said under the table
                 }
-                if (!row.get().contains(longest)) {
+                boolean named = java.util.Arrays.stream(o.names()).anyMatch(n -> java.util.regex.Pattern
+                        .compile("(?<![\\w-])" + java.util.regex.Pattern.quote(n) + "(?![\\w-])").matcher(row.get())
+                        .find());
+                if (!named) {
                     missing.add(name + " " + longest);
                 }
             }
@@ -166,7 +169,7 @@ class RoughEdgesTest {
     /** A pid is checked before anything else, with one message for each kind of wrong pid (issue 18). */
     @Test
     void pidsThatNameNoProcessAreBadInput() {
-        var zero = Cli.run("apply", "-p", "0", dir.resolve("no-such.suture").toString());
+        var zero = Cli.run("apply", "-p", "0", patch.toString());
         var minusOne = Cli.run("info", "-p", "-1");
         for (var r : List.of(zero, minusOne)) {
             assertEquals(ExitCodes.BAD_INPUT, r.code(), r.err());
