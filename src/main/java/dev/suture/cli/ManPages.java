@@ -72,6 +72,8 @@ public final class ManPages {
         String version = new Main.Version().getVersion()[0];
         r.append(".TH ").append(name.toUpperCase(java.util.Locale.ROOT)).append(" 1 \"\" \"")
                 .append(version).append("\" \"suture manual\"\n");
+        // paths and option names are copied from man pages: never hyphenate them or stretch the spaces between
+        r.append(".nh\n.ad l\n");
         r.append(".SH NAME\n").append(escape(name)).append(" \\- ").append(escape(summary(spec))).append('\n');
         r.append(".SH SYNOPSIS\n.nf\n").append(lines(help.synopsis(0).stripTrailing())).append(".fi\n");
         r.append(".SH DESCRIPTION\n").append(paragraphs(List.of(spec.usageMessage().description())));
