@@ -57,7 +57,9 @@ public final class Processes {
             return out;
         }
         for (var m : maps) {
-            if (!m.path().startsWith("/")) {
+            // a module runs code: a process that only maps a file to read it (a suture reading a binary or a
+            // patch, a backup tool) is not running it
+            if (!m.path().startsWith("/") || !m.executable()) {
                 continue;
             }
             // a deleted (replaced) file is only known through this process's map_files
@@ -80,12 +82,6 @@ public final class Processes {
             return "";
         }
         try (var elf = ElfFile.open(file)) {
-            // a module is an executable or a shared library; a mapped patch file (ET_REL) names its target's
-            // build-id, and a process that reads patches (a suture) is not their target
-            int type = elf.header().e_type();
-            if (type != dev.suture.elf.ElfConstants.ET_EXEC && type != dev.suture.elf.ElfConstants.ET_DYN) {
-                return "";
-            }
             return elf.buildId().orElse("");
         } catch (RuntimeException e) {
             return "";
