@@ -104,7 +104,10 @@ class DebianPackageTest {
             mark = t.lines().size();
             Fixture.await(t, mark, "value", 3);
         }
-        ok(root.run(DPKG, "rm /etc/suture/trusted-keys/alice.pub; dpkg --purge suture"));
+        // a lock a suture left in the run directory (as the applies above did) goes with the purge, and the directory
+        ok(root.run(DPKG, "rm /etc/suture/trusted-keys/alice.pub && install -d -m 700 /run/suture"
+                + " && install -m 600 /dev/null /run/suture/" + ProcessHandle.current().pid() + ".lock"
+                + " && dpkg --purge suture && test ! -e /run/suture"));
         assertEquals(List.of(), root.leftovers(), "install, upgrade, purge leave the machine as it was");
     }
 

@@ -14,7 +14,8 @@ import java.util.stream.Stream;
  * This machine as a scratch root: an overlay whose lower layer is / and whose writes go to a directory of the test,
  * entered in a mount namespace of its own (unshare -m, chroot). Packages installed in it are installed "on this
  * machine" as dpkg sees it (its database, its libraries, the processes in /proc), and nothing of it outlives the
- * test: what they changed is exactly the upper directory.
+ * test: what they changed is exactly the upper directory. /run is an empty tmpfs in each {@link #run}, as after a
+ * boot: the host's run directory (other sutures' locks) stays out of it.
  */
 public final class ScratchRoot {
     private final Path upper;
@@ -31,6 +32,7 @@ public final class ScratchRoot {
     public Commands.Result run(Duration timeout, String script) throws IOException {
         String enter = "mount -t overlay overlay -o lowerdir=/,upperdir=" + upper + ",workdir=" + work + " " + merged
                 + " && for d in proc dev sys; do mount --rbind /$d " + merged + "/$d; done"
+                + " && mount -t tmpfs -o mode=755 tmpfs " + merged + "/run"
                 + " && exec chroot " + merged + " /bin/bash -c \"$0\"";
         return Commands.run(upper.getParent(), timeout, "unshare", "-m", "--propagation", "private", "bash", "-c",
                 enter, script);
