@@ -109,6 +109,7 @@ public final class RevertCommand implements Callable<Integer> {
                     m.put("attempts", r.attempts());
                     m.put("abandoned", r.abandoned());
                     m.put("longestPauseMicros", r.longestNanos() / 1000.0);
+                    PauseReport.json(r.pause(), m);
                     reverted.add(m);
                 }
                 if (o.error() != null) {
@@ -136,8 +137,8 @@ public final class RevertCommand implements Callable<Integer> {
         } else {
             for (var o : outcomes) {
                 for (var r : o.reverted()) {
-                    out.printf("pid %d: reverted %s from %s (%s); pause %.3f ms%s%n", r.pid(), r.patchId(),
-                            r.module(), String.join(", ", r.functions()), r.pauseNanos() / 1e6,
+                    out.printf("pid %d: reverted %s from %s (%s); %s%s%n", r.pid(), r.patchId(), r.module(),
+                            String.join(", ", r.functions()), PauseReport.text(r.pause()),
                             ApplyCommand.attempts(r.attempts(), r.abandoned(), r.longestNanos()));
                 }
                 if (o.error() != null) {

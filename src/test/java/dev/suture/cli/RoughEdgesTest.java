@@ -114,7 +114,7 @@ class RoughEdgesTest {
         for (var cl : commands()) {
             String name = cl.getCommandName();
             var row = readme.stream().filter(l -> l.startsWith("| `suture " + name + " ")
-                    || l.startsWith("| `suture " + name + "`")).findFirst();
+                    || l.startsWith("| `suture " + name + "`")).reduce((a, b) -> a + "\n" + b);
             if (row.isEmpty()) {
                 missing.add(name + ": no row");
                 continue;
