@@ -83,9 +83,10 @@ public final class BuildCommand implements Callable<Integer> {
     @Option(names = "--serial", description = "Build the two copies one after the other instead of in parallel.")
     boolean serial;
 
-    @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "3600",
-            description = "Give up on a build after this long (default: ${DEFAULT-VALUE}).")
-    long timeoutSeconds;
+    @Option(names = "--timeout", paramLabel = "TIME", defaultValue = "1h", converter = Durations.Seconds.class,
+            description = "Give up on a build after this long (default: ${DEFAULT-VALUE}; 90s, 30m; a plain number is"
+                    + " seconds).")
+    Duration timeout;
 
     @Mixin
     SignWith sign;
@@ -112,8 +113,12 @@ public final class BuildCommand implements Callable<Integer> {
         }
         var request = new SourceBuild.Request(src, diffs, strip, make == null ? "make" : make,
                 targets.stream().map(SourceBuild.Target::parse).toList(), output, force, keep, serial,
-                Duration.ofSeconds(timeoutSeconds), signing);
-        var result = SourceBuild.run(request);
+                timeout, signing);
+        var progress = Progress.onTerminal(spec, json);
+        var result = progress == null ? SourceBuild.run(request) : SourceBuild.run(request, progress::say);
+        if (progress != null) {
+            progress.say("done");
+        }
         var out = spec.commandLine().getOut();
         if (json.enabled()) {
             JsonOutput.print(out, document(result));
@@ -138,7 +143,7 @@ public final class BuildCommand implements Callable<Integer> {
     /** {@code --deb}: the installed package's source, built the Debian way; one result per installed file. */
     private int debian(Keys.SigningKey signing) throws Exception {
         var request = new DebianBuild.Request(deb, diffs, strip, output, buildDeps, addDebSrc, force, keep, serial,
-                Duration.ofSeconds(timeoutSeconds), signing);
+                timeout, signing);
         var result = DebianBuild.run(request);
         var out = spec.commandLine().getOut();
         if (json.enabled()) {
