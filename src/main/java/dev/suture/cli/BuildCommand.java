@@ -152,6 +152,10 @@ public final class BuildCommand implements Callable<Integer> {
                 seconds(result.fetchTime()), seconds(result.buildTime()), seconds(result.diffTime()));
         for (var f : result.files()) {
             out.println(f.file().path() + " (" + f.file().binaryPackage() + ")");
+            if (f.sameAs() != null) {
+                out.println("  the same file as " + f.sameAs() + " (same build-id): its patch applies");
+                continue;
+            }
             if (f.rebuilt() == null) {
                 out.println("  not linked through the compiler wrapper"
                         + (f.linkedOutside() == null ? "" : "; the build linked it with: " + f.linkedOutside()));
@@ -209,6 +213,7 @@ public final class BuildCommand implements Callable<Integer> {
             doc.put("reproduced", f.reproduced());
             doc.put("differences", f.differences().stream().map(Object::toString).toList());
             doc.put("linkedOutside", f.linkedOutside());
+            doc.put("sameAs", f.sameAs() == null ? null : f.sameAs().toString());
             doc.put("result", f.result() == null ? null : targetDocument(f.result()));
             files.add(doc);
         }

@@ -17,6 +17,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -55,15 +56,18 @@ public final class DebianBuild {
     }
 
     /** An installed ELF file of one of the source's binary packages. */
-    public record InstalledFile(String binaryPackage, Path path, String soname, boolean hasSymbols) {}
+    public record InstalledFile(String binaryPackage, Path path, String soname, String buildId,
+                                boolean hasSymbols) {}
 
     /**
      * What became of one installed file: the build output matched to it (relative to the tree; null when the
      * wrapper saw no link of it, and {@code linkedOutside} then says how the build linked it, if it printed that),
      * whether the rebuild loads the same bytes, and the target's result (null when it was not diffed).
+     * {@code sameAs} names another installed file with the same build-id (bunzip2 and bzip2), whose patch is
+     * this file's too.
      */
     public record FileResult(InstalledFile file, String rebuilt, boolean reproduced,
-                             List<LoadedSections.Difference> differences, String linkedOutside,
+                             List<LoadedSections.Difference> differences, String linkedOutside, Path sameAs,
                              SourceBuild.TargetResult result) {}
 
     /** The outcome: the source package and version built, what was done to the system, and each file's result. */
@@ -171,7 +175,7 @@ public final class DebianBuild {
                     if ((type == ET_EXEC || type == ET_DYN) && elf.header().e_machine() == EM_X86_64
                             && elf.buildId().isPresent()) {
                         boolean symbols = !SourceBuild.needsRebuildSymbols(p);
-                        out.add(new InstalledFile(pkg, p, elf.soname().orElse(null), symbols));
+                        out.add(new InstalledFile(pkg, p, elf.soname().orElse(null), elf.buildId().get(), symbols));
                     }
                 } catch (ElfFormatException e) {
                     // not an ELF file after all (a data file that starts with the magic)
@@ -339,8 +343,9 @@ public final class DebianBuild {
         var prepared = SourceBuild.prepare(buildRequest, Files.createDirectories(work.resolve("build")),
                 (record, root) -> {
                     var targets = new ArrayList<SourceBuild.Target>();
+                    var buildIds = new HashSet<String>();
                     for (InstalledFile f : files) {
-                        match(f, record).ifPresent(output -> {
+                        match(f, record).filter(_ -> buildIds.add(f.buildId())).ifPresent(output -> {
                             matched.put(f, output);
                             targets.add(new SourceBuild.Target(root.relativize(output).toString(), f.path()));
                         });
@@ -358,20 +363,25 @@ public final class DebianBuild {
         var byDeployed = new HashMap<Path, SourceBuild.TargetResult>();
         result.targets().forEach(t -> byDeployed.put(t.deployed(), t));
         var fileResults = new ArrayList<FileResult>();
+        Path root = prepared.workDir().resolve("original").resolve(source.getFileName());
         for (InstalledFile f : files) {
             Path output = matched.get(f);
-            if (output == null) {
+            // The same binary installed under another name (a hard link or copy): its patch is that file's.
+            var twin = output != null ? null : matched.keySet().stream()
+                    .filter(m -> m.buildId().equals(f.buildId())).findFirst().orElse(null);
+            if (output == null && twin == null) {
                 fileResults.add(new FileResult(f, null, false, List.of(),
-                        SourceBuild.linkCommand(log, f.path().getFileName().toString()).orElse(null), null));
+                        SourceBuild.linkCommand(log, f.path().getFileName().toString()).orElse(null), null, null));
                 continue;
             }
+            Path rebuilt = output != null ? output : matched.get(twin);
             List<LoadedSections.Difference> differences;
-            try (ElfFile installedElf = ElfFile.open(f.path()); ElfFile rebuilt = ElfFile.open(output)) {
-                differences = LoadedSections.compare(installedElf, rebuilt);
+            try (ElfFile installedElf = ElfFile.open(f.path()); ElfFile rebuiltElf = ElfFile.open(rebuilt)) {
+                differences = LoadedSections.compare(installedElf, rebuiltElf);
             }
-            Path root = prepared.workDir().resolve("original").resolve(source.getFileName());
-            fileResults.add(new FileResult(f, root.relativize(output).toString(), differences.isEmpty(),
-                    differences, null, byDeployed.get(f.path())));
+            fileResults.add(new FileResult(f, root.relativize(rebuilt).toString(), differences.isEmpty(),
+                    differences, null, twin == null ? null : twin.path(),
+                    byDeployed.get(twin == null ? f.path() : twin.path())));
         }
         return new Result(installed.source(), installed.version(), installed.packages(), List.copyOf(notes),
                 List.copyOf(fileResults), result.warnings(), fetchTime, result.buildTime(), result.diffTime(),
