@@ -139,10 +139,12 @@ public final class BuildCommand implements Callable<Integer> {
                 Duration.ofSeconds(timeoutSeconds), signing);
         var result = DebianBuild.run(request);
         var out = spec.commandLine().getOut();
+        // A refused file fails the command (exit 3) after the report, which also names the patches written.
+        int exit = result.refused() ? ExitCodes.DOES_NOT_FIT : ExitCodes.OK;
         if (json.enabled()) {
             JsonOutput.print(out, document(result));
             out.flush();
-            return ExitCodes.OK;
+            return exit;
         }
         var err = spec.commandLine().getErr();
         result.notes().forEach(n -> err.println("note: " + n));
@@ -168,15 +170,24 @@ public final class BuildCommand implements Callable<Integer> {
         if (result.workDir() != null) {
             out.println("scratch directory kept: " + result.workDir());
         }
+        for (var f : result.files()) {
+            if (f.sameAs() == null && f.result() != null && f.result().refused() != null) {
+                err.println("suture build: " + f.file().path() + ": " + f.result().refused());
+            }
+        }
         err.flush();
         out.flush();
-        return ExitCodes.OK;
+        return exit;
     }
 
     /** The lines of one target's outcome: its patch and functions, or why there is none. */
     private static void printTarget(PrintWriter out, PrintWriter err, SourceBuild.TargetResult t) {
         if (t == null) {
             out.println("  not diffed");
+            return;
+        }
+        if (t.refused() != null) {
+            out.println("  refused:  " + t.refused().lines().findFirst().orElse("") + " (all of it below)");
             return;
         }
         if (t.diff() == null) {
@@ -239,7 +250,9 @@ public final class BuildCommand implements Callable<Integer> {
         doc.put("deployed", t.deployed() == null ? null : t.deployed().toString());
         doc.put("changed", t.diff() != null);
         doc.put("changedObjects", t.changedObjects());
-        if (t.diff() == null) {
+        if (t.refused() != null) {
+            doc.put("refused", t.refused());
+        } else if (t.diff() == null) {
             doc.put("unchanged", t.unchanged());
         } else {
             doc.put("patch", t.diff().patchFile().toString());

@@ -70,10 +70,18 @@ public final class DebianBuild {
                              List<LoadedSections.Difference> differences, String linkedOutside, Path sameAs,
                              SourceBuild.TargetResult result) {}
 
-    /** The outcome: the source package and version built, what was done to the system, and each file's result. */
+    /**
+     * The outcome: the source package and version built, what was done to the system, and each file's result (a
+     * file the diff engine refused says why in its {@link SourceBuild.TargetResult#refused()}).
+     */
     public record Result(String source, String version, List<String> packages, List<String> notes,
                          List<FileResult> files, List<String> warnings, Duration fetchTime, Duration buildTime,
-                         Duration diffTime, Path workDir) {}
+                         Duration diffTime, Path workDir) {
+        /** Whether the diff engine refused any file: the command then fails (exit 3) after its report. */
+        public boolean refused() {
+            return files.stream().anyMatch(f -> f.result() != null && f.result().refused() != null);
+        }
+    }
 
     /** The installed source package: its name, version, and the installed binary packages built from it. */
     record Installed(String source, String version, List<String> packages) {}
@@ -359,7 +367,7 @@ public final class DebianBuild {
                     + String.join(", ", files.stream().map(f -> f.path().toString()).toList()) + ")"
                     + outsideWrapper(files, log));
         }
-        var result = SourceBuild.diff(buildRequest, prepared);
+        var result = SourceBuild.diff(buildRequest, prepared, true);
         var byDeployed = new HashMap<Path, SourceBuild.TargetResult>();
         result.targets().forEach(t -> byDeployed.put(t.deployed(), t));
         var fileResults = new ArrayList<FileResult>();

@@ -89,12 +89,17 @@ public final class SourceBuild {
                            Duration copyTime, Duration buildTime) {}
 
     /**
-     * What became of one target: the patch the diff engine wrote ({@code diff}), or null and why nothing changed.
+     * What became of one target: the patch the diff engine wrote ({@code diff}), or null and why nothing changed
+     * ({@code unchanged}) or why the diff engine refused it ({@code refused}, only when refusals are kept).
      * {@code deployed} is null when the patch is for the original build's own output. {@code changedObjects} are
      * the objects that differ between the builds, named as in the tree.
      */
     public record TargetResult(Target target, Path deployed, List<String> changedObjects, DiffResult diff,
-                               String unchanged) {}
+                               String unchanged, String refused) {
+        TargetResult(Target target, Path deployed, List<String> changedObjects, DiffResult diff, String unchanged) {
+            this(target, deployed, changedObjects, diff, unchanged, null);
+        }
+    }
 
     /** The outcome of {@code suture build}; {@code workDir} is where the scratch trees were kept, or null. */
     public record Result(List<TargetResult> targets, List<String> warnings, Duration copyTime, Duration buildTime,
@@ -135,6 +140,14 @@ public final class SourceBuild {
      * Fails (DOES_NOT_FIT) when the diff engine refuses a target, or when no target changed at all.
      */
     public static Result diff(Request request, Prepared prepared) throws IOException {
+        return diff(request, prepared, false);
+    }
+
+    /**
+     * {@link #diff(Request, Prepared)}; with {@code keepRefused}, a refused target is a result that says why (a
+     * package's files are reported one by one) and only no change at all fails.
+     */
+    static Result diff(Request request, Prepared prepared, boolean keepRefused) throws IOException {
         Files.createDirectories(request.outputDir());
         long start = System.nanoTime();
         var results = new ArrayList<TargetResult>();
@@ -156,6 +169,9 @@ public final class SourceBuild {
                 if (e.reason() == DiffRefusedException.Reason.NOTHING_CHANGED) {
                     results.add(new TargetResult(t.target(), t.target().deployed(), changed, null,
                             "objects differ but no function changed"));
+                } else if (keepRefused) {
+                    results.add(new TargetResult(t.target(), t.target().deployed(), changed, null, null,
+                            e.getMessage()));
                 } else {
                     refusals.add(t.target().path() + ": " + e.getMessage());
                 }
@@ -169,7 +185,7 @@ public final class SourceBuild {
                     + (written.isEmpty() ? "" : "\n(patches written for the other targets: "
                     + String.join(", ", written) + ")"));
         }
-        if (results.stream().allMatch(r -> r.diff() == null)) {
+        if (results.stream().allMatch(r -> r.diff() == null && r.refused() == null)) {
             throw new SourceBuildException(Kind.DOES_NOT_FIT, "the diffs change no function in any target ("
                     + String.join(", ", results.stream().map(r -> r.target().path() + ": " + r.unchanged()).toList())
                     + "); no patch written. Does the diff touch code that these targets are built from?");
