@@ -67,7 +67,7 @@ C
     unshare --pid --fork --mount-proc bash "$res/pidns-apply-all.sh" "$dir/prog" "$dir/patches" "$dir/run" \
       "$before" "$after" "${suture[@]}" > "$dir/run/ns.log" 2>&1 || true
     echo "$pkg ($lib): steps $(tr '\n' ' ' < "$dir/run/steps")"
-    grep -h -o 'pid [0-9]* ([^)]*): [a-z]* .*pause [0-9.]* ms' "$dir/run/apply.txt" "$dir/run/revert.txt" \
+    grep -h -o 'pid [0-9]*[^:]*: [a-z]* .*pause [0-9.]* ms' "$dir/run/apply.txt" "$dir/run/revert.txt" \
       | sed 's/^/  /; s/: applied .*pause/: apply pause/; s/: reverted .*pause/: revert pause/'
   fi
 done
