@@ -63,11 +63,11 @@ C
     before=$(timeout 5 "$dir/prog" | head -n 1)
     case $pkg in zlib1g) after=103967 ;; *) after="$before+suture" ;; esac
     rm -rf "$dir/run"; mkdir -p "$dir/run"
-    mapfile -t suture < <(printf '%s\n' "$root/suture")
     unshare --pid --fork --mount-proc bash "$res/pidns-apply-all.sh" "$dir/prog" "$dir/patches" "$dir/run" \
-      "$before" "$after" "${suture[@]}" > "$dir/run/ns.log" 2>&1 || true
+      "$before" "$after" "$root/suture" > "$dir/run/ns.log" 2>&1 || true
     echo "$pkg ($lib): steps $(tr '\n' ' ' < "$dir/run/steps")"
-    grep -h -o 'pid [0-9]*[^:]*: [a-z]* .*pause [0-9.]* ms' "$dir/run/apply.txt" "$dir/run/revert.txt" \
-      | sed 's/^/  /; s/: applied .*pause/: apply pause/; s/: reverted .*pause/: revert pause/'
+    for step in apply revert; do      # each process's line, from the pause on
+      sed -n "s/^\(pid [0-9]*\)[^;]*; /  $step \1: /p" "$dir/run/$step.txt"
+    done
   fi
 done
