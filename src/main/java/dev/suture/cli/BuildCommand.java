@@ -144,12 +144,18 @@ public final class BuildCommand implements Callable<Integer> {
     private int debian(Keys.SigningKey signing) throws Exception {
         var request = new DebianBuild.Request(deb, diffs, strip, output, buildDeps, addDebSrc, force, keep, serial,
                 timeout, signing);
-        var result = DebianBuild.run(request);
+        var progress = Progress.onTerminal(spec, json);
+        var result = progress == null ? DebianBuild.run(request) : DebianBuild.run(request, progress::say);
+        if (progress != null) {
+            progress.say("done");
+        }
         var out = spec.commandLine().getOut();
+        // A refused file fails the command (exit 3) after the report, which also names the patches written.
+        int exit = result.refused() ? ExitCodes.DOES_NOT_FIT : ExitCodes.OK;
         if (json.enabled()) {
             JsonOutput.print(out, document(result));
             out.flush();
-            return ExitCodes.OK;
+            return exit;
         }
         var err = spec.commandLine().getErr();
         result.notes().forEach(n -> err.println("note: " + n));
@@ -159,6 +165,10 @@ public final class BuildCommand implements Callable<Integer> {
                 seconds(result.fetchTime()), seconds(result.buildTime()), seconds(result.diffTime()));
         for (var f : result.files()) {
             out.println(f.file().path() + " (" + f.file().binaryPackage() + ")");
+            if (f.sameAs() != null) {
+                out.println("  the same file as " + f.sameAs() + " (same build-id): its patch applies");
+                continue;
+            }
             if (f.rebuilt() == null) {
                 out.println("  not linked through the compiler wrapper"
                         + (f.linkedOutside() == null ? "" : "; the build linked it with: " + f.linkedOutside()));
@@ -171,15 +181,24 @@ public final class BuildCommand implements Callable<Integer> {
         if (result.workDir() != null) {
             out.println("scratch directory kept: " + result.workDir());
         }
+        for (var f : result.files()) {
+            if (f.sameAs() == null && f.result() != null && f.result().refused() != null) {
+                err.println("suture build: " + f.file().path() + ": " + f.result().refused());
+            }
+        }
         err.flush();
         out.flush();
-        return ExitCodes.OK;
+        return exit;
     }
 
     /** The lines of one target's outcome: its patch and functions, or why there is none. */
     private static void printTarget(PrintWriter out, PrintWriter err, SourceBuild.TargetResult t) {
         if (t == null) {
             out.println("  not diffed");
+            return;
+        }
+        if (t.refused() != null) {
+            out.println("  refused:  " + t.refused().lines().findFirst().orElse("") + " (all of it below)");
             return;
         }
         if (t.diff() == null) {
@@ -217,6 +236,7 @@ public final class BuildCommand implements Callable<Integer> {
             doc.put("reproduced", f.reproduced());
             doc.put("differences", f.differences().stream().map(Object::toString).toList());
             doc.put("linkedOutside", f.linkedOutside());
+            doc.put("sameAs", f.sameAs() == null ? null : f.sameAs().toString());
             doc.put("result", f.result() == null ? null : targetDocument(f.result()));
             files.add(doc);
         }
@@ -242,7 +262,9 @@ public final class BuildCommand implements Callable<Integer> {
         doc.put("deployed", t.deployed() == null ? null : t.deployed().toString());
         doc.put("changed", t.diff() != null);
         doc.put("changedObjects", t.changedObjects());
-        if (t.diff() == null) {
+        if (t.refused() != null) {
+            doc.put("refused", t.refused());
+        } else if (t.diff() == null) {
             doc.put("unchanged", t.unchanged());
         } else {
             doc.put("patch", t.diff().patchFile().toString());

@@ -17,6 +17,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -55,21 +56,32 @@ public final class DebianBuild {
     }
 
     /** An installed ELF file of one of the source's binary packages. */
-    public record InstalledFile(String binaryPackage, Path path, String soname, boolean hasSymbols) {}
+    public record InstalledFile(String binaryPackage, Path path, String soname, String buildId,
+                                boolean hasSymbols) {}
 
     /**
      * What became of one installed file: the build output matched to it (relative to the tree; null when the
      * wrapper saw no link of it, and {@code linkedOutside} then says how the build linked it, if it printed that),
      * whether the rebuild loads the same bytes, and the target's result (null when it was not diffed).
+     * {@code sameAs} names another installed file with the same build-id (bunzip2 and bzip2), whose patch is
+     * this file's too.
      */
     public record FileResult(InstalledFile file, String rebuilt, boolean reproduced,
-                             List<LoadedSections.Difference> differences, String linkedOutside,
+                             List<LoadedSections.Difference> differences, String linkedOutside, Path sameAs,
                              SourceBuild.TargetResult result) {}
 
-    /** The outcome: the source package and version built, what was done to the system, and each file's result. */
+    /**
+     * The outcome: the source package and version built, what was done to the system, and each file's result (a
+     * file the diff engine refused says why in its {@link SourceBuild.TargetResult#refused()}).
+     */
     public record Result(String source, String version, List<String> packages, List<String> notes,
                          List<FileResult> files, List<String> warnings, Duration fetchTime, Duration buildTime,
-                         Duration diffTime, Path workDir) {}
+                         Duration diffTime, Path workDir) {
+        /** Whether the diff engine refused any file: the command then fails (exit 3) after its report. */
+        public boolean refused() {
+            return files.stream().anyMatch(f -> f.result() != null && f.result().refused() != null);
+        }
+    }
 
     /** The installed source package: its name, version, and the installed binary packages built from it. */
     record Installed(String source, String version, List<String> packages) {}
@@ -78,6 +90,11 @@ public final class DebianBuild {
 
     /** The whole of {@code suture build --deb}; the scratch directory is removed afterwards unless kept. */
     public static Result run(Request request) throws IOException {
+        return run(request, SourceBuild.Stages.NONE);
+    }
+
+    /** {@link #run(Request)}, telling {@code stages} as each stage begins. */
+    public static Result run(Request request, SourceBuild.Stages stages) throws IOException {
         validate(request);
         Installed installed = installed(request.pkg());
         List<InstalledFile> files = installedFiles(installed);
@@ -87,10 +104,12 @@ public final class DebianBuild {
         try {
             var notes = new ArrayList<String>();
             long start = System.nanoTime();
+            stages.begin("fetching the source of " + installed.source() + " " + installed.version());
             Path source = fetchSource(installed, work.resolve("source"), request.addDebSrc(), notes);
+            stages.begin("checking its build dependencies");
             checkBuildDependencies(installed, source, request.buildDeps(), work, notes);
             Duration fetchTime = Duration.ofNanos(System.nanoTime() - start);
-            return build(request, installed, files, source, work, notes, fetchTime);
+            return build(request, installed, files, source, work, notes, fetchTime, stages);
         } catch (SutureException e) {
             throw SourceBuild.keptIn(e, request.keepWork() ? work : null);
         } finally {
@@ -171,7 +190,7 @@ public final class DebianBuild {
                     if ((type == ET_EXEC || type == ET_DYN) && elf.header().e_machine() == EM_X86_64
                             && elf.buildId().isPresent()) {
                         boolean symbols = !SourceBuild.needsRebuildSymbols(p);
-                        out.add(new InstalledFile(pkg, p, elf.soname().orElse(null), symbols));
+                        out.add(new InstalledFile(pkg, p, elf.soname().orElse(null), elf.buildId().get(), symbols));
                     }
                 } catch (ElfFormatException e) {
                     // not an ELF file after all (a data file that starts with the magic)
@@ -330,7 +349,8 @@ public final class DebianBuild {
     // ---- the builds and the diff -------------------------------------------------------------------------
 
     private static Result build(Request request, Installed installed, List<InstalledFile> files, Path source,
-                                Path work, List<String> notes, Duration fetchTime) throws IOException {
+                                Path work, List<String> notes, Duration fetchTime, SourceBuild.Stages stages)
+            throws IOException {
         var buildRequest = new SourceBuild.Request(source, request.diffs(), request.strip(), DPKG_BUILDPACKAGE,
                 List.of(), request.outputDir(), request.force(), request.keepWork(), request.serial(),
                 request.timeout(), request.signing());
@@ -339,14 +359,15 @@ public final class DebianBuild {
         var prepared = SourceBuild.prepare(buildRequest, Files.createDirectories(work.resolve("build")),
                 (record, root) -> {
                     var targets = new ArrayList<SourceBuild.Target>();
+                    var buildIds = new HashSet<String>();
                     for (InstalledFile f : files) {
-                        match(f, record).ifPresent(output -> {
+                        match(f, record).filter(_ -> buildIds.add(f.buildId())).ifPresent(output -> {
                             matched.put(f, output);
                             targets.add(new SourceBuild.Target(root.relativize(output).toString(), f.path()));
                         });
                     }
                     return targets;
-                }, reproduce);
+                }, reproduce, stages);
         Path log = work.resolve("build").resolve("build-original.log");
         if (prepared.targets().isEmpty()) {
             throw new SourceBuildException(Kind.BAD_INPUT, "the build of " + installed.source() + " linked none of"
@@ -354,24 +375,29 @@ public final class DebianBuild {
                     + String.join(", ", files.stream().map(f -> f.path().toString()).toList()) + ")"
                     + outsideWrapper(files, log));
         }
-        var result = SourceBuild.diff(buildRequest, prepared);
+        var result = SourceBuild.diff(buildRequest, prepared, true, stages);
         var byDeployed = new HashMap<Path, SourceBuild.TargetResult>();
         result.targets().forEach(t -> byDeployed.put(t.deployed(), t));
         var fileResults = new ArrayList<FileResult>();
+        Path root = prepared.workDir().resolve("original").resolve(source.getFileName());
         for (InstalledFile f : files) {
             Path output = matched.get(f);
-            if (output == null) {
+            // The same binary installed under another name (a hard link or copy): its patch is that file's.
+            var twin = output != null ? null : matched.keySet().stream()
+                    .filter(m -> m.buildId().equals(f.buildId())).findFirst().orElse(null);
+            if (output == null && twin == null) {
                 fileResults.add(new FileResult(f, null, false, List.of(),
-                        SourceBuild.linkCommand(log, f.path().getFileName().toString()).orElse(null), null));
+                        SourceBuild.linkCommand(log, f.path().getFileName().toString()).orElse(null), null, null));
                 continue;
             }
+            Path rebuilt = output != null ? output : matched.get(twin);
             List<LoadedSections.Difference> differences;
-            try (ElfFile installedElf = ElfFile.open(f.path()); ElfFile rebuilt = ElfFile.open(output)) {
-                differences = LoadedSections.compare(installedElf, rebuilt);
+            try (ElfFile installedElf = ElfFile.open(f.path()); ElfFile rebuiltElf = ElfFile.open(rebuilt)) {
+                differences = LoadedSections.compare(installedElf, rebuiltElf);
             }
-            Path root = prepared.workDir().resolve("original").resolve(source.getFileName());
-            fileResults.add(new FileResult(f, root.relativize(output).toString(), differences.isEmpty(),
-                    differences, null, byDeployed.get(f.path())));
+            fileResults.add(new FileResult(f, root.relativize(rebuilt).toString(), differences.isEmpty(),
+                    differences, null, twin == null ? null : twin.path(),
+                    byDeployed.get(twin == null ? f.path() : twin.path())));
         }
         return new Result(installed.source(), installed.version(), installed.packages(), List.copyOf(notes),
                 List.copyOf(fileResults), result.warnings(), fetchTime, result.buildTime(), result.diffTime(),

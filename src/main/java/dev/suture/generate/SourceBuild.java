@@ -90,12 +90,17 @@ public final class SourceBuild {
                            Duration copyTime, Duration buildTime) {}
 
     /**
-     * What became of one target: the patch the diff engine wrote ({@code diff}), or null and why nothing changed.
+     * What became of one target: the patch the diff engine wrote ({@code diff}), or null and why nothing changed
+     * ({@code unchanged}) or why the diff engine refused it ({@code refused}, only when refusals are kept).
      * {@code deployed} is null when the patch is for the original build's own output. {@code changedObjects} are
      * the objects that differ between the builds, named as in the tree.
      */
     public record TargetResult(Target target, Path deployed, List<String> changedObjects, DiffResult diff,
-                               String unchanged) {}
+                               String unchanged, String refused) {
+        TargetResult(Target target, Path deployed, List<String> changedObjects, DiffResult diff, String unchanged) {
+            this(target, deployed, changedObjects, diff, unchanged, null);
+        }
+    }
 
     /** The outcome of {@code suture build}; {@code workDir} is where the scratch trees were kept, or null. */
     public record Result(List<TargetResult> targets, List<String> warnings, Duration copyTime, Duration buildTime,
@@ -123,7 +128,7 @@ public final class SourceBuild {
         Path work = Files.createTempDirectory("suture-build-");
         try {
             Prepared prepared = prepare(request, work, stages);
-            return diff(request, prepared, stages);
+            return diff(request, prepared, false, stages);
         } catch (SutureException e) {
             throw keptIn(e, request.keepWork() ? work : null);
         } finally {
@@ -148,10 +153,15 @@ public final class SourceBuild {
      * Fails (DOES_NOT_FIT) when the diff engine refuses a target, or when no target changed at all.
      */
     public static Result diff(Request request, Prepared prepared) throws IOException {
-        return diff(request, prepared, Stages.NONE);
+        return diff(request, prepared, false, Stages.NONE);
     }
 
-    private static Result diff(Request request, Prepared prepared, Stages stages) throws IOException {
+    /**
+     * {@link #diff(Request, Prepared)}, telling {@code stages} as each target is diffed; with {@code keepRefused},
+     * a refused target is a result that says why (a package's files are reported one by one) and only no change
+     * at all fails.
+     */
+    static Result diff(Request request, Prepared prepared, boolean keepRefused, Stages stages) throws IOException {
         Files.createDirectories(request.outputDir());
         long start = System.nanoTime();
         var results = new ArrayList<TargetResult>();
@@ -174,6 +184,9 @@ public final class SourceBuild {
                 if (e.reason() == DiffRefusedException.Reason.NOTHING_CHANGED) {
                     results.add(new TargetResult(t.target(), t.target().deployed(), changed, null,
                             "objects differ but no function changed"));
+                } else if (keepRefused) {
+                    results.add(new TargetResult(t.target(), t.target().deployed(), changed, null, null,
+                            e.getMessage()));
                 } else {
                     refusals.add(t.target().path() + ": " + e.getMessage());
                 }
@@ -187,7 +200,7 @@ public final class SourceBuild {
                     + (written.isEmpty() ? "" : "\n(patches written for the other targets: "
                     + String.join(", ", written) + ")"));
         }
-        if (results.stream().allMatch(r -> r.diff() == null)) {
+        if (results.stream().allMatch(r -> r.diff() == null && r.refused() == null)) {
             throw new SourceBuildException(Kind.DOES_NOT_FIT, "the diffs change no function in any target ("
                     + String.join(", ", results.stream().map(r -> r.target().path() + ": " + r.unchanged()).toList())
                     + "); no patch written. Does the diff touch code that these targets are built from?");
@@ -238,14 +251,10 @@ public final class SourceBuild {
     /**
      * {@link #prepare(Request, Path)} with the targets named after the builds by {@code targetsAfterBuild} (a
      * Debian package's installed files are matched to what its build linked); {@code reproduce}: link what the
-     * package's build links, so stripped targets can take their symbols from the rebuild.
+     * package's build links, so stripped targets can take their symbols from the rebuild; {@code stages} is told
+     * as each stage begins.
      */
-    static Prepared prepare(Request request, Path workDir, TargetsAfterBuild targetsAfterBuild, boolean reproduce)
-            throws IOException {
-        return prepare(request, workDir, targetsAfterBuild, reproduce, Stages.NONE);
-    }
-
-    private static Prepared prepare(Request request, Path workDir, TargetsAfterBuild targetsAfterBuild,
+    static Prepared prepare(Request request, Path workDir, TargetsAfterBuild targetsAfterBuild,
                                     boolean reproduce, Stages stages) throws IOException {
         Path source = request.sourceDir().toRealPath();
         // Each tree one level down, as the source's own name: builds that write beside the tree (dpkg-buildpackage

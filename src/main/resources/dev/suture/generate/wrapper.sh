@@ -112,7 +112,7 @@ for (( j = 0; j < ${#compile_args[@]}; j++ )); do
   a=${compile_args[j]}
   case $a in
     -MF|-MT|-MQ) ((j++)) ;;
-    -MD|-MMD|-MP|-Wp,-M*) ;;
+    -MD|-MMD|-MP|-MF?*|-MT?*|-MQ?*|-Wp,-M*) ;;
     *) diff_args+=("$a") ;;
   esac
 done

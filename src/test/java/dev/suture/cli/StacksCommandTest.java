@@ -161,12 +161,13 @@ class StacksCommandTest {
     }
 
     @Test
-    void vanishedProcessIsExitSix() {
+    void aPidThatNamesNoProcessIsBadInput() {
         var err = new StringWriter();
         var cl = Main.commandLine();
         cl.setErr(new PrintWriter(err));
         cl.setOut(new PrintWriter(new StringWriter()));
-        assertEquals(ExitCodes.VANISHED, cl.execute("stacks", "-p", "999999999"));
+        assertEquals(ExitCodes.BAD_INPUT, cl.execute("stacks", "-p", "999999999"));
+        assertTrue(err.toString().contains("no process 999999999"), err.toString());
     }
 
     private void compareWithGdb(String name, String... flags) throws Exception {

@@ -68,7 +68,7 @@ class DebianPackageTest {
         // bound after it (zlib's deflate.c), plus 6 bytes of zlib wrapper.
         long before = 100000 + (100000 >> 3) + (100000 >> 8) + (100000 >> 9) + 4 + 6;
         long after = 100000 + (100000 >> 5) + (100000 >> 7) + (100000 >> 11) + 7 + 6;
-        Path prog = Gcc.compile(dir, "zbound", """
+        Path source = Files.writeString(dir.resolve("zbound.c"), """
                 #include <stdio.h>
                 #include <string.h>
                 #include <unistd.h>
@@ -88,7 +88,9 @@ class DebianPackageTest {
                         usleep(50000);
                     }
                 }
-                """, "-O2", "-lz");
+                """);
+        Path prog = dir.resolve("zbound");
+        Gcc.run(dir, "gcc", "-O2", "-o", prog.toString(), source.toString(), "-lz");
         Path script = BuildProjects.file(dir, "pidns-apply-all.sh");
         Path out = Files.createDirectories(dir.resolve("run"));
         var command = new ArrayList<>(List.of("unshare", "--pid", "--fork", "--mount-proc", "bash", script.toString(),
