@@ -15,7 +15,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * {@code suture package}: what the .deb holds, read back with dpkg-deb. DebianPackageTest (slow) installs one and
+ * {@code suture package}: what the .deb holds, read back with dpkg-deb. InstalledPackageTest (slow) installs one and
  * watches it patch a running process.
  */
 class PackageCommandTest {

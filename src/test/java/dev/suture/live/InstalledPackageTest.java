@@ -22,7 +22,7 @@ import org.junit.jupiter.api.io.TempDir;
  * running process when dpkg installs it and reverts it when dpkg removes it.
  */
 @Tag("slow")
-class DebianPackageTest {
+class InstalledPackageTest {
     static final Duration DPKG = Duration.ofMinutes(3);
 
     @TempDir
