@@ -6,6 +6,7 @@ import dev.suture.proc.Maps;
 import dev.suture.proc.ProcessIds;
 import dev.suture.proc.Registers;
 import dev.suture.proc.RemoteMemory;
+import dev.suture.proc.StubSite;
 import dev.suture.proc.Tracer;
 import dev.suture.x86.Jumps;
 import java.io.IOException;
@@ -14,7 +15,9 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 
 /**
  * {@code suture recover}: ends a transaction that suture did not (it was killed, or the machine ran out of
@@ -131,6 +134,7 @@ final class Recovery {
         if (injections.isEmpty() && stubs.isEmpty()) {
             return List.of();
         }
+        var stillCalling = awaitCalls(tracer, injections);
         return tracer.onTracerThread(() -> {
             var back = new ArrayList<Integer>();
             tracer.stopAll();
@@ -141,14 +145,15 @@ final class Recovery {
                     if (!threads.contains(in.tid())) {
                         continue; // the thread has exited
                     }
-                    long rip = tracer.registers(in.tid()).rip();
-                    if (Long.compareUnsigned(rip, in.stub()) >= 0
-                            && Long.compareUnsigned(rip, in.stub() + in.stubCode().length) <= 0) {
+                    if (inStub(tracer.registers(in.tid()).rip(), in)) {
                         tracer.setRegisters(in.tid(), Registers.of(in.registers()));
                         back.add(in.tid());
                     }
                 }
                 for (var stub : stubs) {
+                    if (stillCalling.contains(stub.address())) {
+                        continue; // its thread may yet return into it: it stays in its padding, which nothing runs
+                    }
                     if (Arrays.equals(tracer.read(stub.address(), stub.code().length), stub.code())) {
                         tracer.write(stub.address(), stub.original());
                     }
@@ -159,6 +164,55 @@ final class Recovery {
             return back;
         });
     }
+
+    /**
+     * A thread borrowed to run a function (an IFUNC resolver, {@link StubSite#runsAFunction}) and not journaled as
+     * given back may still be inside it, its rip outside the stub it returns to: it is let run, up to
+     * {@link #CALL_WAIT}, to reach the stub's {@code jmp .}, where it gets its registers back like any. Returns the
+     * stubs of threads that did not come (a thread given back before its "returned" record also never comes): they
+     * stay where they are, so that a function still running returns into the stub and spins, not into padding.
+     */
+    private static Set<Long> awaitCalls(Tracer tracer, List<JournalReader.Injection> injections) {
+        var calls = injections.stream().filter(in -> StubSite.runsAFunction(in.stubCode())).toList();
+        if (calls.isEmpty()) {
+            return Set.of();
+        }
+        long deadline = System.nanoTime() + CALL_WAIT.toNanos();
+        while (true) {
+            var outside = tracer.onTracerThread(() -> {
+                var away = new HashSet<Long>();
+                tracer.stopAll();
+                try {
+                    var threads = tracer.threads();
+                    for (var in : calls) {
+                        if (threads.contains(in.tid()) && !inStub(tracer.registers(in.tid()).rip(), in)) {
+                            away.add(in.stub());
+                        }
+                    }
+                } finally {
+                    tracer.resumeAll();
+                }
+                return away;
+            });
+            if (outside.isEmpty() || System.nanoTime() > deadline) {
+                return outside;
+            }
+            try {
+                Thread.sleep(10);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return outside;
+            }
+        }
+    }
+
+    private static boolean inStub(long rip, JournalReader.Injection in) {
+        return Long.compareUnsigned(rip, in.stub()) >= 0
+                && Long.compareUnsigned(rip, in.stub() + in.stubCode().length) <= 0;
+    }
+
+    /** How long recovery lets a thread that runs a function for suture come back to its stub. */
+    static final Duration CALL_WAIT = ProcessExternals.RESOLVER_TIMEOUT.plusMillis(500);
 
     /**
      * A thread that sits in a stub (in its {@code jmp .}) must be one the journal gave registers for: otherwise

@@ -37,7 +37,10 @@ import java.util.Locale;
  *
  * <p>Run: {@code bench/apply.sh [repetitions [threads,...]]} (default 3 and 1,8,32,128); with
  * {@code SUTURE_BENCH_ROOTS=dirA,dirB} it compares two builds, interleaved. Prints a table per build; no
- * assertions.
+ * assertions. {@code SUTURE_BENCH_PATCH} picks the fix: {@code simple} (the default, {@code x + 2}), {@code far}
+ * (the fix also reads libc's {@code environ}, which the program never referenced: a far-access thunk, see
+ * docs/patch-format.md 5.1) or {@code ifunc} (the fix calls an IFUNC of a library of the target that nothing
+ * resolved yet: its resolver runs in the target on every apply, docs/apply.md).
  */
 public final class ApplyBench {
     private static final String TARGET = """
@@ -105,6 +108,13 @@ public final class ApplyBench {
             }
             """;
 
+    /** A library with an IFUNC the target never calls (linked with --no-as-needed: loaded all the same). */
+    private static final String IFUNC_LIBRARY = """
+            static int plus_one(int x) { return x + 1; }
+            static void *resolve(void) { __builtin_cpu_init(); return plus_one; }
+            int bench_ifunc(int x) __attribute__((ifunc("resolve")));
+            """;
+
     private static final int[] THREADS = {1, 8, 32, 128};
     private static final Duration WAIT = Duration.ofSeconds(30);
 
@@ -125,10 +135,20 @@ public final class ApplyBench {
             builds.add(new Build(Path.of(r).toAbsolutePath(), new LinkedHashMap<>()));
         }
         Path dir = Files.createTempDirectory("apply-bench");
+        String kind = System.getProperty("suture.bench.patch", "simple");
+        String fix = switch (kind) {
+            case "simple" -> "return x + 2;";
+            case "far" -> "extern char **environ; return x + 1 + (environ != 0);";
+            case "ifunc" -> "extern int bench_ifunc(int); return bench_ifunc(x) + 1;";
+            default -> throw new IllegalArgumentException("SUTURE_BENCH_PATCH: simple, far or ifunc, not " + kind);
+        };
         Path orig = compile(dir, "orig", TARGET);
-        Path patched = compile(dir, "patched", TARGET.replace("return x + 1;", "return x + 2;"));
+        Path patched = compile(dir, "patched", TARGET.replace("return x + 1;", fix));
         Path exe = dir.resolve("target");
-        Gcc.run(dir, "gcc", "-pthread", "-no-pie", "-o", exe.toString(), orig.toString());
+        Files.writeString(dir.resolve("ifunc.c"), IFUNC_LIBRARY);
+        Gcc.run(dir, "gcc", "-O2", "-fPIC", "-shared", "-o", "libbenchifunc.so", "ifunc.c");
+        Gcc.run(dir, "gcc", "-pthread", "-no-pie", "-o", exe.toString(), orig.toString(), "-L" + dir,
+                "-Wl,--no-as-needed", "-lbenchifunc", "-Wl,-rpath," + dir);
         Path patch = dir.resolve("tick.suture");
         Differ.diff(DiffRequest.ofFiles(exe, List.of(orig), List.of(patched), "bench-tick", false), patch);
         for (var b : builds) {

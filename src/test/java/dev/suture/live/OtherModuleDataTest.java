@@ -5,13 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.suture.cli.Cli;
 import dev.suture.patch.PatchFile;
-import dev.suture.testing.Commands;
-import dev.suture.testing.Gcc;
 import dev.suture.testing.Target;
-import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
@@ -82,22 +79,8 @@ class OtherModuleDataTest {
             }
             """;
 
-    /** {@code diff -u} of two versions of one file, both named by its file name (for --strip 0). */
-    static String unifiedDiff(Path before, Path after) throws IOException {
-        String name = before.getFileName().toString();
-        var r = Commands.run(before.getParent(), Duration.ofSeconds(30), "diff", "-u", "--label", name, "--label",
-                name, before.toString(), after.toString());
-        assertEquals(1, r.status(), r.output());
-        return r.output();
-    }
-
     /** The project: libvar.so, and report() in the program itself or in libreport.so. */
-    private Path project(String name, boolean reportInLibrary, String cflags, String fixedReport) throws IOException {
-        Path src = Files.createDirectories(dir.resolve(name));
-        Files.writeString(src.resolve("var.h"), VAR_H);
-        Files.writeString(src.resolve("var.c"), VAR_C);
-        Files.writeString(src.resolve("report.c"), fixedReport == null ? REPORT : fixedReport);
-        Files.writeString(src.resolve("main.c"), MAIN);
+    private static Map<String, String> files(boolean reportInLibrary, String cflags) {
         String link = "-L. -Wl,--no-as-needed -Wl,-rpath,'$$ORIGIN'";
         String makefile = reportInLibrary
                 ? "prog: main.c report.c var.c\n"
@@ -107,30 +90,17 @@ class OtherModuleDataTest {
                 : "prog: main.c report.c var.c\n"
                   + "\tgcc -O2 -fPIC -shared -o libvar.so var.c\n"
                   + "\tgcc -O2 " + cflags + " -o prog main.c report.c " + link + " -lvar\n";
-        Files.writeString(src.resolve("Makefile"), makefile);
-        return src;
+        return Map.of("var.h", VAR_H, "var.c", VAR_C, "report.c", REPORT, "main.c", MAIN, "Makefile", makefile);
     }
 
     private void fixesAndReverts(String name, boolean reportInLibrary, String cflags) throws Exception {
-        Path src = project(name + "-src", reportInLibrary, cflags, null);
-        Path deployed = project(name + "-deployed", reportInLibrary, cflags, null);
-        Gcc.run(deployed, "make", "-s");
-        Path fixed = project(name + "-fixed", reportInLibrary, cflags, REPORT_FIXED);
-        Path diff = dir.resolve(name + ".diff");
-        Files.writeString(diff, unifiedDiff(src.resolve("report.c"), fixed.resolve("report.c")));
+        var project = Fixture.project(dir, name, files(reportInLibrary, cflags), Map.of("report.c", REPORT_FIXED));
         String module = reportInLibrary ? "libreport.so" : "prog";
-        Path out = dir.resolve(name + "-out");
-        var build = Cli.run("build", "--src", src.toString(), "--diff", diff.toString(), "--strip", "0",
-                "--target", module + "=" + deployed.resolve(module), "-o", out.toString());
-        assertEquals(0, build.code(), build.out() + build.err());
-        Path patch;
-        try (var files = Files.list(out)) {
-            patch = files.findFirst().orElseThrow();
-        }
+        Path patch = project.built(module, dir.resolve(name + "-out"));
         // the executables reach the data with 32-bit fields, which go through thunks; -fPIC code through the GOT
         boolean thunks = PatchFile.read(patch).sections().stream().anyMatch(s -> s.name().equals(".text.suture.far"));
         assertEquals(!reportInLibrary, thunks);
-        try (var t = Target.start(deployed.resolve("prog"))) {
+        try (var t = Target.start(project.deployed().resolve("prog"))) {
             t.awaitLine(l -> l.startsWith("report 3 get 40"), Duration.ofSeconds(15));
             String pid = Long.toString(t.pid());
             var apply = Cli.run("apply", "-p", pid, patch.toString());
@@ -179,8 +149,7 @@ class OtherModuleDataTest {
 
     @Test
     void anAccessTheThunksCannotMakeIsRefusedAtDiffTime() throws Exception {
-        Path src = project("push-src", false, "", null);
-        Path fixed = project("push-fixed", false, "", """
+        var project = Fixture.project(dir, "push", files(false, ""), Map.of("report.c", """
                 #include <stdio.h>
                 #include "var.h"
                 void report(int n) {
@@ -188,13 +157,8 @@ class OtherModuleDataTest {
                     __asm__ volatile("pushq lib_counter(%%rip)\\n\\tpopq %0" : "=r"(v));
                     printf("report %d pushed %ld\\n", n, v);
                 }
-                """);
-        Path deployed = project("push-deployed", false, "", null);
-        Gcc.run(deployed, "make", "-s");
-        Path diff = dir.resolve("push.diff");
-        Files.writeString(diff, unifiedDiff(src.resolve("report.c"), fixed.resolve("report.c")));
-        var build = Cli.run("build", "--src", src.toString(), "--diff", diff.toString(), "--strip", "0",
-                "--target", "prog=" + deployed.resolve("prog"), "-o", dir.resolve("push-out").toString());
+                """));
+        var build = project.build("prog", dir.resolve("push-out"));
         assertEquals(3, build.code(), build.out() + build.err());
         assertTrue(build.err().contains("report") && build.err().contains("lib_counter")
                 && build.err().contains("ff 35"), build.err());
