@@ -167,10 +167,11 @@ final class Recovery {
 
     /**
      * A thread borrowed to run a function (an IFUNC resolver, {@link StubSite#runsAFunction}) and not journaled as
-     * given back may still be inside it, its rip outside the stub it returns to: it is let run, up to
-     * {@link #CALL_WAIT}, to reach the stub's {@code jmp .}, where it gets its registers back like any. Returns the
-     * stubs of threads that did not come (a thread given back before its "returned" record also never comes): they
-     * stay where they are, so that a function still running returns into the stub and spins, not into padding.
+     * given back may still be inside it: below the frame the call stub's {@code call} made (16-aligned, 128 bytes
+     * under the journaled rsp), whose return address into the stub is still there. Such a thread is let run, up to
+     * {@link #CALL_WAIT}, to come back to the stub's {@code jmp .}, where it gets its registers back like any.
+     * Returns the stubs of threads still inside when the wait ends: they stay where they are (padding no code
+     * runs), so that the function returns into the stub and spins, not into padding.
      */
     private static Set<Long> awaitCalls(Tracer tracer, List<JournalReader.Injection> injections) {
         var calls = injections.stream().filter(in -> StubSite.runsAFunction(in.stubCode())).toList();
@@ -179,31 +180,49 @@ final class Recovery {
         }
         long deadline = System.nanoTime() + CALL_WAIT.toNanos();
         while (true) {
-            var outside = tracer.onTracerThread(() -> {
-                var away = new HashSet<Long>();
+            var inside = tracer.onTracerThread(() -> {
+                var still = new HashSet<Long>();
                 tracer.stopAll();
                 try {
                     var threads = tracer.threads();
                     for (var in : calls) {
-                        if (threads.contains(in.tid()) && !inStub(tracer.registers(in.tid()).rip(), in)) {
-                            away.add(in.stub());
+                        if (threads.contains(in.tid()) && insideCall(tracer, in)) {
+                            still.add(in.stub());
                         }
                     }
                 } finally {
                     tracer.resumeAll();
                 }
-                return away;
+                return still;
             });
-            if (outside.isEmpty() || System.nanoTime() > deadline) {
-                return outside;
+            if (inside.isEmpty() || System.nanoTime() > deadline) {
+                return inside;
             }
             try {
                 Thread.sleep(10);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
-                return outside;
+                return inside;
             }
         }
+    }
+
+    /** Whether a held thread runs below the call stub's frame, its return address into the stub still in place. */
+    private static boolean insideCall(Tracer tracer, JournalReader.Injection in) {
+        var now = tracer.registers(in.tid());
+        if (inStub(now.rip(), in)) {
+            return false;
+        }
+        long frame = ((Registers.of(in.registers()).rsp() - 128) & -16L) - 8;
+        if (Long.compareUnsigned(now.rsp(), frame) > 0) {
+            return false; // above the frame: never started, or given back
+        }
+        byte[] word = tracer.read(frame, 8);
+        long ret = 0;
+        for (int i = 7; i >= 0; i--) {
+            ret = ret << 8 | (word[i] & 0xffL);
+        }
+        return ret == in.stub() + StubSite.CALL_RETURN_OFFSET;
     }
 
     private static boolean inStub(long rip, JournalReader.Injection in) {

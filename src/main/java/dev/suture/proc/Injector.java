@@ -179,7 +179,8 @@ final class Injector {
         boolean restored = false;
         try {
             long[] regs = saved.clone();
-            regs[19] = (saved[19] - 128) & -16L; // rsp: below the red zone, 16-aligned at the call
+            // rsp: below the red zone, 16-aligned at the call (recovery finds the frame there: Recovery.insideCall)
+            regs[19] = (saved[19] - 128) & -16L;
             regs[16] = site.address(); // rip
             regs[6] = function; // r11
             regs[15] = -1; // orig_rax: no system call of the thread's is restarted into ours

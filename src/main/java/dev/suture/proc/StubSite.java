@@ -25,6 +25,9 @@ import java.util.Optional;
  */
 public record StubSite(long address, int length, byte[] original, String where) {
 
+    /** Where, in the call stub, the function called returns to: right after its {@code call *%r11}. */
+    public static final int CALL_RETURN_OFFSET = 3;
+
     /** Whether {@code code} is the stub a function called for suture returns into (not a system call's). */
     public static boolean runsAFunction(byte[] code) {
         return Arrays.equals(code, Injector.CALL_STUB);
