@@ -186,7 +186,7 @@ final class Recovery {
         while (true) {
             var inside = tracer.onTracerThread(() -> {
                 var still = new HashSet<Long>();
-                tracer.stopAll();
+                tracer.stopAll("recover");
                 try {
                     var threads = tracer.threads();
                     for (var in : calls) {
