@@ -41,6 +41,7 @@ public final class Main implements Runnable {
             new DemoCommand(),
             new KeygenCommand(),
             new SignCommand(),
+            new PackageCommand(),
         };
     }
 
