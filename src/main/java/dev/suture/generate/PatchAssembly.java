@@ -36,7 +36,8 @@ import java.util.Map;
 final class PatchAssembly {
     private PatchAssembly() {}
 
-    private record Pending(SectionKey from, long offset, int type, Binding binding) {}
+    /** A relocation to emit: at {@code offset} of {@code from} (null: of a section made here), bound as said. */
+    record Pending(SectionKey from, long offset, int type, Binding binding) {}
 
     /** The patch; {@code requestedId} null: an id derived from the target's name and the content. */
     static PatchFile assemble(String requestedId, List<Pair> pairs, Resolver resolver, List<Definition> replaced,
@@ -65,6 +66,7 @@ final class PatchAssembly {
                 pending.add(resolveTls(target, k, r, b, bytes, tpoff, tpoffSymbols));
             }
         }
+        var far = FarAccesses.route(target, pending, contents);
         // .eh_frame: the kept records of every object, one after the other, CIE pointers recomputed.
         var eh = new ByteArrayOutputStream();
         var ehPending = new ArrayList<Pending>();
@@ -108,6 +110,8 @@ final class PatchAssembly {
         }
         int tpoffSection = tpoff.size() == 0 ? -1 : builder.addSection(".rodata.suture.tpoff", SHT_PROGBITS,
                 SHF_ALLOC, 8, 8, tpoff.toByteArray(), tpoff.size());
+        int farSection = far.thunks().length == 0 ? -1 : builder.addSection(FarAccesses.SECTION, SHT_PROGBITS,
+                SHF_ALLOC | SHF_EXECINSTR, 16, 0, far.thunks(), far.thunks().length);
         int ehSection = eh.size() == 0 ? -1 : builder.addSection(".eh_frame", ehType, SHF_ALLOC, 8, 0,
                 eh.toByteArray(), eh.size());
         var defined = new HashMap<Definition, PatchBuilder.Ref>();
@@ -120,10 +124,21 @@ final class PatchAssembly {
         var tpoffRefs = new HashMap<Integer, PatchBuilder.Ref>();
         tpoffSymbols.forEach((name, at) -> tpoffRefs.put(at,
                 builder.defined(name + "@tpoff", STT_OBJECT, tpoffSection, at, 8)));
-        for (var pr : pending) {
+        for (var pr : far.kept()) {
             if (pr.binding() != null) {
                 emit(target, builder, handles.get(pr.from()), pr, handles, defined, tpoffRefs, tpoffSection);
             }
+        }
+        for (var pr : far.inThunks()) {
+            emit(target, builder, farSection, pr, handles, defined, tpoffRefs, tpoffSection);
+        }
+        for (var j : far.toThunks()) {
+            builder.relocate(handles.get(j.site()), j.offset(), R_X86_64_PC32, builder.sectionSymbol(farSection),
+                    j.thunkOffset() - 4);
+        }
+        for (var b : far.backs()) {
+            builder.relocate(farSection, b.offset(), R_X86_64_PC32, builder.sectionSymbol(handles.get(b.site())),
+                    b.target() - 4);
         }
         for (var pr : ehPending) {
             emit(target, builder, ehSection, pr, handles, defined, tpoffRefs, tpoffSection);
@@ -199,9 +214,8 @@ final class PatchAssembly {
                         builder.targetRelative(s.name(), type, s.st_value(), s.st_size()), t.offset());
             }
             case Binding.External e -> {
-                var imported = target.imported(e.symbol().name());
-                String version = imported.map(Symbol::version).orElse(null);
-                int type = imported.map(Symbol::type).filter(t -> t != STT_NOTYPE).orElse(e.symbol().type());
+                String version = target.imported(e.symbol().name()).map(Symbol::version).orElse(null);
+                int type = externalType(target, e.symbol());
                 builder.relocate(section, pr.offset(), pr.type(),
                         builder.external(e.symbol().name(), version, type == STT_GNU_IFUNC ? STT_FUNC : type,
                                 e.symbol().isWeak()), e.offset());
@@ -209,6 +223,11 @@ final class PatchAssembly {
             case Binding.TpoffWord w -> builder.relocate(section, pr.offset(), pr.type(), tpoffRefs.get(w.at()),
                     w.offset());
         }
+    }
+
+    /** The type of another module's symbol: as the target imports it, else as the object declares it. */
+    static int externalType(TargetBinary target, Symbol symbol) {
+        return target.imported(symbol.name()).map(Symbol::type).filter(t -> t != STT_NOTYPE).orElse(symbol.type());
     }
 
     /** A short id from the target's name and the patch content, when none was given. */

@@ -91,8 +91,10 @@ final class ApplyTransaction {
             // Bound before the region is mapped, so whatever the patch cannot do fails before the target is touched
             var image = Binder.bind(patch, plan, at, module.loadBias(), externals);
             if (options.dryRun()) {
+                String calls = externals.needsResolverCalls() ? " and call the IFUNC resolvers of "
+                        + String.join(", ", externals.resolversToCall()) : "";
                 return result(module, image, Patcher.Outcome.DRY_RUN, replacing, Window.Result.NONE, "dry run: would map "
-                        + plan.size() + " bytes at 0x" + Long.toHexString(at) + " and write "
+                        + plan.size() + " bytes at 0x" + Long.toHexString(at) + calls + " and write "
                         + image.entries().size() + " jump(s); nothing was written");
             }
             var text = textRange(at, plan.layout());
@@ -101,6 +103,15 @@ final class ApplyTransaction {
             // after the fsync'd records, right before the first hold: waiting for the disk leaves the cores idle
             // and the first hold slower (docs/apply.md)
             Preparation.beforeFirstHold(tracer);
+            if (externals.needsResolverCalls()) {
+                try {
+                    externals.callResolvers(tracer);
+                    image = Binder.bind(patch, plan, at, module.loadBias(), externals);
+                } catch (RuntimeException e) {
+                    journal.endIfUntouched(List.of()); // a resolver's thread is given back: nothing is changed
+                    throw e;
+                }
+            }
             long base;
             try {
                 base = tracer.mmap(at, plan.size(), Mman.PROT_READ | Mman.PROT_EXEC,

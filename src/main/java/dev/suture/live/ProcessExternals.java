@@ -3,25 +3,37 @@ package dev.suture.live;
 import dev.suture.elf.ElfConstants;
 import dev.suture.elf.Symbol;
 import dev.suture.patch.PatchSymbol;
+import dev.suture.proc.Maps;
 import dev.suture.proc.Module;
 import dev.suture.proc.Modules;
 import dev.suture.proc.RemoteMemory;
+import dev.suture.proc.Tracer;
 import dev.suture.x86.DoesNotFitException;
+import java.time.Duration;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 
 /**
  * {@link Externals} answered from a live process: the target module's own GOT for what it imports, the dynamic
- * linker's search order for the rest, IFUNCs through the slots the dynamic linker already resolved, and TLS module
- * ids and offsets from the GOT slots the dynamic linker filled.
+ * linker's search order for the rest, IFUNCs through the slots the dynamic linker already resolved (else by calling
+ * their resolvers in the target, {@link #callResolvers}), and TLS module ids and offsets from the GOT slots the
+ * dynamic linker filled.
  */
 final class ProcessExternals implements Externals {
     private final int pid;
     private final Modules modules;
     private final Module target;
     private final RemoteMemory memory;
+    /** How long an IFUNC resolver run in the target may take: they return at once, from cached CPU features. */
+    static final Duration RESOLVER_TIMEOUT = Duration.ofSeconds(1);
+
     private final Map<Module, ImportTable> imports = new HashMap<>();
+    /** IFUNC resolvers (by run-time address) a bind met that no module resolved, and what to call them. */
+    private final Map<Long, String> uncalled = new LinkedHashMap<>();
+    private final Map<Long, Long> calledResolvers = new HashMap<>();
 
     ProcessExternals(int pid, Modules modules, Module target, RemoteMemory memory) {
         this.pid = pid;
@@ -107,8 +119,44 @@ final class ProcessExternals implements Externals {
                 return value;
             }
         }
-        throw new DoesNotFitException(String.format("pid %d: %s is an IFUNC of %s that no module has resolved yet;"
-                + " suture does not call IFUNC resolvers in the target", pid, s.fileName(), m.name()));
+        // nobody resolved it: its resolver must run in the target (callResolvers); until then, a stand-in of the
+        // same kind (an address anywhere) lets the patch be laid out and bound
+        long resolver = r.address();
+        Long called = calledResolvers.get(resolver);
+        if (called != null) {
+            return called;
+        }
+        uncalled.putIfAbsent(resolver, s.fileName() + " (IFUNC of " + m.name() + ")");
+        return resolver;
+    }
+
+    /** Whether a bind met IFUNCs no module has resolved: {@link #callResolvers} must run, then bind again. */
+    boolean needsResolverCalls() {
+        return !uncalled.isEmpty();
+    }
+
+    /** What {@link #callResolvers} would call, for a dry run: "memchr (IFUNC of libc.so.6)". */
+    List<String> resolversToCall() {
+        return List.copyOf(uncalled.values());
+    }
+
+    /**
+     * Calls each resolver the last bind met once, in the target, on a borrowed thread (the x86-64 dynamic linker
+     * passes no argument: glibc's {@code elf_ifunc_invoke} in sysdeps/x86_64/dl-irel.h); a later bind uses what
+     * they returned. A resolver that crashes, does not return within {@link #RESOLVER_TIMEOUT}, or returns an
+     * address in no executable mapping of the process fails the apply with the target as it was.
+     */
+    void callResolvers(Tracer tracer) {
+        for (var e : Map.copyOf(uncalled).entrySet()) {
+            long impl = tracer.call("the resolver of " + e.getValue(), e.getKey(), RESOLVER_TIMEOUT);
+            boolean code = Maps.read(pid).stream().anyMatch(m -> m.executable() && m.contains(impl));
+            if (!code) {
+                throw new DoesNotFitException(String.format("pid %d: the resolver of %s returned 0x%x, which is in"
+                        + " no executable mapping of the process", pid, e.getValue(), impl));
+            }
+            calledResolvers.put(e.getKey(), impl);
+            uncalled.remove(e.getKey());
+        }
     }
 
     @Override

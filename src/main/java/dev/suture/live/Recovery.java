@@ -6,6 +6,7 @@ import dev.suture.proc.Maps;
 import dev.suture.proc.ProcessIds;
 import dev.suture.proc.Registers;
 import dev.suture.proc.RemoteMemory;
+import dev.suture.proc.StubSite;
 import dev.suture.proc.Tracer;
 import dev.suture.x86.Jumps;
 import java.io.IOException;
@@ -14,7 +15,9 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 
 /**
  * {@code suture recover}: ends a transaction that suture did not (it was killed, or the machine ran out of
@@ -135,6 +138,7 @@ final class Recovery {
         if (injections.isEmpty() && stubs.isEmpty()) {
             return List.of();
         }
+        var stillCalling = awaitCalls(tracer, injections);
         return tracer.onTracerThread(() -> {
             var back = new ArrayList<Integer>();
             tracer.stopAll("recover");
@@ -145,14 +149,15 @@ final class Recovery {
                     if (!threads.contains(in.tid())) {
                         continue; // the thread has exited
                     }
-                    long rip = tracer.registers(in.tid()).rip();
-                    if (Long.compareUnsigned(rip, in.stub()) >= 0
-                            && Long.compareUnsigned(rip, in.stub() + in.stubCode().length) <= 0) {
+                    if (inStub(tracer.registers(in.tid()).rip(), in)) {
                         tracer.setRegisters(in.tid(), Registers.of(in.registers()));
                         back.add(in.tid());
                     }
                 }
                 for (var stub : stubs) {
+                    if (stillCalling.contains(stub.address())) {
+                        continue; // its thread may yet return into it: it stays in its padding, which nothing runs
+                    }
                     if (Arrays.equals(tracer.read(stub.address(), stub.code().length), stub.code())) {
                         tracer.write(stub.address(), stub.original());
                     }
@@ -163,6 +168,74 @@ final class Recovery {
             return back;
         });
     }
+
+    /**
+     * A thread borrowed to run a function (an IFUNC resolver, {@link StubSite#runsAFunction}) and not journaled as
+     * given back may still be inside it: below the frame the call stub's {@code call} made (16-aligned, 128 bytes
+     * under the journaled rsp), whose return address into the stub is still there. Such a thread is let run, up to
+     * {@link #CALL_WAIT}, to come back to the stub's {@code jmp .}, where it gets its registers back like any.
+     * Returns the stubs of threads still inside when the wait ends: they stay where they are (padding no code
+     * runs), so that the function returns into the stub and spins, not into padding.
+     */
+    private static Set<Long> awaitCalls(Tracer tracer, List<JournalReader.Injection> injections) {
+        var calls = injections.stream().filter(in -> StubSite.runsAFunction(in.stubCode())).toList();
+        if (calls.isEmpty()) {
+            return Set.of();
+        }
+        long deadline = System.nanoTime() + CALL_WAIT.toNanos();
+        while (true) {
+            var inside = tracer.onTracerThread(() -> {
+                var still = new HashSet<Long>();
+                tracer.stopAll("recover");
+                try {
+                    var threads = tracer.threads();
+                    for (var in : calls) {
+                        if (threads.contains(in.tid()) && insideCall(tracer, in)) {
+                            still.add(in.stub());
+                        }
+                    }
+                } finally {
+                    tracer.resumeAll();
+                }
+                return still;
+            });
+            if (inside.isEmpty() || System.nanoTime() > deadline) {
+                return inside;
+            }
+            try {
+                Thread.sleep(10);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return inside;
+            }
+        }
+    }
+
+    /** Whether a held thread runs below the call stub's frame, its return address into the stub still in place. */
+    private static boolean insideCall(Tracer tracer, JournalReader.Injection in) {
+        var now = tracer.registers(in.tid());
+        if (inStub(now.rip(), in)) {
+            return false;
+        }
+        long frame = ((Registers.of(in.registers()).rsp() - 128) & -16L) - 8;
+        if (Long.compareUnsigned(now.rsp(), frame) > 0) {
+            return false; // above the frame: never started, or given back
+        }
+        byte[] word = tracer.read(frame, 8);
+        long ret = 0;
+        for (int i = 7; i >= 0; i--) {
+            ret = ret << 8 | (word[i] & 0xffL);
+        }
+        return ret == in.stub() + StubSite.CALL_RETURN_OFFSET;
+    }
+
+    private static boolean inStub(long rip, JournalReader.Injection in) {
+        return Long.compareUnsigned(rip, in.stub()) >= 0
+                && Long.compareUnsigned(rip, in.stub() + in.stubCode().length) <= 0;
+    }
+
+    /** How long recovery lets a thread that runs a function for suture come back to its stub. */
+    static final Duration CALL_WAIT = ProcessExternals.RESOLVER_TIMEOUT.plusMillis(500);
 
     /**
      * A thread that sits in a stub (in its {@code jmp .}) must be one the journal gave registers for: otherwise

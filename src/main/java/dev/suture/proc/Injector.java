@@ -9,6 +9,7 @@ import dev.suture.sys.WaitStatus;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 
@@ -28,6 +29,17 @@ final class Injector {
     static final int SYS_MUNMAP = 11;
     /** {@code syscall; jmp .}: should the tool die mid-call, the thread spins harmlessly instead of trapping. */
     static final byte[] STUB = {0x0f, 0x05, (byte) 0xeb, (byte) 0xfe};
+    static final int SYS_GETPID = 39;
+    /**
+     * {@code call *%r11; mov %rax,%rdi; mov $39,%eax; syscall; jmp .}: a function run for suture returns into a
+     * getpid(2) whose entry stop shows its result (in rdi), and then, should the tool be gone, spins harmlessly.
+     */
+    static final byte[] CALL_STUB = {0x41, (byte) 0xff, (byte) 0xd3, 0x48, (byte) 0x89, (byte) 0xc7, (byte) 0xb8,
+        SYS_GETPID, 0, 0, 0, 0x0f, 0x05, (byte) 0xeb, (byte) 0xfe};
+    /** Where the thread is at the entry stop of the stub's getpid: right after its {@code syscall}. */
+    private static final int CALL_STUB_SYSCALL_END = 13;
+    /** Signals by which a function that was called for suture crashed: it is abandoned, the signal dropped. */
+    private static final Set<Integer> FAULTS = Set.of(4, 5, 6, 7, 8, 11, 31);
     private static final long TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(5);
     /** Signals a borrowed thread may take before our system call: a bound, should they never stop coming. */
     private static final int MAX_SIGNALS = 10_000;
@@ -128,15 +140,137 @@ final class Injector {
         }
     }
 
+    /**
+     * Calls {@code function} (no arguments, as the dynamic linker calls an x86-64 IFUNC resolver) on a borrowed
+     * thread while the others run, and returns what it returned. The thread gets a frame below its red zone, runs
+     * the function from the {@link #CALL_STUB} and is given back with every register as it was. A function that
+     * crashes (its signal is dropped) or does not return within {@code timeoutNanos} is abandoned the same way,
+     * and this throws; so does a call made while the process is held.
+     */
+    long call(String name, long function, long timeoutNanos) {
+        if (threads.isHeld()) {
+            throw new SutureException(SutureException.Kind.INTERNAL, "process " + pid + ": " + name
+                    + " is called only while the process runs");
+        }
+        prepareSite(CALL_STUB);
+        try {
+            placeStub();
+            threads.holdOne(name);
+            return runCall(name, function, timeoutNanos);
+        } finally {
+            try {
+                threads.resumeAll();
+            } finally {
+                if (given != 0) {
+                    log.returned(given);
+                    given = 0;
+                }
+                removeStub();
+                stub = STUB;
+            }
+        }
+    }
+
+    private long runCall(String name, long function, long timeoutNanos) {
+        TracedThread t = borrowable();
+        long[] saved = new long[Registers.WORDS];
+        Ptrace.getRegisters(t.tid(), saved);
+        log.borrowing(t.tid(), site.address(), original(), stub.clone(), saved.clone());
+        boolean restored = false;
+        try {
+            long[] regs = saved.clone();
+            // rsp: below the red zone, 16-aligned at the call (recovery finds the frame there: Recovery.insideCall)
+            regs[19] = (saved[19] - 128) & -16L;
+            regs[16] = site.address(); // rip
+            regs[6] = function; // r11
+            regs[15] = -1; // orig_rax: no system call of the thread's is restarted into ours
+            regs[14] = regs[13] = regs[12] = regs[11] = regs[9] = regs[8] = regs[10] = 0; // rdi rsi rdx rcx r8 r9 rax
+            regs[18] &= ~0x400L; // the direction flag is clear at a call (psABI)
+            Ptrace.setRegisters(t.tid(), regs);
+            resume(t, Ptrace.PTRACE_SYSCALL);
+            long deadline = System.nanoTime() + timeoutNanos;
+            while (true) {
+                WaitStatus ws = awaitWithin(t, deadline - System.nanoTime());
+                if (ws == null) {
+                    stop(t);
+                    throw new SutureException(SutureException.Kind.DOES_NOT_FIT, String.format("process %d: %s"
+                            + " (0x%x) did not return within %d ms; it was abandoned and thread %d given back as it"
+                            + " was", pid, name, function, TimeUnit.NANOSECONDS.toMillis(timeoutNanos), t.tid()));
+                }
+                if (ws.syscallStop()) {
+                    long[] now = new long[Registers.WORDS];
+                    Ptrace.getRegisters(t.tid(), now);
+                    if (now[16] == site.address() + CALL_STUB_SYSCALL_END && now[15] == SYS_GETPID) {
+                        long result = now[14];
+                        resume(t, Ptrace.PTRACE_SYSCALL);
+                        awaitSyscallStop(t, SYS_GETPID, false);
+                        restore(t, saved);
+                        restored = true;
+                        return result;
+                    }
+                    resume(t, Ptrace.PTRACE_SYSCALL); // a system call of the function's own
+                    continue;
+                }
+                if (ws.event() == 0) {
+                    int sig = ws.stopSignal();
+                    if (FAULTS.contains(sig)) {
+                        throw new SutureException(SutureException.Kind.DOES_NOT_FIT, String.format("process %d: %s"
+                                + " (0x%x) crashed (signal %d); it was abandoned, the signal dropped and thread %d"
+                                + " given back as it was", pid, name, function, sig, t.tid()));
+                    }
+                    t.requeueLater(sig); // not the function's: sent again once the thread is the program's again
+                }
+                resume(t, Ptrace.PTRACE_SYSCALL);
+            }
+        } finally {
+            if (!restored) {
+                tryRestore(t, saved);
+            } else {
+                given = t.tid();
+            }
+        }
+    }
+
+    /**
+     * Brings a running borrowed thread to its interrupt stop: a system call of the function's it meets on the way
+     * is skipped (orig_rax -1 at its entry), a signal kept for later.
+     */
+    private void stop(TracedThread t) {
+        ptrace(Ptrace.PTRACE_INTERRUPT, t, 0);
+        while (true) {
+            WaitStatus ws = await(t);
+            if (ws.event() == Ptrace.PTRACE_EVENT_STOP) {
+                t.stoppedByEvent(ws.stopSignal());
+                return;
+            }
+            if (ws.syscallStop()) {
+                long[] regs = new long[Registers.WORDS];
+                Ptrace.getRegisters(t.tid(), regs);
+                regs[15] = -1;
+                Ptrace.setRegisters(t.tid(), regs);
+            } else if (ws.event() == 0 && !FAULTS.contains(ws.stopSignal())) {
+                t.requeueLater(ws.stopSignal());
+            }
+            resume(t, Ptrace.PTRACE_CONT);
+        }
+    }
+
     /** The thread that the last injection gave back, its "returned" record still to be journaled (0: none). */
     private int given;
 
     /** Whether the stub is in the site's bytes now. */
     private boolean stubPlaced;
+    /** The stub the site is used for now: {@link #STUB} or {@link #CALL_STUB}. */
+    private byte[] stub = STUB;
 
     private void prepareSite() {
-        if (site == null || !site.stillThere(pid)) {
-            site = StubSite.find(pid, Modules.of(pid), STUB.length);
+        prepareSite(STUB);
+    }
+
+    private void prepareSite(byte[] code) {
+        stub = code;
+        if (site == null || site.length() < code.length || !site.stillThere(pid)) {
+            site = StubSite.find(pid, Modules.of(pid), code.length);
             // the same bytes written back while the process runs: the kernel's copy-on-write of the page
             // happens now, not while a thread is held for the stub
             memory.write(site.address(), site.original());
@@ -145,8 +279,8 @@ final class Injector {
 
     /** Journals the stub, then writes it into the site (bytes no code of the process runs). */
     private void placeStub() {
-        log.stub(site.address(), original(), STUB.clone());
-        memory.write(site.address(), STUB);
+        log.stub(site.address(), original(), stub.clone());
+        memory.write(site.address(), stub);
         stubPlaced = true;
     }
 
@@ -160,7 +294,7 @@ final class Injector {
     }
 
     private byte[] original() {
-        return Arrays.copyOf(site.original(), STUB.length);
+        return Arrays.copyOf(site.original(), stub.length);
     }
 
     private long inject(int nr, long a0, long a1, long a2, long a3, long a4, long a5) {
@@ -169,6 +303,8 @@ final class Injector {
         if (placedHere) {
             prepareSite();
             placeStub();
+        } else if (stub != STUB) {
+            throw new SutureException(SutureException.Kind.INTERNAL, "a system call inside a function call's hold");
         }
         // given back at its syscall-exit stop only when this hold ends with the call and it came from a plain
         // interrupt stop; a group-stopped thread, or one the caller's hold may borrow again, is parked
@@ -351,8 +487,18 @@ final class Injector {
     }
 
     private WaitStatus await(TracedThread t) {
+        WaitStatus ws = awaitWithin(t, TIMEOUT_NANOS);
+        if (ws == null) {
+            throw new SysException("waitpid", Errno.EAGAIN, "process " + pid + " thread " + t.tid()
+                    + ": the injected system call did not complete within 5 s");
+        }
+        return ws;
+    }
+
+    /** The thread's next stop, or null when none came within {@code nanos}. */
+    private WaitStatus awaitWithin(TracedThread t, long nanos) {
         long start = System.nanoTime();
-        long deadline = start + TIMEOUT_NANOS;
+        long deadline = start + nanos;
         long nextLook = start + LOOK_NANOS;
         while (true) {
             WaitStatus ws;
@@ -372,8 +518,7 @@ final class Injector {
             }
             long now = System.nanoTime();
             if (now > deadline) {
-                throw new SysException("waitpid", Errno.EAGAIN, "process " + pid + " thread " + t.tid()
-                        + ": the injected system call did not complete within 5 s");
+                return null;
             }
             if (now > nextLook) {
                 // A killed thread may be slow to report its exit while its siblings, not held, die around it:

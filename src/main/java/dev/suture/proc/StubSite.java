@@ -25,6 +25,14 @@ import java.util.Optional;
  */
 public record StubSite(long address, int length, byte[] original, String where) {
 
+    /** Where, in the call stub, the function called returns to: right after its {@code call *%r11}. */
+    public static final int CALL_RETURN_OFFSET = 3;
+
+    /** Whether {@code code} is the stub a function called for suture returns into (not a system call's). */
+    public static boolean runsAFunction(byte[] code) {
+        return Arrays.equals(code, Injector.CALL_STUB);
+    }
+
     /**
      * Why a journal's claim that suture wrote its stub {@code code} at {@code address} over {@code original} cannot
      * be true of this process; empty when it can. The code must be the stub suture writes, and the place one that
@@ -32,7 +40,7 @@ public record StubSite(long address, int length, byte[] original, String where) 
      * the slack after an executable segment. Recovery asks this before it writes {@code original} back.
      */
     public static Optional<String> problem(Modules modules, long address, byte[] original, byte[] code) {
-        if (!Arrays.equals(code, Injector.STUB)) {
+        if (!Arrays.equals(code, Injector.STUB) && !Arrays.equals(code, Injector.CALL_STUB)) {
             return Optional.of("the stub's code is not suture's (" + HexFormat.of().formatHex(code) + ")");
         }
         var found = modules.containing(address);

@@ -270,6 +270,15 @@ public final class Tracer implements AutoCloseable {
         execute(() -> injector.syscall("munmap", Injector.SYS_MUNMAP, address, length, 0, 0, 0, 0));
     }
 
+    /**
+     * Calls {@code function} with no arguments on a borrowed thread while the rest of the process runs, as the
+     * dynamic linker calls an IFUNC resolver, and returns its result; a function that crashes or does not return
+     * within {@code timeout} is abandoned and the thread given back as it was (an exception says which).
+     */
+    public long call(String name, long function, java.time.Duration timeout) {
+        return execute(() -> injector.call(name, function, timeout.toNanos()));
+    }
+
     public void mprotect(long address, long length, int prot) {
         execute(() -> injector.syscall("mprotect", Injector.SYS_MPROTECT, address, length, prot, 0, 0, 0));
     }

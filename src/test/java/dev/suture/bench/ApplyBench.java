@@ -42,11 +42,14 @@ import java.util.function.ToDoubleFunction;
  * the longest hold of any thread; <b>apply says</b>, what the command reports in --json (the longest hold of a
  * running thread when it reports one, else its window); <b>cpu</b>, user+system seconds of the whole
  * {@code ./suture apply} (launcher and JVM, /usr/bin/time); <b>gap</b>, the target's longest gap between two
- * clock reads over the command. Prints medians and worsts.
+ * clock reads over the command; <b>wall</b>, the command's elapsed seconds (/usr/bin/time). Prints medians and worsts.
  *
  * <p>Run: {@code bench/apply.sh [repetitions [threads,...]]} (default 5 and 1,8,32,128); with
  * {@code SUTURE_BENCH_ROOTS=dirA,dirB} it compares builds (checkouts with a built jar), interleaved so both meet
- * the same machine load.
+ * the same machine load. {@code SUTURE_BENCH_PATCH} picks the fix: {@code simple} (the default, {@code x + 2}),
+ * {@code far} (the fix also reads libc's {@code environ}, which the program never referenced: a far-access thunk,
+ * docs/patch-format.md 5.1) or {@code ifunc} (the fix calls an IFUNC of a library of the target that nothing
+ * resolved yet: its resolver runs in the target on every apply, docs/apply.md).
  */
 public final class ApplyBench {
     private static final String TARGET = """
@@ -106,6 +109,13 @@ public final class ApplyBench {
             }
             """;
 
+    /** A library with an IFUNC the target never calls (linked with --no-as-needed: loaded all the same). */
+    private static final String IFUNC_LIBRARY = """
+            static int plus_one(int x) { return x + 1; }
+            static void *resolve(void) { __builtin_cpu_init(); return plus_one; }
+            int bench_ifunc(int x) __attribute__((ifunc("resolve")));
+            """;
+
     private static final int[] THREADS = {1, 8, 32, 128};
     private static final Duration WAIT = Duration.ofSeconds(60);
     private static final Path TRACING = Path.of("/sys/kernel/tracing");
@@ -116,7 +126,8 @@ public final class ApplyBench {
     record Build(Path root, Map<Integer, List<Apply>> rows) {}
 
     /** One apply, in ms (cpu in s). */
-    record Apply(double allStopped, double spinningHeld, double anyHeld, double says, double cpu, double gap) {}
+    record Apply(double allStopped, double spinningHeld, double anyHeld, double says, double cpu, double gap,
+                 double wall) {}
 
     public static void main(String[] args) throws Exception {
         int reps = args.length > 0 ? Integer.parseInt(args[0]) : 5;
@@ -127,10 +138,20 @@ public final class ApplyBench {
             builds.add(new Build(Path.of(r).toAbsolutePath(), new LinkedHashMap<>()));
         }
         Path dir = Files.createTempDirectory("apply-bench");
+        String kind = System.getProperty("suture.bench.patch", "simple");
+        String fix = switch (kind) {
+            case "simple" -> "return x + 2;";
+            case "far" -> "extern char **environ; return x + 1 + (environ != 0);";
+            case "ifunc" -> "extern int bench_ifunc(int); return bench_ifunc(x) + 1;";
+            default -> throw new IllegalArgumentException("SUTURE_BENCH_PATCH: simple, far or ifunc, not " + kind);
+        };
         Path orig = compile(dir, "orig", TARGET);
-        Path patched = compile(dir, "patched", TARGET.replace("return x + 1;", "return x + 2;"));
+        Path patched = compile(dir, "patched", TARGET.replace("return x + 1;", fix));
         Path exe = dir.resolve("target");
-        Gcc.run(dir, "gcc", "-pthread", "-no-pie", "-o", exe.toString(), orig.toString());
+        Files.writeString(dir.resolve("ifunc.c"), IFUNC_LIBRARY);
+        Gcc.run(dir, "gcc", "-O2", "-fPIC", "-shared", "-o", "libbenchifunc.so", "ifunc.c");
+        Gcc.run(dir, "gcc", "-pthread", "-no-pie", "-o", exe.toString(), orig.toString(), "-L" + dir,
+                "-Wl,--no-as-needed", "-lbenchifunc", "-Wl,-rpath," + dir);
         Path patch = dir.resolve("tick.suture");
         Differ.diff(DiffRequest.ofFiles(exe, List.of(orig), List.of(patched), "bench-tick", false), patch);
         for (var b : builds) {
@@ -154,11 +175,12 @@ public final class ApplyBench {
                 + " ms, cpu in s%n", reps, Files.readString(Path.of("/proc/loadavg")).strip());
         for (var b : builds) {
             System.out.println(b.root());
-            System.out.printf("%-8s %-15s %-15s %-15s %-15s %-15s %-15s%n", "threads", "all stopped",
-                    "spinning held", "any held", "apply says", "cpu (s)", "target's gap");
-            b.rows().forEach((n, r) -> System.out.printf("%-8s %-15s %-15s %-15s %-15s %-15s %-15s%n",
+            System.out.printf("%-8s %-15s %-15s %-15s %-15s %-15s %-15s %-15s%n", "threads", "all stopped",
+                    "spinning held", "any held", "apply says", "cpu (s)", "target's gap", "wall (s)");
+            b.rows().forEach((n, r) -> System.out.printf("%-8s %-15s %-15s %-15s %-15s %-15s %-15s %-15s%n",
                     n == 1 ? "1 (+1)" : Integer.toString(n), cell(r, Apply::allStopped), cell(r, Apply::spinningHeld),
-                    cell(r, Apply::anyHeld), cell(r, Apply::says), cell(r, Apply::cpu), cell(r, Apply::gap)));
+                    cell(r, Apply::anyHeld), cell(r, Apply::says), cell(r, Apply::cpu), cell(r, Apply::gap),
+                    cell(r, Apply::wall)));
         }
     }
 
@@ -170,7 +192,7 @@ public final class ApplyBench {
         Path times = Files.createTempFile("apply-bench", ".time");
         Commands.Result r;
         try {
-            r = run(b, "/usr/bin/time", "-o", times.toString(), "-f", "%U %S", b.root().resolve("suture").toString(),
+            r = run(b, "/usr/bin/time", "-o", times.toString(), "-f", "%U %S %e", b.root().resolve("suture").toString(),
                     "apply", "-p", Long.toString(t.pid()), "--json", patch.toString());
             double gap = gap(t);
             var holds = trace.holds(tids);
@@ -183,7 +205,8 @@ public final class ApplyBench {
             double says = (json.has("longestRunningHoldMicros") ? json.get("longestRunningHoldMicros")
                     : json.get("pauseMicros")).asDouble() / 1000;
             var apply = new Apply(holds.allStopped(tids.size()) / 1e6, holds.longest((int) t.pid()) / 1e6,
-                    holds.longest() / 1e6, says, Double.parseDouble(cpu[0]) + Double.parseDouble(cpu[1]), gap);
+                    holds.longest() / 1e6, says, Double.parseDouble(cpu[0]) + Double.parseDouble(cpu[1]), gap,
+                    Double.parseDouble(cpu[2]));
             b.rows().computeIfAbsent(n, k -> new ArrayList<>()).add(apply);
             System.err.printf(Locale.ROOT, "%s threads %d rep %d: %s%n", b.root().getFileName(), n, rep, apply);
         } finally {

@@ -5,6 +5,8 @@ import dev.suture.generate.DiffRequest;
 import dev.suture.generate.Differ;
 import dev.suture.patch.PatchFile;
 import dev.suture.proc.RemoteMemory;
+import dev.suture.cli.Cli;
+import dev.suture.testing.Commands;
 import dev.suture.testing.Gcc;
 import dev.suture.testing.Target;
 import java.io.IOException;
@@ -13,6 +15,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Builds what a live-patching test needs: objects of an original and a patched build of C sources (in
@@ -59,6 +62,57 @@ final class Fixture {
         Path patchFile = dir.resolve(id + ".suture");
         diff(exe, List.of(a), List.of(b), id, patchFile);
         return new Built(exe, PatchFile.read(patchFile), patchFile);
+    }
+
+    /**
+     * A make project in two trees: {@code NAME-src}, which {@code suture build} copies and builds twice, and
+     * {@code NAME-deployed}, built here by make (the running binaries); {@code diff} is the fix, a unified diff of
+     * {@code changed} against {@code files} (names relative to the tree, for {@code --strip 0}).
+     */
+    record Project(Path src, Path deployed, Path diff) {
+        /** {@code suture build} of {@code module} (a file of the deployed tree) through the CLI, into {@code out}. */
+        Cli.Result build(String module, Path out) {
+            return Cli.run("build", "--src", src.toString(), "--diff", diff.toString(), "--strip", "0",
+                    "--target", module + "=" + deployed.resolve(module), "-o", out.toString());
+        }
+
+        /** The one patch a successful {@link #build} wrote. */
+        Path built(String module, Path out) throws IOException {
+            var r = build(module, out);
+            if (r.code() != 0) {
+                throw new AssertionError("suture build failed (" + r.code() + "): " + r.out() + r.err());
+            }
+            try (var files = Files.list(out)) {
+                return files.findFirst().orElseThrow();
+            }
+        }
+    }
+
+    static Project project(Path dir, String name, Map<String, String> files, Map<String, String> changed)
+            throws IOException {
+        Path src = tree(dir.resolve(name + "-src"), files);
+        Path deployed = tree(dir.resolve(name + "-deployed"), files);
+        Gcc.run(deployed, "make", "-s");
+        Path fixed = tree(dir.resolve(name + "-fixed"), files);
+        var diff = new StringBuilder();
+        for (var e : changed.entrySet()) {
+            Files.writeString(fixed.resolve(e.getKey()), e.getValue());
+            var r = Commands.run(src, Duration.ofSeconds(30), "diff", "-u", "--label", e.getKey(), "--label",
+                    e.getKey(), src.resolve(e.getKey()).toString(), fixed.resolve(e.getKey()).toString());
+            if (r.status() != 1) {
+                throw new AssertionError("diff -u: " + r.output());
+            }
+            diff.append(r.output());
+        }
+        return new Project(src, deployed, Files.writeString(dir.resolve(name + ".diff"), diff));
+    }
+
+    private static Path tree(Path root, Map<String, String> files) throws IOException {
+        Files.createDirectories(root);
+        for (var e : files.entrySet()) {
+            Files.writeString(root.resolve(e.getKey()), e.getValue());
+        }
+        return root;
     }
 
     static PatchFile diff(Path target, List<Path> orig, List<Path> patched, String id, Path out) {
