@@ -20,7 +20,7 @@ import picocli.CommandLine.Command;
                         + "4 unsafe (a replaced function stayed busy, or no stop kept within --max-pause, past the "
                         + "timeout), 5 not permitted (or another "
                         + "suture holds the process, or it awaits suture recover), "
-                        + "6 the process vanished."})
+                        + "6 the process vanished, 8 (status) some process runs unpatched code."})
 public final class Main implements Runnable {
 
     @CommandLine.Spec
@@ -40,11 +40,14 @@ public final class Main implements Runnable {
             new DemoCommand(),
             new KeygenCommand(),
             new SignCommand(),
+            new AgentCommand(),
+            new StatusCommand(),
         };
     }
 
     public static void main(String[] args) {
-        System.exit(run(args));
+        var served = ViaAgent.tryForward(args, System.out, System.err);
+        System.exit(served.isPresent() ? served.get() : run(args));
     }
 
     /** Runs the command line and returns the exit code; tests call this in-process. */

@@ -44,13 +44,18 @@ final class Preparation {
      * thread, the Java side of a window's calls loaded). The injections come last, as an apply's first hold is one.
      */
     static void beforeFirstHold(Tracer target) {
+        rehearseOnce();
+        target.warmUp();
+    }
+
+    /** The rehearsal on a decoy, once per JVM: a long-running suture (the agent) pays it when it starts. */
+    static void rehearseOnce() {
         synchronized (Preparation.class) {
             if (!rehearsed) {
                 rehearsed = true;
                 FaultInjection.uncounted(Preparation::rehearse); // and the decoy's tracer thread, which inherits it
             }
         }
-        target.warmUp();
     }
 
     /**
