@@ -68,7 +68,13 @@ public final class CommandSocket {
                 return;
             }
             byte[] request = readAll(ch);
-            ch.write(ByteBuffer.wrap(handler.apply(request)));
+            long start = System.nanoTime();
+            var reply = ByteBuffer.wrap(handler.apply(request));
+            while (reply.hasRemaining()) {
+                ch.write(reply);
+            }
+            log.accept(String.format("served a request from %s on the socket in %.1f ms", user,
+                    (System.nanoTime() - start) / 1e6));
         } catch (IOException | RuntimeException e) {
             log.accept("a request on the socket failed: " + e);
         }

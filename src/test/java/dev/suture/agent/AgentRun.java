@@ -18,7 +18,6 @@ final class AgentRun implements AutoCloseable {
     final Path runDir;
     final Path dir;
     private SutureProcess agent;
-    private Path log;
 
     AgentRun(Path dir) throws IOException {
         this.dir = dir;
@@ -46,11 +45,9 @@ final class AgentRun implements AutoCloseable {
         try (var files = Files.list(dir)) {
             for (Path p : files.filter(f -> f.getFileName().toString().startsWith("suture")
                     && f.getFileName().toString().endsWith(".out")).toList()) {
-                if (log == null || p.equals(log)) {
-                    if (Files.readString(p).contains("suture-agent: starting (pid " + agent.pid() + ",")) {
-                        log = p;
-                        return Files.readString(p);
-                    }
+                String text = Files.readString(p);
+                if (agent != null && text.contains("suture-agent: starting (pid " + agent.pid() + ",")) {
+                    return text;
                 }
             }
         }

@@ -150,4 +150,33 @@ class AgentTest {
             assertEquals(true, docAfter.get("agent").get("running").asBoolean());
         }
     }
+
+    @Test
+    void applyRevertAndInfoAreServedByTheRunningAgent() throws Exception {
+        var built = Fixture.program(dir, "served", ORIGINAL, PATCHED, "served-v2", false);
+        try (var t = Target.start(built.exe()); var agent = new AgentRun(dir)) {
+            Fixture.await(t, 0, "tick 1", 1);
+            agent.start();
+            String pid = Long.toString(t.pid());
+            // a relative path (to the working directory, which the request carries)
+            var apply = dev.suture.testing.SutureProcess.run(dir, Duration.ofSeconds(60), agent.env(), "apply", "-p",
+                    pid, Path.of("").toAbsolutePath().relativize(built.patchFile()).toString());
+            assertEquals(0, apply.status(), apply.toString());
+            assertTrue(apply.out().contains("applied served-v2"), apply.toString());
+            Fixture.await(t, t.lines().size(), "tick 2", 1);
+            agent.awaitLog("served a request from root on the socket");
+            var info = dev.suture.testing.SutureProcess.run(dir, Duration.ofSeconds(60), agent.env(), "info", "-p",
+                    pid, "--json");
+            assertEquals("served-v2", json(info.out()).get("patches").get(0).get("patch").asText(), info.toString());
+            var revert = dev.suture.testing.SutureProcess.run(dir, Duration.ofSeconds(60), agent.env(), "revert",
+                    "-p", pid, "served-v2");
+            assertEquals(0, revert.status(), revert.toString());
+            Fixture.await(t, t.lines().size(), "tick 1", 1);
+            // errors come back with their exit code
+            var bad = dev.suture.testing.SutureProcess.run(dir, Duration.ofSeconds(60), agent.env(), "revert", "-p",
+                    pid, "no-such-patch");
+            assertTrue(bad.status() != 0 && !bad.err().isEmpty(), bad.toString());
+            assertTrue(agent.log().split("served a request", -1).length >= 5, agent.log());
+        }
+    }
 }
