@@ -125,6 +125,10 @@ public final class Agent {
             log("pid " + pid + " (" + Processes.name(pid) + "): released from the entry point where a killed agent"
                     + " held it; it is patched in the normal way now");
         }
+        for (int tid : LibraryHold.releaseLeftovers()) {
+            log("thread " + tid + ": released from the library load where a killed agent held it; its process is"
+                    + " patched in the normal way now");
+        }
         known = new LinkedHashSet<>(AgentFiles.read(KNOWN));
         desired = readStore();
         if (desired == null) {
@@ -372,7 +376,7 @@ public final class Agent {
                 return;
             }
             String exe = exeOf(pid);
-            long mask = path.equals(exe) ? Notify.FAN_OPEN_EXEC_PERM : Notify.FAN_OPEN;
+            long mask = path.equals(exe) ? Notify.FAN_OPEN_EXEC_PERM : Notify.FAN_OPEN_PERM;
             try {
                 Notify.mark(fanotify, Notify.FAN_MARK_ADD, mask, path);
                 marked.add(path);
@@ -402,14 +406,22 @@ public final class Agent {
             for (var ev : events) {
                 long now = System.nanoTime();
                 try {
-                    if (ev.pid() != self && (ev.mask() & Notify.FAN_OPEN_EXEC_PERM) != 0) {
-                        held.add(ev.pid());
-                        ExecHold.catchExec(ev.pid(), now, execHandler);
-                    } else if (ev.pid() != self && (ev.mask() & Notify.FAN_OPEN) != 0 && !held.contains(ev.pid())) {
-                        late.execute(() -> afterOpen(ev.pid(), now));
+                    int pid = LibraryHold.tgid(ev.tid());
+                    if (pid == self || held.contains(pid)) {
+                        continue; // our own reads; a process the agent holds already (its loader opens libraries)
                     }
-                } catch (RuntimeException e) {
-                    log("pid " + ev.pid() + ": " + e.getMessage());
+                    if ((ev.mask() & Notify.FAN_OPEN_EXEC_PERM) != 0) {
+                        held.add(pid);
+                        ExecHold.catchExec(ev.tid(), now, handler(pid, "new process patched before main"));
+                    } else if ((ev.mask() & Notify.FAN_OPEN_PERM) != 0) {
+                        held.add(pid);
+                        String path = java.nio.file.Files.readSymbolicLink(Path.of("/proc/self/fd/" + ev.fd()))
+                                .toString();
+                        LibraryHold.catchOpen(ev.tid(), path, now, handler(pid,
+                                "patched before the library it opened ran"));
+                    }
+                } catch (IOException | RuntimeException e) {
+                    log("thread " + ev.tid() + ": " + e.getMessage());
                 } finally {
                     try {
                         if (ev.permission()) {
@@ -425,33 +437,37 @@ public final class Agent {
         }
     }
 
-    private final ExecHold.Handler execHandler = new ExecHold.Handler() {
-        @Override
-        public String patch(int pid) {
-            var d = desired;
-            reconcile(pid, new Processes(), d, Set.of(), false);
-            try {
-                return String.join(", ", Patcher.applied(pid).stream().map(Patcher.AppliedPatch::patchId).toList());
-            } catch (SutureException e) {
-                return "";
+    /** What a hold of process {@code pid} does: patch it, and say how it went ({@code what}: the guarantee met). */
+    private ExecHold.Handler handler(int pid, String what) {
+        return new ExecHold.Handler() {
+            @Override
+            public String patch(int ignored) {
+                var d = desired;
+                reconcile(pid, new Processes(), d, Set.of(), false);
+                try {
+                    return String.join(", ", Patcher.applied(pid).stream().map(Patcher.AppliedPatch::patchId)
+                            .toList());
+                } catch (SutureException e) {
+                    return "";
+                }
             }
-        }
 
-        @Override
-        public void lost(int pid, long eventNanos, String why) {
-            held.remove(pid);
-            log("pid " + pid + ": not held before main: " + why + "; patching it now");
-            late.execute(() -> afterOpen(pid, eventNanos));
-        }
+            @Override
+            public void lost(int ignored, long eventNanos, String why) {
+                held.remove(pid);
+                log("pid " + pid + ": not held: " + why + "; patching it now");
+                late.execute(() -> afterOpen(pid, eventNanos));
+            }
 
-        @Override
-        public void held(int pid, long eventNanos, long heldNanos, long releasedNanos, String patched) {
-            held.remove(pid);
-            log(String.format("pid %d (%s): new process patched before main (%s): held %.3f ms after exec, ran on"
-                    + " %.3f ms after exec", pid, Processes.name(pid), patched.isEmpty() ? "nothing applied" : patched,
-                    (heldNanos - eventNanos) / 1e6, (releasedNanos - eventNanos) / 1e6));
-        }
-    };
+            @Override
+            public void held(int ignored, long eventNanos, long heldNanos, long releasedNanos, String patched) {
+                held.remove(pid);
+                log(String.format("pid %d (%s): %s (%s): held %.3f ms after the event, ran on %.3f ms after it",
+                        pid, Processes.name(pid), what, patched.isEmpty() ? "nothing applied" : patched,
+                        (heldNanos - eventNanos) / 1e6, (releasedNanos - eventNanos) / 1e6));
+            }
+        };
+    }
 
     /**
      * A process opened a patched file without being held (a library, or an exec the hold lost): waits until it

@@ -37,6 +37,8 @@ public final class Notify {
 
     public static final int FAN_CLASS_CONTENT = 0x4;
     public static final int FAN_CLOEXEC = 0x1;
+    /** Events name the thread that caused them, not its process. */
+    public static final int FAN_REPORT_TID = 0x100;
     public static final int FAN_MARK_ADD = 0x1;
     public static final int FAN_MARK_REMOVE = 0x2;
     public static final int FAN_MARK_DONT_FOLLOW = 0x4;
@@ -128,11 +130,14 @@ public final class Notify {
         return out;
     }
 
-    /** fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY | O_LARGEFILE): permission events. */
+    /**
+     * fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_REPORT_TID, O_RDONLY | O_LARGEFILE): permission events,
+     * each naming the thread that waits for the answer.
+     */
     public static int fanotify() {
         var s = Syscalls.SCRATCH.get();
         try {
-            int fd = (int) FanotifyInit.H.invokeExact(s.errno, FAN_CLASS_CONTENT | FAN_CLOEXEC,
+            int fd = (int) FanotifyInit.H.invokeExact(s.errno, FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_REPORT_TID,
                     O_RDONLY_LARGEFILE | 0x80000);
             if (fd < 0) {
                 int errno = s.errno();
@@ -162,8 +167,11 @@ public final class Notify {
         }
     }
 
-    /** One fanotify event: what happened ({@code mask}), the file's descriptor in this process, and who did it. */
-    public record FanotifyEvent(long mask, int fd, int pid) {
+    /**
+     * One fanotify event: what happened ({@code mask}), the file's descriptor in this process, and the thread that did
+     * it ({@code tid}).
+     */
+    public record FanotifyEvent(long mask, int fd, int tid) {
         public boolean permission() {
             return (mask & (FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM)) != 0;
         }

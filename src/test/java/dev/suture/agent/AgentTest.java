@@ -179,4 +179,62 @@ class AgentTest {
             assertTrue(agent.log().split("served a request", -1).length >= 5, agent.log());
         }
     }
+
+    static final String LIBRARY = """
+            int lib_version(void) { return 1; }
+            """;
+
+    static final String DLOPENER = """
+            #include <dlfcn.h>
+            #include <stdio.h>
+            #include <time.h>
+            #include <unistd.h>
+
+            int main(int argc, char **argv) {
+                alarm(120);
+                setvbuf(stdout, 0, _IOLBF, 0);
+                printf("ready\\n");
+                struct timespec t = {0, 300000000L};
+                nanosleep(&t, 0);
+                void *h = dlopen(argv[1], RTLD_NOW);
+                if (!h) { printf("dlopen: %s\\n", dlerror()); return 1; }
+                int (*v)(void) = (int (*)(void)) dlsym(h, "lib_version");
+                printf("first %d\\n", v());
+                for (;;) {
+                    printf("tick %d\\n", v());
+                    nanosleep(&t, 0);
+                }
+            }
+            """;
+
+    @Test
+    void aLibraryLoadedLaterIsPatchedBeforeDlopenReturns() throws Exception {
+        Path a = Fixture.object(dir, "orig", "libv", LIBRARY, "-fPIC");
+        Path b = Fixture.object(dir, "patched", "libv", LIBRARY.replace("return 1;", "return 2;"), "-fPIC");
+        Path lib = Fixture.link(dir, "libv.so", List.of(a), "-shared");
+        Path patchFile = dir.resolve("libv-v2.suture");
+        var patch = Fixture.diff(lib, List.of(a), List.of(b), "libv-v2", patchFile);
+        Path mainObj = Fixture.object(dir, "main", "dlopener", DLOPENER);
+        Path exe = Fixture.link(dir, "dlopener", List.of(mainObj), "-ldl");
+        var targets = new ArrayList<Target>();
+        try (var agent = new AgentRun(dir)) {
+            // a process that maps the library already: the agent learns the file from it
+            var early = Target.start(exe, lib.toString());
+            targets.add(early);
+            Fixture.await(early, 0, "tick 1", 1);
+            agent.start();
+            agent.add(patchFile, patch.targetBuildId());
+            Fixture.await(early, early.lines().size(), "tick 2", 1);
+            // a process that dlopens it after the patch was stored: the first call runs the new code
+            var late = Target.start(exe, lib.toString());
+            targets.add(late);
+            String first = late.awaitLine(l -> l.startsWith("first") || l.startsWith("dlopen"), Fixture.WAIT);
+            assertEquals("first 2", first, "agent log:\n" + agent.log());
+            agent.awaitLog("pid " + late.pid() + " (dlopener): patched before the library it opened ran");
+            assertNotTraced(late.pid());
+            assertTrue(late.alive());
+        } finally {
+            targets.forEach(Target::close);
+        }
+    }
 }

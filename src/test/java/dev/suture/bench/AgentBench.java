@@ -54,7 +54,7 @@ public final class AgentBench {
             }
             """;
     private static final Pattern HELD = Pattern.compile(
-            "pid (\\d+) \\(.*\\): new process patched before main .*ran on ([0-9.]+) ms after exec");
+            "pid (\\d+) \\(.*\\): new process patched before main .*ran on ([0-9.]+) ms after it");
     private static final Pattern LATE = Pattern.compile(
             "pid (\\d+) \\(.*\\): patched in the normal window ([0-9.]+) ms after");
 
