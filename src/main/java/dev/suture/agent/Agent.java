@@ -29,8 +29,8 @@ import java.util.concurrent.TimeUnit;
  * {@code suture agent}: keeps the patch store applied (docs/agent.md). On start it recovers what a killed suture
  * left, gives back processes a killed agent held, and brings every running process to the store's state; then it
  * acts on every change of the store (inotify), holds each new process of a patched executable until it is patched
- * (fanotify permission events and {@link ExecHold}), patches a process that opens a patched library as soon as the
- * library is mapped, and looks at every process again every {@code rescan}. One transaction per process at a time;
+ * (fanotify permission events and {@link ExecHold}), holds a thread that loads a patched library until it is patched
+ * ({@link LibraryHold}), and looks at every process again every {@code rescan}. One transaction per process at a time;
  * nothing stays traced between transactions.
  */
 public final class Agent {
