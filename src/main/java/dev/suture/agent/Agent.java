@@ -8,7 +8,6 @@ import dev.suture.sys.Notify;
 import dev.suture.sys.Syscalls;
 import dev.suture.sys.TrustedFiles;
 import java.io.IOException;
-import java.io.PrintStream;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.file.Path;
@@ -41,11 +40,12 @@ public final class Agent {
     /**
      * {@code keys}: every patch must be signed by one of them (null: signatures are only checked to verify);
      * {@code timeout}, {@code maxPause}: as for apply; {@code rescan}: how often every process is looked at again;
-     * {@code log}: where the agent says what it does (standard output: the journal under systemd);
+     * {@code log}: where the agent says what it does, a line at a time (standard output: the journal under systemd);
      * {@code requests}: what answers a request on the agent's socket (null: no socket).
      */
     public record Config(Path store, TrustedKeys keys, Duration timeout, Duration maxPause, Duration rescan,
-                         PrintStream log, java.util.function.UnaryOperator<byte[]> requests) {}
+                         java.util.function.Consumer<String> log,
+                         java.util.function.UnaryOperator<byte[]> requests) {}
 
     private final Config config;
     private final Failures failures = new Failures();
@@ -96,8 +96,7 @@ public final class Agent {
     }
 
     void log(String message) {
-        config.log().println("suture-agent: " + message);
-        config.log().flush();
+        config.log().accept(message);
     }
 
     private void begin() {

@@ -47,15 +47,7 @@ final class ExecHold {
      * once it is seized (or could not be), so the caller may answer the event.
      */
     static void catchExec(int pid, long eventNanos, Handler handler) {
-        var seized = new CompletableFuture<Boolean>();
-        Thread t = Thread.ofPlatform().daemon().name("suture-exec-" + pid).unstarted(
-                () -> hold(pid, eventNanos, handler, seized));
-        t.start();
-        try {
-            seized.get(500, TimeUnit.MILLISECONDS);
-        } catch (Exception e) {
-            // the hold goes on; the exec is let through either way
-        }
+        Holding.start("suture-exec-" + pid, seized -> hold(pid, eventNanos, handler, seized));
     }
 
     private static void hold(int pid, long eventNanos, Handler handler, CompletableFuture<Boolean> seized) {
@@ -98,7 +90,7 @@ final class ExecHold {
             if (e.kind() == SutureException.Kind.VANISHED) {
                 return; // a process that exits meanwhile is no error
             }
-            detachQuietly(pid);
+            Holding.stopAndDetach(pid);
             handler.lost(pid, eventNanos, e.getMessage());
         }
     }
@@ -110,7 +102,7 @@ final class ExecHold {
             WaitStatus ws = Ptrace.waitpid(pid, Ptrace.WNOHANG | Ptrace.__WALL);
             if (ws == null) {
                 if (System.nanoTime() > deadline) {
-                    stopAndDetach(pid);
+                    Holding.stopAndDetach(pid);
                     return false;
                 }
                 LockSupport.parkNanos(20_000);
@@ -170,17 +162,8 @@ final class ExecHold {
 
     /** Stops the thread that spins at {@code entry}, puts the original bytes back, and lets it go. */
     private static void release(int pid, long entry, long word) {
-        Ptrace.ptrace(Ptrace.PTRACE_SEIZE, pid, 0, 0);
-        Ptrace.ptrace(Ptrace.PTRACE_INTERRUPT, pid, 0, 0);
-        while (true) {
-            WaitStatus ws = Ptrace.waitpid(pid, Ptrace.__WALL);
-            if (ws.gone()) {
-                return;
-            }
-            if (ws.event() == Ptrace.PTRACE_EVENT_STOP) {
-                break;
-            }
-            Ptrace.ptrace(Ptrace.PTRACE_CONT, pid, 0, ws.stopSignal());
+        if (!Holding.seizeStopped(pid)) {
+            return;
         }
         long now = Ptrace.peekData(pid, entry);
         if ((now & 0xffffL) == JMP_SELF) {
@@ -189,46 +172,17 @@ final class ExecHold {
         Ptrace.ptrace(Ptrace.PTRACE_DETACH, pid, 0, 0);
     }
 
-    private static void stopAndDetach(int pid) {
-        try {
-            Ptrace.ptrace(Ptrace.PTRACE_INTERRUPT, pid, 0, 0);
-            var ws = Ptrace.waitpid(pid, Ptrace.__WALL);
-            if (!ws.gone()) {
-                Ptrace.ptrace(Ptrace.PTRACE_DETACH, pid, 0, 0);
-            }
-        } catch (SutureException e) {
-            // gone meanwhile
-        }
-    }
-
-    private static void detachQuietly(int pid) {
-        stopAndDetach(pid);
-    }
-
     /**
      * After a restart: every process a killed agent left spinning at its entry point gets its bytes back and runs
      * on (the agent then patches it like any running process). Returns the pids released.
      */
     static List<Integer> releaseLeftovers() {
-        var out = new java.util.ArrayList<Integer>();
-        for (String name : AgentFiles.named(PREFIX)) {
-            int pid;
-            try {
-                pid = Integer.parseInt(name.substring(PREFIX.length()));
-            } catch (NumberFormatException e) {
-                continue;
+        return Holding.releaseLeftovers(PREFIX, (pid, lines) -> {
+            if (lines.size() != 3 || !Processes.exists(pid, Long.parseLong(lines.get(0)))) {
+                return false;
             }
-            var lines = AgentFiles.read(name);
-            try {
-                if (lines.size() == 3 && Processes.exists(pid, Long.parseLong(lines.get(0)))) {
-                    release(pid, Long.parseUnsignedLong(lines.get(1), 16), Long.parseUnsignedLong(lines.get(2), 16));
-                    out.add(pid);
-                }
-            } catch (SutureException | NumberFormatException e) {
-                // gone meanwhile, or a damaged record: nothing of ours to give back
-            }
-            AgentFiles.remove(name);
-        }
-        return out;
+            release(pid, Long.parseUnsignedLong(lines.get(1), 16), Long.parseUnsignedLong(lines.get(2), 16));
+            return true;
+        });
     }
 }

@@ -54,14 +54,7 @@ final class LibraryHold {
      * its own and returns once it is seized (or could not be), so the caller may answer the event.
      */
     static void catchOpen(int tid, String path, long eventNanos, ExecHold.Handler handler) {
-        var seized = new CompletableFuture<Boolean>();
-        Thread.ofPlatform().daemon().name("suture-open-" + tid).start(() -> hold(tid, path, eventNanos, handler,
-                seized));
-        try {
-            seized.get(500, TimeUnit.MILLISECONDS);
-        } catch (Exception e) {
-            // the open is let through either way
-        }
+        Holding.start("suture-open-" + tid, seized -> hold(tid, path, eventNanos, handler, seized));
     }
 
     private static void hold(int tid, String path, long eventNanos, ExecHold.Handler handler,
@@ -81,7 +74,7 @@ final class LibraryHold {
         try {
             long[] regs = new long[27];
             if (!awaitRelro(tid, pid, path, regs)) {
-                detach(tid);
+                Holding.stopAndDetach(tid);
                 handler.lost(pid, eventNanos, "the loader did not finish " + path + " within " + SYSCALLS
                         + " system calls (no RELRO, or not the loader)");
                 return;
@@ -121,7 +114,7 @@ final class LibraryHold {
             if (e.kind() == SutureException.Kind.VANISHED) {
                 return;
             }
-            detach(tid);
+            Holding.stopAndDetach(tid);
             handler.lost(pid, eventNanos, e.getMessage());
         }
     }
@@ -175,19 +168,10 @@ final class LibraryHold {
 
     /** Wakes the thread from the ppoll it sleeps in and gives it the mprotect's result and its registers back. */
     private static void release(int tid, long[] saved) {
-        Ptrace.ptrace(Ptrace.PTRACE_SEIZE, tid, 0, 0);
-        Ptrace.ptrace(Ptrace.PTRACE_INTERRUPT, tid, 0, 0);
-        long[] regs = new long[27];
-        while (true) {
-            WaitStatus ws = Ptrace.waitpid(tid, Ptrace.__WALL);
-            if (ws.gone()) {
-                return;
-            }
-            if (ws.event() == Ptrace.PTRACE_EVENT_STOP) {
-                break;
-            }
-            Ptrace.ptrace(Ptrace.PTRACE_CONT, tid, 0, ws.stopSignal());
+        if (!Holding.seizeStopped(tid)) {
+            return;
         }
+        long[] regs = new long[27];
         Ptrace.getRegisters(tid, regs);
         if (regs[RIP] == saved[RIP] || regs[RIP] == saved[RIP] - 2) {
             long[] back = saved.clone();
@@ -195,18 +179,6 @@ final class LibraryHold {
             Ptrace.setRegisters(tid, back);
         }
         Ptrace.ptrace(Ptrace.PTRACE_DETACH, tid, 0, 0);
-    }
-
-    private static void detach(int tid) {
-        try {
-            Ptrace.ptrace(Ptrace.PTRACE_INTERRUPT, tid, 0, 0);
-            var ws = Ptrace.waitpid(tid, Ptrace.__WALL);
-            if (!ws.gone()) {
-                Ptrace.ptrace(Ptrace.PTRACE_DETACH, tid, 0, 0);
-            }
-        } catch (SutureException e) {
-            // gone meanwhile
-        }
     }
 
     /** The process a thread belongs to (its Tgid), or the tid itself when it cannot be read. */
@@ -225,29 +197,16 @@ final class LibraryHold {
 
     /** After a restart: every thread a killed agent left asleep in ppoll gets its registers back. */
     static List<Integer> releaseLeftovers() {
-        var out = new java.util.ArrayList<Integer>();
-        for (String name : AgentFiles.named(PREFIX)) {
-            int tid;
-            try {
-                tid = Integer.parseInt(name.substring(PREFIX.length()));
-            } catch (NumberFormatException e) {
-                continue;
+        return Holding.releaseLeftovers(PREFIX, (tid, lines) -> {
+            if (lines.size() != 28 || !Processes.exists(tgid(tid), Long.parseLong(lines.get(0)))) {
+                return false;
             }
-            var lines = AgentFiles.read(name);
-            try {
-                if (lines.size() == 28 && Processes.exists(tgid(tid), Long.parseLong(lines.get(0)))) {
-                    long[] saved = new long[27];
-                    for (int i = 0; i < 27; i++) {
-                        saved[i] = Long.parseUnsignedLong(lines.get(i + 1), 16);
-                    }
-                    release(tid, saved);
-                    out.add(tid);
-                }
-            } catch (SutureException | NumberFormatException e) {
-                // gone meanwhile, or a damaged record
+            long[] saved = new long[27];
+            for (int i = 0; i < 27; i++) {
+                saved[i] = Long.parseUnsignedLong(lines.get(i + 1), 16);
             }
-            AgentFiles.remove(name);
-        }
-        return out;
+            release(tid, saved);
+            return true;
+        });
     }
 }

@@ -18,7 +18,8 @@ import picocli.CommandLine.Option;
                 "new process of a patched executable at its entry point until it is patched (fanotify, ptrace), and",
                 "holds a thread that loads a patched library until it is patched (before dlopen returns). Nothing",
                 "stays traced between transactions. Logs what it does on standard output. Runs until killed; the",
-                "systemd unit dist/systemd/suture-agent.service runs it as a service.",
+                "systemd unit dist/systemd/suture-agent.service runs it as a service. With --json each log line is",
+                "a JSON object {\"time\", \"message\"}.",
                 "",
                 "The store must belong to root and be writable by no one else (else exit 5). With --trust (or the",
                 "configured trust directory, as for apply) only patches signed by a trusted key are acted on."})
@@ -47,8 +48,26 @@ public final class AgentCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         var keys = TrustSources.load(trust).orElse(null);
         Agent.start(new Agent.Config(store.toAbsolutePath().normalize(), keys, timeout.duration(),
-                maxPause.duration(), Duration.ofMillis(Math.max(100, rescanMillis)), System.out, ViaAgent::serve));
+                maxPause.duration(), Duration.ofMillis(Math.max(100, rescanMillis)), this::log, ViaAgent::serve));
         Thread.currentThread().join(); // the agent's threads do the work until the JVM is killed
         return ExitCodes.OK;
     }
+
+    /** One line of the agent's log: text ("suture-agent: ..."), or with --json one JSON object a line. */
+    private synchronized void log(String message) {
+        if (json.enabled()) {
+            try {
+                System.out.println(LINE.writeValueAsString(java.util.Map.of("time", java.time.Instant.now().toString(),
+                        "message", message)));
+            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                System.out.println("suture-agent: " + message);
+            }
+        } else {
+            System.out.println("suture-agent: " + message);
+        }
+        System.out.flush();
+    }
+
+    private static final com.fasterxml.jackson.databind.ObjectMapper LINE =
+            new com.fasterxml.jackson.databind.ObjectMapper();
 }
