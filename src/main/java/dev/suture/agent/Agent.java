@@ -285,12 +285,8 @@ public final class Agent {
         for (var w : relevant) {
             mark(mapped.get(w.buildId()), pid);
         }
-        synchronized (pidLocks.computeIfAbsent(pid, p -> new Object())) {
-            try {
-                return reconcileHeld(pid, relevant, forgotten, retry);
-            } finally {
-                pidLocks.remove(pid);
-            }
+        synchronized (pidLocks.computeIfAbsent(pid, p -> new Object())) { // one per pid ever seen: a few bytes
+            return reconcileHeld(pid, relevant, forgotten, retry);
         }
     }
 

@@ -49,4 +49,40 @@ class AgentKillTest {
             }
         }
     }
+
+    @Test
+    void aKilledAgentLeavesEveryThreadThatLoadsALibraryAliveAndConsistentAfterItsRestart() throws Exception {
+        Path a = Fixture.object(dir, "orig", "libv", AgentTest.LIBRARY, "-fPIC");
+        Path b = Fixture.object(dir, "patched", "libv", AgentTest.LIBRARY.replace("return 1;", "return 2;"), "-fPIC");
+        Path lib = Fixture.link(dir, "libv.so", List.of(a), "-shared");
+        Path patchFile = dir.resolve("libkill-v2.suture");
+        var patch = Fixture.diff(lib, List.of(a), List.of(b), "libkill-v2", patchFile);
+        Path exe = Fixture.link(dir, "dlopener", List.of(Fixture.object(dir, "main", "dlopener", AgentTest.DLOPENER)),
+                "-ldl");
+        try (var agent = new AgentRun(dir); var early = Target.start(exe, lib.toString())) {
+            Fixture.await(early, 0, "tick 1", 1); // the agent learns the library's file from this one
+            agent.add(patchFile, patch.targetBuildId());
+            // the program dlopens 300 ms after it starts
+            for (long delayMillis : List.of(290L, 300L, 303L, 306L, 310L, 320L, 350L)) {
+                agent.start();
+                try (var t = Target.start(exe, lib.toString())) {
+                    t.awaitLine("ready", Fixture.WAIT);
+                    Fixture.sleep(delayMillis);
+                    agent.kill();
+                    Fixture.sleep(100);
+                    assertTrue(t.alive(), "killing the agent " + delayMillis + " ms after the start killed pid "
+                            + t.pid() + ":\n" + t.output());
+                    agent.start();
+                    Fixture.await(t, 0, "tick 2", 1);
+                    assertTrue(t.alive());
+                    assertTrue(Fixture.linesWith(t, 0, "dlopen:").isEmpty(), t.output());
+                    AgentTest.assertNotTraced(t.pid());
+                    var status = agent.status("--json");
+                    assertEquals(List.of("patched"), AgentTest.states(AgentTest.json(status.out()), t.pid()),
+                            status + "\nagent log:\n" + agent.log());
+                }
+                agent.kill();
+            }
+        }
+    }
 }

@@ -30,8 +30,11 @@ final class AgentRun implements AutoCloseable {
     }
 
     /** Starts the agent and waits until its first pass over the processes is done. */
-    AgentRun start() throws IOException {
-        agent = SutureProcess.start(dir, env(), "agent", "--store", store.toString(), "--rescan", "2000");
+    AgentRun start(String... more) throws IOException {
+        var args = new java.util.ArrayList<>(java.util.List.of("agent", "--store", store.toString(), "--rescan",
+                "2000"));
+        args.addAll(java.util.List.of(more));
+        agent = SutureProcess.start(dir, env(), args.toArray(String[]::new));
         awaitLog("every process is at the store's state (start)");
         return this;
     }

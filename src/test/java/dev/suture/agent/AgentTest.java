@@ -237,4 +237,38 @@ class AgentTest {
             targets.forEach(Target::close);
         }
     }
+
+    @Test
+    void withATrustDirectoryOnlyPatchesSignedByATrustedKeyAreActedOn() throws Exception {
+        var good = Fixture.program(dir.resolve("a"), "versioned", ORIGINAL, PATCHED, "trusted-v2", true);
+        var bad = Fixture.program(dir.resolve("b"), "versioned", ORIGINAL.replace("first", "start"),
+                PATCHED.replace("first", "start"), "untrusted-v2", true);
+        Path keys = Files.createDirectories(dir.resolve("keys"));
+        Path trust = Files.createDirectories(dir.resolve("trust"));
+        for (String name : List.of("alice", "mallory")) {
+            assertEquals(0, dev.suture.cli.Cli.run("keygen", "-o", keys.toString(), "--name", name).code());
+        }
+        Files.copy(keys.resolve("alice.pub"), trust.resolve("alice.pub"));
+        assertEquals(0, dev.suture.cli.Cli.run("sign", good.patchFile().toString(), "--key",
+                keys.resolve("alice.key").toString()).code());
+        assertEquals(0, dev.suture.cli.Cli.run("sign", bad.patchFile().toString(), "--key",
+                keys.resolve("mallory.key").toString()).code());
+        try (var a = Target.start(good.exe()); var b = Target.start(bad.exe()); var agent = new AgentRun(dir)) {
+            Fixture.await(a, 0, "tick 1", 1);
+            Fixture.await(b, 0, "tick 1", 1);
+            agent.add(good.patchFile(), good.patch().targetBuildId());
+            agent.add(bad.patchFile(), bad.patch().targetBuildId());
+            agent.start("--trust", trust.toString());
+            Fixture.await(a, a.lines().size(), "tick 2", 1);
+            agent.awaitLog("not acting on " + agent.store.resolve(bad.patch().targetBuildId() + ".suture"));
+            Fixture.sleep(300);
+            assertTrue(Fixture.linesWith(b, 0, "tick 2").isEmpty(), "the untrusted patch was applied");
+            var status = agent.status("--trust", trust.toString(), "--json");
+            var doc = json(status.out());
+            assertEquals(List.of("patched"), states(doc, a.pid()), status.out());
+            assertEquals(1, doc.get("refused").size(), status.out());
+            assertEquals("alice", doc.get("patches").get(0).get("trustedSigner").asText(), status.out());
+            assertEquals(0, status.status(), status.toString());
+        }
+    }
 }
