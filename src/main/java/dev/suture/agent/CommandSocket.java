@@ -93,23 +93,32 @@ public final class CommandSocket {
         return out.toByteArray();
     }
 
+    /** Whether an agent's socket is there (in a run directory in trusted hands): worth encoding a request for. */
+    public static boolean listening() {
+        return socket().isPresent();
+    }
+
+    private static Optional<Path> socket() {
+        try {
+            return AgentFiles.existingDir().map(d -> d.resolve(NAME))
+                    .filter(p -> Files.exists(p, LinkOption.NOFOLLOW_LINKS));
+        } catch (SutureException e) {
+            return Optional.empty();
+        }
+    }
+
     /**
      * Sends {@code request} to the running agent and returns its reply; empty when no agent listens (no socket, or
      * nobody answers), so the caller does the work itself. The run directory is checked first (principle 9): a
      * socket someone else could have planted is never spoken to.
      */
     public static Optional<byte[]> send(byte[] request) {
-        Path path;
-        try {
-            path = AgentFiles.existingDir().map(d -> d.resolve(NAME)).orElse(null);
-        } catch (SutureException e) {
-            return Optional.empty();
-        }
-        if (path == null || !Files.exists(path, LinkOption.NOFOLLOW_LINKS)) {
+        var path = socket();
+        if (path.isEmpty()) {
             return Optional.empty();
         }
         try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
-            ch.connect(UnixDomainSocketAddress.of(path));
+            ch.connect(UnixDomainSocketAddress.of(path.get()));
             ch.write(ByteBuffer.wrap(request));
             ch.shutdownOutput();
             byte[] reply = readAll(ch);

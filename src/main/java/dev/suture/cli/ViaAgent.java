@@ -22,15 +22,19 @@ import java.util.Set;
  */
 final class ViaAgent {
     private static final Set<String> SERVED = Set.of("apply", "revert", "info");
-    private static final ObjectMapper MAPPER = new ObjectMapper();
     private static final ThreadLocal<Boolean> SERVING = ThreadLocal.withInitial(() -> false);
 
     private ViaAgent() {}
 
+    /** Made only when there is an agent to speak to: a cold command without one pays nothing for it. */
+    private static final class Json {
+        static final ObjectMapper MAPPER = new ObjectMapper();
+    }
+
     /** Runs {@code args} through the agent when one serves them; the exit code, or empty to run them here. */
     static Optional<Integer> tryForward(String[] args, PrintStream out, PrintStream err) {
         if (args.length == 0 || !SERVED.contains(args[0]) || SERVING.get() || System.getenv("SUTURE_NO_AGENT") != null
-                || List.of(args).contains("--help") || List.of(args).contains("-h")) {
+                || List.of(args).contains("--help") || List.of(args).contains("-h") || !CommandSocket.listening()) {
             return Optional.empty();
         }
         try {
@@ -38,11 +42,11 @@ final class ViaAgent {
             request.put("args", List.of(args));
             request.put("cwd", Path.of("").toAbsolutePath().toString());
             request.put("trustDir", System.getenv("SUTURE_TRUST_DIR"));
-            var reply = CommandSocket.send(MAPPER.writeValueAsBytes(request));
+            var reply = CommandSocket.send(Json.MAPPER.writeValueAsBytes(request));
             if (reply.isEmpty()) {
                 return Optional.empty();
             }
-            var doc = MAPPER.readTree(reply.get());
+            var doc = Json.MAPPER.readTree(reply.get());
             if (!doc.path("served").asBoolean()) {
                 return Optional.empty();
             }
@@ -60,14 +64,14 @@ final class ViaAgent {
     static byte[] serve(byte[] requestBytes) {
         var reply = new LinkedHashMap<String, Object>();
         try {
-            var request = MAPPER.readTree(requestBytes);
+            var request = Json.MAPPER.readTree(requestBytes);
             var args = new ArrayList<String>();
             request.path("args").forEach(a -> args.add(a.asText()));
             String trustDir = request.path("trustDir").isNull() ? null : request.path("trustDir").asText(null);
             if (args.isEmpty() || !SERVED.contains(args.getFirst())
                     || !Objects.equals(trustDir, System.getenv("SUTURE_TRUST_DIR"))) {
                 reply.put("served", false);
-                return MAPPER.writeValueAsBytes(reply);
+                return Json.MAPPER.writeValueAsBytes(reply);
             }
             Path cwd = Path.of(request.path("cwd").asText("/"));
             var out = new StringWriter();
@@ -87,7 +91,7 @@ final class ViaAgent {
             reply.put("code", code);
             reply.put("out", out.toString());
             reply.put("err", err.toString());
-            return MAPPER.writeValueAsBytes(reply);
+            return Json.MAPPER.writeValueAsBytes(reply);
         } catch (java.io.IOException e) {
             return ("{\"served\":false}").getBytes(java.nio.charset.StandardCharsets.UTF_8);
         }
