@@ -138,6 +138,7 @@ public final class Agent {
         fanotify = Notify.fanotify();
         inotify = Notify.inotify();
         watchStore();
+        watchExecs();
         Thread.ofPlatform().daemon().name("suture-agent-fanotify").start(this::fanotifyLoop);
         Thread.ofPlatform().daemon().name("suture-agent-inotify").start(this::inotifyLoop);
         runOnWorker(() -> passAll("start"));
@@ -282,8 +283,10 @@ public final class Agent {
         if (relevant.isEmpty() && forgotten.isEmpty()) {
             return true;
         }
+        String exe = exeOf(pid);
         for (var w : relevant) {
-            mark(mapped.get(w.buildId()), pid);
+            String path = mapped.get(w.buildId());
+            mark(path, path != null && path.equals(exe));
         }
         synchronized (pidLocks.computeIfAbsent(pid, p -> new Object())) { // one per pid ever seen: a few bytes
             return reconcileHeld(pid, relevant, forgotten, retry);
@@ -365,19 +368,82 @@ public final class Agent {
      * Watches a file the store patches: an executable for its execs (held before they run, {@link ExecHold}), a
      * library for its opens (patched as soon as it is mapped).
      */
-    private void mark(String path, int pid) {
+    private void mark(String path, boolean executable) {
         synchronized (marked) {
             if (path == null || marked.contains(path)) {
                 return;
             }
-            String exe = exeOf(pid);
-            long mask = path.equals(exe) ? Notify.FAN_OPEN_EXEC_PERM : Notify.FAN_OPEN_PERM;
+            long mask = executable ? Notify.FAN_OPEN_EXEC_PERM : Notify.FAN_OPEN_PERM;
             try {
                 Notify.mark(fanotify, Notify.FAN_MARK_ADD, mask, path);
                 marked.add(path);
             } catch (SutureException e) {
                 log("cannot watch " + path + " for new processes: " + e.getMessage());
             }
+        }
+    }
+
+    private static final Set<String> PSEUDO = Set.of("proc", "sysfs", "cgroup", "cgroup2", "devpts", "devtmpfs",
+            "mqueue", "debugfs", "tracefs", "securityfs", "pstore", "bpf", "autofs", "configfs", "fusectl",
+            "hugetlbfs", "binfmt_misc", "nsfs", "efivarfs", "rpc_pipefs");
+
+    /**
+     * Every exec on the machine's file systems, as a notification (FAN_OPEN_EXEC on each mount, not a permission
+     * event: nobody waits for the agent): how the agent learns of an executable the store patches that no process
+     * ran when its patch arrived. That first process is patched in the normal window; the file is marked, and its
+     * later execs are held.
+     */
+    private void watchExecs() {
+        try {
+            for (String line : java.nio.file.Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
+                String[] halves = line.split(" - ", 2);
+                String[] f = halves[0].split(" ");
+                if (halves.length == 2 && f.length > 4 && !PSEUDO.contains(halves[1].split(" ")[0])) {
+                    try {
+                        Notify.mark(fanotify, Notify.FAN_MARK_ADD | Notify.FAN_MARK_MOUNT, Notify.FAN_OPEN_EXEC,
+                                f[4].replace("\\040", " "));
+                    } catch (SutureException e) {
+                        // a mount fanotify cannot watch: its programs are found by the passes
+                    }
+                }
+            }
+        } catch (IOException e) {
+            log("cannot read the mounts (" + e.getMessage() + "): executables are learnt from running processes");
+        }
+    }
+
+    private final Map<String, String> buildIdOfFile = new ConcurrentHashMap<>();
+
+    /** After an exec of {@code path} the agent did not hold: if the store patches that file, mark and patch. */
+    private void learnExec(int pid, String path, long eventNanos) {
+        String key;
+        try {
+            var attrs = java.nio.file.Files.readAttributes(Path.of(path), "unix:ino,dev,lastModifiedTime");
+            key = path + "\0" + attrs.get("dev") + ":" + attrs.get("ino") + ":" + attrs.get("lastModifiedTime");
+        } catch (IOException | RuntimeException e) {
+            return;
+        }
+        String id = buildIdOfFile.computeIfAbsent(key, k -> buildIdOf(Path.of(path)));
+        boolean known;
+        synchronized (marked) {
+            known = marked.contains(path);
+        }
+        if (!known && !id.isEmpty() && desired.byBuildId().containsKey(id)) {
+            mark(path, true);
+            log("pid " + pid + ": " + path + ", which the store patches, was executed before the agent watched it;"
+                    + " its later processes are held before main");
+            afterOpen(pid, eventNanos);
+        }
+    }
+
+    private static String buildIdOf(Path file) {
+        if (!dev.suture.elf.ElfFile.hasElfMagic(file)) {
+            return "";
+        }
+        try (var elf = dev.suture.elf.ElfFile.open(file)) {
+            return elf.buildId().orElse("");
+        } catch (RuntimeException e) {
+            return "";
         }
     }
 
@@ -408,6 +474,10 @@ public final class Agent {
                     if ((ev.mask() & Notify.FAN_OPEN_EXEC_PERM) != 0) {
                         held.add(pid);
                         ExecHold.catchExec(ev.tid(), now, handler(pid, "new process patched before main"));
+                    } else if ((ev.mask() & Notify.FAN_OPEN_EXEC) != 0 && (ev.mask() & Notify.FAN_OPEN_PERM) == 0) {
+                        String path = java.nio.file.Files.readSymbolicLink(Path.of("/proc/self/fd/" + ev.fd()))
+                                .toString();
+                        late.execute(() -> learnExec(pid, path, now));
                     } else if ((ev.mask() & Notify.FAN_OPEN_PERM) != 0) {
                         held.add(pid);
                         String path = java.nio.file.Files.readSymbolicLink(Path.of("/proc/self/fd/" + ev.fd()))

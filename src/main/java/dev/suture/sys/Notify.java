@@ -42,6 +42,7 @@ public final class Notify {
     public static final int FAN_MARK_ADD = 0x1;
     public static final int FAN_MARK_REMOVE = 0x2;
     public static final int FAN_MARK_DONT_FOLLOW = 0x4;
+    public static final int FAN_MARK_MOUNT = 0x10;
     public static final long FAN_OPEN = 0x20;
     public static final long FAN_OPEN_EXEC = 0x1000;
     public static final long FAN_OPEN_PERM = 0x10000;
