@@ -134,7 +134,7 @@ public final class Agent {
             throw new SutureException(SutureException.Kind.NOT_PERMITTED, "the patch store " + config.store()
                     + " cannot be used; see above");
         }
-        Patcher.prepare();
+        Patcher.rehearse();
         fanotify = Notify.fanotify();
         inotify = Notify.inotify();
         watchStore();

@@ -203,6 +203,7 @@ public final class ApplyCommand implements Callable<Integer> {
                     m.put("attempts", r.attempts());
                     m.put("abandoned", r.abandoned());
                     m.put("longestPauseMicros", r.longestNanos() / 1000.0);
+                    PauseReport.json(r.pause(), m);
                     m.put("message", r.message());
                 } else {
                     m.put("outcome", "failed");
@@ -268,8 +269,8 @@ public final class ApplyCommand implements Callable<Integer> {
             case ALREADY_APPLIED -> who + ": " + r.message();
             case DRY_RUN -> who + ": " + r.patchId() + " to " + r.module() + ": " + r.message() + " ["
                     + String.join(", ", fs) + "]";
-            case APPLIED -> String.format("%s: applied %s to %s: %s; pause %.3f ms%s%s", who, r.patchId(),
-                    r.module(), String.join(", ", fs), r.pauseNanos() / 1e6,
+            case APPLIED -> String.format("%s: applied %s to %s: %s; %s%s%s", who, r.patchId(),
+                    r.module(), String.join(", ", fs), PauseReport.text(r.pause()),
                     attempts(r.attempts(), r.abandoned(), r.longestNanos()),
                     r.replacedPatches().isEmpty() ? "" : "; replaced " + String.join(", ", r.replacedPatches()));
         };

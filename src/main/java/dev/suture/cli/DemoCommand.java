@@ -88,7 +88,7 @@ public final class DemoCommand implements Callable<Integer> {
             step("5. revert: suture revert -p " + pid + " " + patch.id());
             var reverted = Patcher.revert((int) pid, List.of(patch.id()), false, Duration.ofSeconds(5));
             mark = lines(log).size();
-            say("   pid %d: reverted %s; pause %.3f ms", pid, patch.id(), reverted.getFirst().pauseNanos() / 1e6);
+            say("   pid %d: reverted %s; %s", pid, patch.id(), PauseReport.text(reverted.getFirst().pause()));
             awaitThread3(log, mark, 2, pid);
             show("after revert", log, mark);
 

@@ -1,5 +1,6 @@
 package dev.suture.cli;
 
+import dev.suture.live.Patcher;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -46,6 +47,9 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
+        if (Boolean.getBoolean("suture.aotTraining")) {
+            Patcher.rehearse(); // the launcher's AOT training run: the hold paths' classes go into the cache too
+        }
         var served = ViaAgent.tryForward(args, System.out, System.err);
         System.exit(served.isPresent() ? served.get() : run(args));
     }

@@ -64,6 +64,7 @@ public final class RecoverCommand implements Callable<Integer> {
                 m.put("threadsReturned", r.threadsReturned());
                 m.put("message", r.message());
                 m.put("exitCode", r.failure() == null ? ExitCodes.OK : ExitCodes.codeOf(r.failure()));
+                PauseReport.json(r.pause(), m);
                 list.add(m);
             }
             JsonOutput.print(out, Map.of("runDirectory", Patcher.runDirectory().toString(), "recovered", list));
@@ -71,8 +72,9 @@ public final class RecoverCommand implements Callable<Integer> {
             out.println("no journal in " + Patcher.runDirectory() + "; nothing to recover");
         } else {
             for (var r : results) {
-                (r.failure() == null ? out : spec.commandLine().getErr()).println(r.failure() == null ? r.message()
-                        : "suture recover: " + r.message());
+                (r.failure() == null ? out : spec.commandLine().getErr()).println(r.failure() != null
+                        ? "suture recover: " + r.message()
+                        : r.pause().holds().isEmpty() ? r.message() : r.message() + "; " + PauseReport.text(r.pause()));
             }
         }
         out.flush();

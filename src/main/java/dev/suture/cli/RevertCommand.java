@@ -59,6 +59,7 @@ public final class RevertCommand implements Callable<Integer> {
                 m.put("attempts", r.attempts());
                 m.put("abandoned", r.abandoned());
                 m.put("longestPauseMicros", r.longestNanos() / 1000.0);
+                PauseReport.json(r.pause(), m);
                 list.add(m);
             }
             JsonOutput.print(out, Map.of("pid", pid, "reverted", list));
@@ -66,8 +67,8 @@ public final class RevertCommand implements Callable<Integer> {
             out.println("pid " + pid + ": no patch is applied; nothing to do");
         } else {
             for (var r : results) {
-                out.printf("pid %d: reverted %s from %s (%s); pause %.3f ms%s%n", r.pid(), r.patchId(), r.module(),
-                        String.join(", ", r.functions()), r.pauseNanos() / 1e6,
+                out.printf("pid %d: reverted %s from %s (%s); %s%s%n", r.pid(), r.patchId(), r.module(),
+                        String.join(", ", r.functions()), PauseReport.text(r.pause()),
                         ApplyCommand.attempts(r.attempts(), r.abandoned(), r.longestNanos()));
             }
         }

@@ -6,11 +6,14 @@ import java.io.InputStream;
 import java.math.BigDecimal;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -28,6 +31,12 @@ final class BuildRecord {
 
     /** A source the wrapper compiled itself out of a compile-and-link command, and the object it kept. */
     record Compiled(Path source, Path object) {}
+
+    /**
+     * A compilation of a build made to reproduce the distribution's binary: {@code object} compiled as the build
+     * asked (what the link takes), {@code diffObject} its twin with one section per function (what the diff takes).
+     */
+    record DiffObject(BigDecimal time, Path object, Path diffObject, String sha256) {}
 
     /** An {@code ar r} or {@code ar q}: members added to (or replaced in) an archive. */
     record ArchiveUpdate(BigDecimal time, Path archive, List<Path> members) {}
@@ -54,35 +63,53 @@ final class BuildRecord {
     private final Path tree;
     private final List<Link> links;
     private final List<ArchiveUpdate> archiveUpdates;
+    /** The diff twins of each object (by real path), in the order they were compiled. */
+    private final Map<Path, List<DiffObject>> diffObjects = new HashMap<>();
+    /** The same twins by the SHA-256 of the object as compiled, for objects the build moved or copied. */
+    private final Map<String, List<DiffObject>> diffObjectsByHash = new HashMap<>();
     private final Map<Path, ArArchive> archives = new HashMap<>();
 
-    private BuildRecord(Path tree, List<Link> links, List<ArchiveUpdate> archiveUpdates) {
+    private BuildRecord(Path tree, List<Link> links, List<ArchiveUpdate> archiveUpdates,
+                        List<DiffObject> diffObjects) {
         this.tree = tree;
         this.links = links;
         this.archiveUpdates = archiveUpdates;
+        for (DiffObject d : diffObjects) {
+            Path real = realOrNull(d.object());
+            if (real != null) {
+                this.diffObjects.computeIfAbsent(real, _ -> new ArrayList<>()).add(d);
+            }
+            if (!d.sha256().isEmpty()) {
+                diffObjectsByHash.computeIfAbsent(d.sha256(), _ -> new ArrayList<>()).add(d);
+            }
+        }
     }
 
     /** Reads the records the wrapper left in {@code recordDir} while building {@code tree}. */
     static BuildRecord read(Path recordDir, Path tree) throws IOException {
         var links = new ArrayList<Link>();
         var updates = new ArrayList<ArchiveUpdate>();
+        var diffObjects = new ArrayList<DiffObject>();
         try (Stream<Path> files = Files.list(recordDir)) {
             for (Path file : files.filter(f -> f.getFileName().toString().endsWith(".rec")).toList()) {
-                parse(file, links, updates);
+                parse(file, links, updates, diffObjects);
             }
         }
         links.sort(Comparator.comparing(Link::time));
         updates.sort(Comparator.comparing(ArchiveUpdate::time));
-        return new BuildRecord(tree.toRealPath(), List.copyOf(links), List.copyOf(updates));
+        diffObjects.sort(Comparator.comparing(DiffObject::time));
+        return new BuildRecord(tree.toRealPath(), List.copyOf(links), List.copyOf(updates), List.copyOf(diffObjects));
     }
 
-    private static void parse(Path file, List<Link> links, List<ArchiveUpdate> updates) throws IOException {
+    private static void parse(Path file, List<Link> links, List<ArchiveUpdate> updates,
+                              List<DiffObject> diffObjects) throws IOException {
         String kind = null;
         BigDecimal time = BigDecimal.ZERO;
         Path cwd = Path.of("/");
         String output = null, map = null, archive = null;
         var inputs = new ArrayList<String>();
         var compiled = new ArrayList<String[]>();
+        var twins = new ArrayList<String[]>();
         for (String line : Files.readAllLines(file)) {
             String[] f = line.split("\t", -1);
             if (f.length < 2) {
@@ -101,6 +128,11 @@ final class BuildRecord {
                         compiled.add(new String[] {f[1], f[2]});
                     }
                 }
+                case "diffobject" -> {
+                    if (f.length >= 4) {
+                        twins.add(new String[] {f[1], f[2], f[3]});
+                    }
+                }
                 default -> { }
             }
         }
@@ -112,6 +144,10 @@ final class BuildRecord {
         } else if ("ar".equals(kind) && archive != null) {
             updates.add(new ArchiveUpdate(time, resolve(dir, archive),
                     inputs.stream().map(i -> resolve(dir, i)).toList()));
+        } else if ("compile".equals(kind)) {
+            for (String[] t : twins) {
+                diffObjects.add(new DiffObject(time, resolve(dir, t[0]), Path.of(t[1]), t[2]));
+            }
         }
     }
 
@@ -183,7 +219,7 @@ final class BuildRecord {
             if (partial.isPresent()) {
                 collect(partial.get(), out, seen, visiting);
             } else if (seen.add(real)) {
-                out.add(new TargetObject("tree:" + tree.relativize(real), real));
+                out.add(new TargetObject("tree:" + tree.relativize(real), forDiff(real, link.time())));
             }
         }
         for (Compiled c : link.compiled()) {
@@ -196,7 +232,7 @@ final class BuildRecord {
         for (String member : map.thinMembers()) {
             Path real = realOrNull(link.cwd().resolve(member));
             if (real != null && real.startsWith(tree) && isRelocatable(real) && seen.add(real)) {
-                out.add(new TargetObject("tree:" + tree.relativize(real), real));
+                out.add(new TargetObject("tree:" + tree.relativize(real), forDiff(real, link.time())));
             }
         }
         for (LinkMap.ArchiveMember am : map.archiveMembers()) {
@@ -206,8 +242,39 @@ final class BuildRecord {
             }
             TargetObject member = memberObject(archive, am.member());
             if (member != null && seen.add(member.path())) {
-                out.add(member);
+                out.add(member.image() != null ? member
+                        : new TargetObject(member.key(), forDiff(member.path(), link.time())));
             }
+        }
+    }
+
+    /**
+     * The object the diff takes for {@code object} (a real path) as it was when a link at {@code before} used it:
+     * the diff twin of its last compilation before then, when the build was made to reproduce a distribution's
+     * binary; else the object itself.
+     */
+    private Path forDiff(Path object, BigDecimal before) throws IOException {
+        if (diffObjects.isEmpty() && diffObjectsByHash.isEmpty()) {
+            return object;
+        }
+        for (DiffObject d : diffObjects.getOrDefault(object, List.of()).reversed()) {
+            if (d.time().compareTo(before) < 0 && sha256(object).equals(d.sha256())) {
+                return d.diffObject();
+            }
+        }
+        for (DiffObject d : diffObjectsByHash.getOrDefault(sha256(object), List.of()).reversed()) {
+            if (d.time().compareTo(before) < 0) {
+                return d.diffObject();
+            }
+        }
+        return object;
+    }
+
+    private static String sha256(Path file) throws IOException {
+        try {
+            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(file)));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is part of every JDK", e);
         }
     }
 

@@ -7,13 +7,20 @@ import java.util.List;
  * What to diff: the deployed binary the patch is for (its symbols come from it or from its separate debug file),
  * the objects of the build that produced it and of the patched build. {@code name} is the patch id (null: derived
  * from the target's name and the patch content); {@code force} turns an original-build/deployed-binary mismatch
- * into a warning.
+ * into a warning. {@code rebuilt} is the original build's own linked output (null: none), the symbol source of a
+ * stripped target without a debug file when it loads the same bytes.
  */
 public record DiffRequest(Path target, List<ObjectInput> originalObjects, List<ObjectInput> patchedObjects,
-                          String name, boolean force) {
+                          String name, boolean force, Path rebuilt) {
     public DiffRequest {
         originalObjects = List.copyOf(originalObjects);
         patchedObjects = List.copyOf(patchedObjects);
+    }
+
+    /** A diff whose target has its own symbols or a debug file. */
+    public DiffRequest(Path target, List<ObjectInput> originalObjects, List<ObjectInput> patchedObjects,
+                       String name, boolean force) {
+        this(target, originalObjects, patchedObjects, name, force, null);
     }
 
     /**

@@ -68,7 +68,7 @@ public final class Differ {
     }
 
     /** The patch made in memory, and what a person should know about it. */
-    public record Diff(PatchFile patch, List<String> warnings) {
+    public record Diff(PatchFile patch, List<String> warnings, SymbolSource symbols) {
         public Diff {
             warnings = List.copyOf(warnings);
         }
@@ -80,7 +80,7 @@ public final class Differ {
             throw new SutureException(SutureException.Kind.BAD_INPUT,
                     "give the objects of both builds (--orig OBJ... --patched OBJ...)");
         }
-        var target = TargetBinary.open(request.target());
+        var target = TargetBinary.open(request.target(), request.rebuilt());
         var originals = openObjects(request.originalObjects());
         var patched = openObjects(request.patchedObjects());
         refuseUnsupportedObjects(originals);
@@ -95,7 +95,7 @@ public final class Differ {
         var patch = PatchAssembly.assemble(request.name(), pairs, resolver, replacement.replaced(), inclusion);
         warnings.addAll(replacement.warnings());
         warnings.addAll(inclusion.warnings());
-        return new Diff(patch, warnings);
+        return new Diff(patch, warnings, target.source);
     }
 
     /** Makes the patch for {@code request} and writes it, unsigned, to {@code output}. */
@@ -115,7 +115,7 @@ public final class Differ {
         var replaced = written.replaced().stream().filter(r -> !r.part()).map(r -> r.symbol()).toList();
         var added = written.added().stream().map(a -> a.symbol().name()).toList();
         return new DiffResult(file, written.id(), written.targetBuildId(), replaced, added, diff.warnings(),
-                written.signature().orElse(null));
+                written.signature().orElse(null), diff.symbols());
     }
 
     // ---- phase 1: open -------------------------------------------------------------------------------------
@@ -360,8 +360,13 @@ public final class Differ {
                     "no function changed between the original and the patched objects; "
                     + "there is nothing to patch (did the patched build pick up the change?)");
         }
+        var unlocated = new ArrayList<String>();
         for (var f : changes.changedFunctions()) {
             var t = resolver.targetSymbol(f);
+            if (t.isEmpty() && target.source == SymbolSource.EXPORTED) {
+                unlocated.add(f.describe());
+                continue;
+            }
             if (t.isEmpty()) {
                 warnings.add(f.describe() + " changed but is not in " + target.name()
                         + " (inlined or discarded there); its callers carry the change");
@@ -372,6 +377,14 @@ public final class Differ {
                         + target.name() + ", too short for the 5-byte jump that redirects it");
             }
             replaced.add(f);
+        }
+        if (!unlocated.isEmpty()) {
+            throw new DiffRefusedException("cannot locate the changed function" + (unlocated.size() == 1 ? " " : "s ")
+                    + String.join(", ", unlocated) + " in " + target.path + ": " + (unlocated.size() == 1 ? "it is" :
+                    "they are") + " not exported, and without symbols only exported functions can be found.\n"
+                    + target.unproven() + "\nInstall the package's debug symbols (its -dbgsym package), or rebuild"
+                    + " with the compiler and flags that built it (docs/debian.md, \"When a package does not"
+                    + " reproduce\").");
         }
         if (replaced.stream().noneMatch(f -> !Correlation.isColdPart(f.name())) && refusals.isEmpty()) {
             refusals.add("no changed function exists in " + target.name() + "; there is nothing to redirect");
@@ -402,6 +415,11 @@ public final class Differ {
         }
         String what = "the original build does not reproduce the deployed binary:\n  "
                 + String.join("\n  ", mismatches);
+        if (target.source == SymbolSource.EXPORTED) {
+            // Without proven symbols the bytes are the only evidence: --force cannot stand in for them.
+            throw new DiffRefusedException(what + "\n" + target.unproven() + "\nRebuild with the compiler and"
+                    + " flags that built it (docs/debian.md, \"When a package does not reproduce\").");
+        }
         if (!force) {
             throw new DiffRefusedException(what + "\nbuild the original from exactly the deployed sources and "
                     + "flags, or give --force to patch anyway");

@@ -151,6 +151,12 @@ final class Resolver {
             }
             case SAME -> {
                 var t = targetSymbol(s);
+                if (t.isEmpty() && target.source == SymbolSource.EXPORTED) {
+                    // A copy in the patch would be a second instance of what the running program already has.
+                    throw new DiffRefusedException("the patched code uses " + s.describe() + ", which " + target.path
+                            + " does not export; without its symbols it cannot be located there.\n"
+                            + target.unproven());
+                }
                 yield t.isPresent() ? new Binding.InTarget(t.get(), offset) : inPatch;
             }
         };

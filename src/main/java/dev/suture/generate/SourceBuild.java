@@ -1,10 +1,18 @@
 package dev.suture.generate;
 
+import static dev.suture.elf.ElfConstants.EM_X86_64;
+import static dev.suture.elf.ElfConstants.ET_DYN;
+import static dev.suture.elf.ElfConstants.ET_EXEC;
+
+import dev.suture.SutureException;
 import dev.suture.SutureException.Kind;
+import dev.suture.elf.DebugFiles;
+import dev.suture.elf.ElfFile;
 import dev.suture.patch.Keys;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -17,6 +25,8 @@ import java.util.Optional;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
 
 /**
  * {@code suture build}: builds a source tree twice in scratch copies, as it is and with the diffs applied, through
@@ -101,16 +111,23 @@ public final class SourceBuild {
         try {
             Prepared prepared = prepare(request, work);
             return diff(request, prepared);
-        } catch (SourceBuildException e) {
-            if (request.keepWork()) {
-                throw new SourceBuildException(e.kind(), e.getMessage() + "\n(scratch directory kept: " + work + ")", e);
-            }
-            throw e;
+        } catch (SutureException e) {
+            throw keptIn(e, request.keepWork() ? work : null);
         } finally {
             if (!request.keepWork()) {
                 delete(work);
             }
         }
+    }
+
+    /**
+     * {@code e} saying where the scratch trees were kept ({@code kept} null: they were not), with its kind kept.
+     */
+    static SutureException keptIn(SutureException e, Path kept) {
+        if (kept == null) {
+            return e;
+        }
+        return new SourceBuildException(e.kind(), e.getMessage() + "\n(scratch directory kept: " + kept + ")", e);
     }
 
     /**
@@ -129,8 +146,9 @@ public final class SourceBuild {
                 results.add(new TargetResult(t.target(), t.target().deployed(), changed, null, "no object differs"));
                 continue;
             }
+            // A deployed binary that is not the build's own output may take its symbols from that output.
             var diffRequest = new DiffRequest(deployed, inputs(t.original()), inputs(t.patched()), null,
-                    request.force());
+                    request.force(), t.target().deployed() != null ? t.originalOutput() : null);
             try {
                 results.add(new TargetResult(t.target(), t.target().deployed(), changed,
                         Differ.diff(diffRequest, request.outputDir(), request.signing()), null));
@@ -186,9 +204,26 @@ public final class SourceBuild {
      */
     public static Prepared prepare(Request request, Path workDir) throws IOException {
         validate(request, workDir);
+        return prepare(request, workDir, (record, root) -> request.targets(), needsReproduction(request.targets()));
+    }
+
+    /** Names the targets once the original tree is built, from what its build record says it linked. */
+    interface TargetsAfterBuild {
+        List<Target> targets(BuildRecord original, Path originalRoot) throws IOException;
+    }
+
+    /**
+     * {@link #prepare(Request, Path)} with the targets named after the builds by {@code targetsAfterBuild} (a
+     * Debian package's installed files are matched to what its build linked); {@code reproduce}: link what the
+     * package's build links, so stripped targets can take their symbols from the rebuild.
+     */
+    static Prepared prepare(Request request, Path workDir, TargetsAfterBuild targetsAfterBuild, boolean reproduce)
+            throws IOException {
         Path source = request.sourceDir().toRealPath();
-        Path original = workDir.resolve("original");
-        Path patched = workDir.resolve("patched");
+        // Each tree one level down, as the source's own name: builds that write beside the tree (dpkg-buildpackage
+        // puts its .deb files in ..) then write into a directory of their own.
+        Path original = Files.createDirectories(workDir.resolve("original")).resolve(source.getFileName());
+        Path patched = Files.createDirectories(workDir.resolve("patched")).resolve(source.getFileName());
         var warnings = new ArrayList<String>();
 
         long start = System.nanoTime();
@@ -202,22 +237,24 @@ public final class SourceBuild {
         start = System.nanoTime();
         var wrapper = CompilerWrapper.create(workDir.resolve("wrap"),
                 System.getenv().getOrDefault("PATH", "/usr/bin:/bin"));
-        var builds = List.of(new Tree("original", original.toRealPath(), workDir.resolve("records-original")),
-                new Tree("patched", patched.toRealPath(), workDir.resolve("records-patched")));
-        runBuilds(request, source, wrapper, builds, workDir);
+        var builds = List.of(new Tree("original", original.toRealPath(), workDir.resolve("records-original"),
+                        workDir.resolve("build-original.log")),
+                new Tree("patched", patched.toRealPath(), workDir.resolve("records-patched"),
+                        workDir.resolve("build-patched.log")));
+        runBuilds(request, source, wrapper, builds, workDir, reproduce);
         Duration buildTime = Duration.ofNanos(System.nanoTime() - start);
 
         BuildRecord originalRecord = BuildRecord.read(builds.get(0).records(), builds.get(0).root());
         BuildRecord patchedRecord = BuildRecord.read(builds.get(1).records(), builds.get(1).root());
         var targets = new ArrayList<TargetObjects>();
-        for (Target target : request.targets()) {
+        for (Target target : targetsAfterBuild.targets(originalRecord, builds.get(0).root())) {
             targets.add(targetObjects(target, builds.get(0), originalRecord, builds.get(1), patchedRecord));
         }
         return new Prepared(workDir, List.copyOf(targets), List.copyOf(warnings), copyTime, buildTime);
     }
 
     /** One scratch tree: its name in messages, its root, and where the wrapper records its build. */
-    private record Tree(String name, Path root, Path records) {}
+    private record Tree(String name, Path root, Path records, Path log) {}
 
     private static void validate(Request request, Path workDir) throws IOException {
         Path src = request.sourceDir();
@@ -286,22 +323,54 @@ public final class SourceBuild {
                 .map(l -> diff.getFileName() + ": " + l.trim()).toList();
     }
 
+    /**
+     * Whether a deployed target will take its symbols from the rebuild: then the build must link exactly what the
+     * package's own build links (no section flags in the linked objects), so that the rebuild can reproduce it.
+     */
+    static boolean needsReproduction(List<Target> targets) {
+        for (Target t : targets) {
+            if (t.deployed() != null && needsRebuildSymbols(t.deployed())) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Whether the deployed file has no symbols of its own and no debug file. Checked before the builds, which
+     * also refuses early what no symbols can help: a file that is no x86-64 ELF or has no build-id to bind to.
+     */
+    static boolean needsRebuildSymbols(Path deployed) {
+        try (ElfFile elf = ElfFile.open(deployed)) {
+            int type = elf.header().e_type();
+            if ((type != ET_EXEC && type != ET_DYN) || elf.header().e_machine() != EM_X86_64) {
+                throw new SourceBuildException(Kind.BAD_INPUT, deployed + " is not an x86-64 executable or shared"
+                        + " library");
+            }
+            if (elf.buildId().isEmpty()) {
+                throw new SourceBuildException(Kind.BAD_INPUT, deployed + " has no GNU build-id note; a patch is"
+                        + " bound to a build-id, so it cannot be patched");
+            }
+            return elf.symbols().isEmpty() && DebugFiles.find(elf, deployed).isEmpty();
+        }
+    }
+
     private static void runBuilds(Request request, Path source, CompilerWrapper wrapper, List<Tree> trees,
-                                  Path workDir) throws IOException {
+                                  Path workDir, boolean reproduce) throws IOException {
         for (Tree t : trees) {
             Files.createDirectories(t.records());
         }
         var outcomes = new LinkedHashMap<Tree, ExternalCommand.Outcome>();
         if (request.serial()) {
             for (Tree t : trees) {
-                outcomes.put(t, build(request, source, wrapper, t, workDir));
+                outcomes.put(t, build(request, source, wrapper, t, workDir, reproduce));
             }
         } else {
             // The two trees are separate copies, so their builds do not touch each other.
             try (var executor = Executors.newVirtualThreadPerTaskExecutor()) {
                 var futures = new LinkedHashMap<Tree, Future<ExternalCommand.Outcome>>();
                 for (Tree t : trees) {
-                    futures.put(t, executor.submit(() -> build(request, source, wrapper, t, workDir)));
+                    futures.put(t, executor.submit(() -> build(request, source, wrapper, t, workDir, reproduce)));
                 }
                 for (var e : futures.entrySet()) {
                     outcomes.put(e.getKey(), await(e.getValue()));
@@ -324,10 +393,13 @@ public final class SourceBuild {
     }
 
     private static ExternalCommand.Outcome build(Request request, Path source, CompilerWrapper wrapper, Tree tree,
-                                         Path workDir) {
+                                         Path workDir, boolean reproduce) {
         var env = wrapper.environment(System.getenv(), tree.root(), tree.records(), source);
-        return ExternalCommand.run(List.of("/bin/sh", "-c", request.make()), tree.root(), env,
-                workDir.resolve("build-" + tree.name() + ".log"), request.timeout());
+        if (reproduce) {
+            env.put("SUTURE_REPRODUCE", "1");
+        }
+        return ExternalCommand.run(List.of("/bin/sh", "-c", request.make()), tree.root(), env, tree.log(),
+                request.timeout());
     }
 
     private static <T> T await(Future<T> future) {
@@ -391,10 +463,14 @@ public final class SourceBuild {
                     + " script; the program it runs is " + tree.root().relativize(libtool) + ": name that instead");
         }
         if (link.isEmpty()) {
+            String command = linkCommand(tree.log(), output.getFileName().toString())
+                    .map(c -> " The build linked it with:\n  " + c + "\nwhich called no compiler the wrapper stands"
+                            + " in for (an absolute path, or a linker run directly?).")
+                    .orElse(" If the output was already built in --src, clean the tree (make clean) so both copies"
+                            + " build from scratch.");
             throw new SourceBuildException(Kind.BAD_INPUT, "--target " + target.path() + " exists in the "
-                    + tree.name() + " tree but was not linked through the compiler wrapper during the build; it"
-                    + " linked " + describe(record.linkedOutputs()) + ". If the output was already built in --src,"
-                    + " clean the tree (make clean) so both copies build from scratch.");
+                    + tree.name() + " tree but was not linked through the compiler wrapper during the build; the"
+                    + " wrapper saw it link " + describe(record.linkedOutputs()) + "." + command);
         }
         var objects = record.objectsOf(link.get());
         if (objects.isEmpty()) {
@@ -402,6 +478,20 @@ public final class SourceBuild {
                     + tree.name() + " tree used no object of the tree");
         }
         return new Resolved(output.toRealPath(), objects);
+    }
+
+    /**
+     * The last command line of a build log that writes {@code fileName} with {@code -o} (how a build that bypassed
+     * the wrapper linked it), if the build printed its commands.
+     */
+    static Optional<String> linkCommand(Path log, String fileName) {
+        try (Stream<String> lines = Files.lines(log, StandardCharsets.ISO_8859_1)) {
+            var pattern = Pattern.compile("(^|\\s)-o\\s*(\\S*/)?" + Pattern.quote(fileName) + "(\\s|$)");
+            return lines.filter(l -> pattern.matcher(l).find()).reduce((a, b) -> b)
+                    .map(l -> l.length() > 400 ? l.substring(0, 400) + " ..." : l);
+        } catch (IOException | UncheckedIOException e) {
+            return Optional.empty();
+        }
     }
 
     /** A target copied from a link output (by install or cp) is matched by its bytes. */

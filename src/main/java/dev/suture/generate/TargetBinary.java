@@ -5,28 +5,44 @@ import static dev.suture.elf.ElfConstants.*;
 import dev.suture.SutureException;
 import dev.suture.elf.DebugFiles;
 import dev.suture.elf.ElfFile;
+import dev.suture.elf.LoadedSections;
 import dev.suture.elf.ProgramHeader;
 import dev.suture.elf.Symbol;
 
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashSet;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.function.Predicate;
 import java.util.stream.Collectors;
 
 /**
- * The deployed binary a patch is built for: its bytes and build-id, and its symbol table (from the file or its
- * separate debug file) indexed for the diff: globals by name, statics by source file (STT_FILE blocks) and name.
+ * The deployed binary a patch is built for: its bytes and build-id, and its symbol table indexed for the diff:
+ * globals by name, statics by source file (STT_FILE blocks) and name. The symbols come from the file itself, its
+ * separate debug file, or the rebuild's unstripped output once that is proven to load the same bytes; failing
+ * those, only its exported functions are known ({@link SymbolSource#EXPORTED}).
  */
 final class TargetBinary {
+    /** How many differing functions a refusal names before it counts the rest. */
+    private static final int NAMED = 12;
+
     final Path path;
     final ElfFile elf;
     final String buildId;
     /** Whether this is the program itself (its TLS block sits at a fixed offset below the thread pointer). */
     final boolean executable;
+    final SymbolSource source;
+    /** The rebuild's output compared with the deployed file (null: none was given or needed). */
+    private final Path rebuiltPath;
+    private final ElfFile rebuilt;
+    /** How the rebuild's loaded sections differ from the deployed file's (empty unless {@link #source} is EXPORTED). */
+    private final List<LoadedSections.Difference> differences;
     private final Map<String, Symbol> globals = new HashMap<>();
     private final Map<String, List<Located>> locals = new HashMap<>();
     private final Map<String, Symbol> imports = new HashMap<>();
@@ -34,14 +50,19 @@ final class TargetBinary {
     /** A local symbol with the source file whose STT_FILE block holds it. */
     record Located(String file, Symbol symbol) {}
 
-    private TargetBinary(Path path, ElfFile elf, ElfFile symbols) {
+    private TargetBinary(Path path, ElfFile elf, ElfFile symbols, SymbolSource source, Path rebuiltPath,
+                         ElfFile rebuilt, List<LoadedSections.Difference> differences) {
         this.path = path;
         this.elf = elf;
+        this.source = source;
+        this.rebuiltPath = rebuiltPath;
+        this.rebuilt = rebuilt;
+        this.differences = List.copyOf(differences);
         this.buildId = elf.buildId().orElseThrow(() -> new SutureException(SutureException.Kind.BAD_INPUT,
                 path + " has no GNU build-id note; a patch is bound to a build-id (link with -Wl,--build-id)"));
         this.executable = elf.header().e_type() == ET_EXEC || elf.isPie();
         String file = "";
-        for (Symbol s : symbols.symbols()) {
+        for (Symbol s : symbols == null ? List.<Symbol>of() : symbols.symbols()) {
             if (s.type() == STT_FILE) {
                 file = s.name();
                 continue;
@@ -65,6 +86,14 @@ final class TargetBinary {
     }
 
     static TargetBinary open(Path path) {
+        return open(path, null);
+    }
+
+    /**
+     * The deployed binary at {@code path}; {@code rebuilt}, when not null, is the original build's own output,
+     * the symbol source of last resort for a stripped file without a debug file.
+     */
+    static TargetBinary open(Path path, Path rebuilt) {
         ElfFile elf = ElfFile.open(path);
         int type = elf.header().e_type();
         if ((type != ET_EXEC && type != ET_DYN) || elf.header().e_machine() != EM_X86_64) {
@@ -72,12 +101,84 @@ final class TargetBinary {
                     path + " is not an x86-64 executable or shared library");
         }
         if (!elf.symbols().isEmpty()) {
-            return new TargetBinary(path, elf, elf);
+            return new TargetBinary(path, elf, elf, SymbolSource.OWN, null, null, List.of());
         }
-        var debug = DebugFiles.find(elf, path).orElseThrow(() -> new SutureException(SutureException.Kind.BAD_INPUT,
-                path + " has no symbol table and no separate debug file was found (looked in "
-                        + "/usr/lib/debug/.build-id and by .gnu_debuglink); give an unstripped binary"));
-        return new TargetBinary(path, elf, ElfFile.open(debug));
+        var debug = DebugFiles.find(elf, path);
+        if (debug.isPresent()) {
+            return new TargetBinary(path, elf, ElfFile.open(debug.get()), SymbolSource.DEBUG_FILE, null, null,
+                    List.of());
+        }
+        if (rebuilt == null) {
+            throw new SutureException(SutureException.Kind.BAD_INPUT, path + " has no symbol table and no separate"
+                    + " debug file was found (looked in /usr/lib/debug/.build-id and by .gnu_debuglink); give an"
+                    + " unstripped binary, install its debug package, or let suture build rebuild it (suture build"
+                    + " --target PATH=" + path + ")");
+        }
+        ElfFile own = ElfFile.open(rebuilt);
+        if (own.symbols().isEmpty()) {
+            throw new SutureException(SutureException.Kind.BAD_INPUT, path + " has no symbol table and no debug"
+                    + " file, and the rebuild's output " + rebuilt + " has none either: it was stripped during the"
+                    + " build (for a Debian package, build with DEB_BUILD_OPTIONS=nostrip)");
+        }
+        var differences = LoadedSections.compare(elf, own);
+        return differences.isEmpty()
+                ? new TargetBinary(path, elf, own, SymbolSource.REBUILD, rebuilt, own, List.of())
+                : new TargetBinary(path, elf, null, SymbolSource.EXPORTED, rebuilt, own, differences);
+    }
+
+    /**
+     * Why the deployed file's symbols are not proven, for a refusal: how the rebuild's loaded sections differ,
+     * which of its functions differ at their address, and what each file's .comment says about its compiler.
+     */
+    String unproven() {
+        if (source != SymbolSource.EXPORTED) {
+            return "";
+        }
+        var differing = new ArrayList<String>();
+        int functions = 0;
+        for (Symbol s : rebuilt.symbols()) {
+            if (!s.isFunction() || !s.isDefined() || s.st_size() <= 0 || s.st_size() > Integer.MAX_VALUE) {
+                continue;
+            }
+            functions++;
+            var mine = rebuilt.readAt(s.st_value(), (int) s.st_size());
+            var theirs = elf.readAt(s.st_value(), (int) s.st_size());
+            if (mine.isEmpty() || theirs.isEmpty() || !Arrays.equals(mine.get(), theirs.get())) {
+                differing.add(s.name());
+            }
+        }
+        var text = new StringBuilder(path + " has no symbol table and no debug file, and the rebuild "
+                + rebuiltPath + " does not load the same bytes (" + differences.size() + " section"
+                + (differences.size() == 1 ? "" : "s") + " differ: "
+                + String.join("; ", differences.stream().limit(6).map(LoadedSections.Difference::toString).toList())
+                + (differences.size() > 6 ? "; ..." : "") + ").");
+        text.append("\n").append(differing.size()).append(" of ").append(functions)
+                .append(" functions of the rebuild differ from the deployed bytes at their address");
+        if (!differing.isEmpty()) {
+            text.append(": ").append(String.join(", ", differing.subList(0, Math.min(NAMED, differing.size()))))
+                    .append(differing.size() > NAMED ? " and " + (differing.size() - NAMED) + " more" : "");
+        }
+        String deployedBy = compilers(elf);
+        text.append(".\n").append(path.getFileName()).append(deployedBy == null
+                ? " has no .comment naming its compiler (Debian's dh_strip removes it)"
+                : " says it was built by " + deployedBy).append("; the rebuild was made by ")
+                .append(Objects.requireNonNullElse(compilers(rebuilt), "a compiler it does not name")).append('.');
+        return text.toString();
+    }
+
+    /** What a file's .comment says about the tools that built it; null when it has none. */
+    static String compilers(ElfFile f) {
+        var comment = f.section(".comment");
+        if (comment.isEmpty() || comment.get().isNobits()) {
+            return null;
+        }
+        var names = new LinkedHashSet<String>();
+        for (String s : new String(f.bytes(comment.get()), StandardCharsets.ISO_8859_1).split("\0")) {
+            if (!s.isBlank()) {
+                names.add(s.strip());
+            }
+        }
+        return names.isEmpty() ? null : String.join(" / ", names);
     }
 
     String name() {

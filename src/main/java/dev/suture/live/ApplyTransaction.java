@@ -31,9 +31,13 @@ final class ApplyTransaction {
     static Patcher.ApplyResult apply(int pid, PatchFile patch, Patcher.ApplyOptions options) {
         try (var lock = TargetLock.acquire(pid, "apply " + patch.id())) {
             JournalReader.refusePending(pid);
-            try (Tracer tracer = Tracer.attach(pid); var journal = new TransactionJournal(pid)) {
-                return journal.settle(() -> new Steps(pid, patch, options, tracer, journal).apply());
+            Tracer tracer = Tracer.attach(pid);
+            Patcher.ApplyResult result;
+            try (tracer; var journal = new TransactionJournal(pid)) {
+                result = journal.settle(() -> new Steps(pid, patch, options, tracer, journal).apply());
             }
+            return result.withHolds(tracer.holds()); // the release's too
+
         }
     }
 
@@ -70,7 +74,7 @@ final class ApplyTransaction {
                             Patcher.Outcome.ALREADY_APPLIED, r.address(), r.header().regionSize(),
                             functions(r.header()), List.of(), 0, 0, 0, 0,
                             "patch " + patch.id() + " is already applied to pid " + pid + " (" + module.name()
-                                    + "); nothing to do");
+                                    + "); nothing to do", Pause.NONE);
                 }
             }
             var ofModule = regions.stream().filter(r -> r.header().buildId().equals(patch.targetBuildId())
@@ -213,7 +217,8 @@ final class ApplyTransaction {
                     .map(e -> new Patcher.FunctionPatch(e.name(), e.oldAddress(), e.newAddress())).toList();
             return new Patcher.ApplyResult(pid, patch.id(), module.path(), patch.targetBuildId(), outcome,
                     image.base(), image.size(), fs, replacing.stream().map(r -> r.header().patchId()).toList(),
-                    window.pauseNanos(), window.attempts(), window.abandoned(), window.longestNanos(), message);
+                    window.pauseNanos(), window.attempts(), window.abandoned(), window.longestNanos(), message,
+                    new Pause(List.of(), window.allStoppedNanos()));
         }
 
         /**

@@ -2,6 +2,7 @@ package dev.suture.live;
 
 import dev.suture.SutureException;
 import dev.suture.patch.PatchFile;
+import dev.suture.proc.Hold;
 import dev.suture.proc.Maps;
 import dev.suture.proc.ProcessIds;
 import dev.suture.proc.RemoteMemory;
@@ -45,16 +46,30 @@ public final class Patcher {
     /**
      * What apply did. {@code pauseNanos}: the stop-the-world window of the successful attempt; {@code attempts}:
      * how many windows it took (the earlier ones found a replaced function busy, or ran past the budget);
-     * {@code abandoned}: how many ran past the budget and were undone; {@code longestNanos}: the longest any held.
+     * {@code abandoned}: how many ran past the budget and were undone; {@code longestNanos}: the longest any held;
+     * {@code pause}: every hold of the transaction, and how long the window held every thread at once.
      */
     public record ApplyResult(int pid, String patchId, String module, String buildId, Outcome outcome,
                               long regionAddress, long regionSize, List<FunctionPatch> functions,
                               List<String> replacedPatches, long pauseNanos, int attempts, int abandoned,
-                              long longestNanos, String message) {}
+                              long longestNanos, String message, Pause pause) {
+        ApplyResult withHolds(List<Hold> holds) {
+            return new ApplyResult(pid, patchId, module, buildId, outcome, regionAddress, regionSize, functions,
+                    replacedPatches, pauseNanos, attempts, abandoned, longestNanos, message, pause.withHolds(holds));
+        }
+    }
 
-    /** What revert did for one patch; the window's figures as in {@link ApplyResult}. */
+    /**
+     * What revert did for one patch; the window's figures as in {@link ApplyResult} ({@code pause}: the holds of
+     * the whole revert, which reverts its patches in one window).
+     */
     public record RevertResult(int pid, String patchId, String module, List<String> functions, long pauseNanos,
-                               int attempts, int abandoned, long longestNanos) {}
+                               int attempts, int abandoned, long longestNanos, Pause pause) {
+        RevertResult withHolds(List<Hold> holds) {
+            return new RevertResult(pid, patchId, module, functions, pauseNanos, attempts, abandoned, longestNanos,
+                    pause.withHolds(holds));
+        }
+    }
 
     /** A patch found applied in a process, from its region header. */
     public record AppliedPatch(int pid, String patchId, String buildId, String module, String targetName,
@@ -70,10 +85,30 @@ public final class Patcher {
     /**
      * What recover did for one process. {@code operation}: the interrupted transaction (APPLY, REVERT), null
      * when there was none or it could not be read; {@code threadsReturned}: threads found parked in an injection
-     * stub and given back; {@code failure}: what kind of failure a FAILED outcome was, else null.
+     * stub and given back; {@code failure}: what kind of failure a FAILED outcome was, else null; {@code pause}:
+     * every hold of the recovery, and how long its last window held every thread at once.
      */
     public record RecoverResult(int pid, RecoverOutcome outcome, String operation, List<Integer> threadsReturned,
-                                String message, SutureException.Kind failure) {}
+                                String message, SutureException.Kind failure, Pause pause) {
+        public RecoverResult(int pid, RecoverOutcome outcome, String operation, List<Integer> threadsReturned,
+                             String message, SutureException.Kind failure) {
+            this(pid, outcome, operation, threadsReturned, message, failure, Pause.NONE);
+        }
+
+        RecoverResult withHolds(List<Hold> holds) {
+            return new RecoverResult(pid, outcome, operation, threadsReturned, message, failure,
+                    pause.withHolds(holds));
+        }
+    }
+
+    /**
+     * Runs now, once per JVM, the rehearsal every transaction runs before its first hold (docs/apply.md): for a
+     * caller that patches later and wants that transaction to start warm, and for the launcher's AOT training run,
+     * so that the cache holds the classes the holds use. Best effort, as in a transaction.
+     */
+    public static void rehearse() {
+        Preparation.rehearseOnce();
+    }
 
     public static ApplyResult apply(int pid, PatchFile patch, ApplyOptions options) {
         return ApplyTransaction.apply(pid, patch, options);
@@ -124,14 +159,6 @@ public final class Patcher {
             out.add(new Interrupted(p.pid(), p.describe(), p.file()));
         }
         return out;
-    }
-
-    /**
-     * Rehearses a transaction's holds on a decoy process of its own, once per JVM (docs/apply.md): a long-running
-     * suture calls it at start, so that its first apply pays no rehearsal.
-     */
-    public static void prepare() {
-        Preparation.rehearseOnce();
     }
 
     /** The run directory, created if missing and refused (exit 5) unless it is in trusted hands (principle 9). */

@@ -48,7 +48,7 @@ final class Preparation {
         target.warmUp();
     }
 
-    /** The rehearsal on a decoy, once per JVM: a long-running suture (the agent) pays it when it starts. */
+    /** The rehearsal, unless this JVM has run it already. */
     static void rehearseOnce() {
         synchronized (Preparation.class) {
             if (!rehearsed) {

@@ -52,26 +52,30 @@ final class Recovery {
                 delete(pending.file());
                 return gone(pid, pending);
             }
-            try (Tracer tracer = Tracer.attach(pid)) {
+            Tracer tracer = Tracer.attach(pid);
+            Patcher.RecoverResult result;
+            try (tracer) {
                 JournalCheck.verify(pid, pending, RemoteMemory.of(tracer), Maps.read(pid));
                 Preparation.beforeFirstHold(tracer);
                 try (var journal = Journal.resume(pending)) {
                     tracer.injectionLog(journal);
                     var threads = giveThreadsBack(tracer, pending.injections(), pending.stubs());
                     var steps = new Steps(pid, tracer, journal, pending, timeout, maxPause);
-                    var outcome = switch (pending.operation()) {
+                    var done = switch (pending.operation()) {
                         case APPLY -> steps.apply();
                         case REVERT -> steps.revert();
                     };
+                    var outcome = done.outcome();
                     journal.end();
                     tracer.injectionLog(null);
                     String back = threads.isEmpty() ? "" : "; thread(s) " + threads + " got their registers back";
-                    return new Patcher.RecoverResult(pid, outcome, pending.operation().name(), threads,
+                    result = new Patcher.RecoverResult(pid, outcome, pending.operation().name(), threads,
                             "pid " + pid + ": " + pending.describe() + " was "
                                     + (outcome == Patcher.RecoverOutcome.FINISHED ? "finished" : "rolled back") + back,
-                            null);
+                            null, new Pause(List.of(), done.allStoppedNanos()));
                 }
             }
+            return result.withHolds(tracer.holds()); // the release's too
         }
     }
 
@@ -133,7 +137,7 @@ final class Recovery {
         }
         return tracer.onTracerThread(() -> {
             var back = new ArrayList<Integer>();
-            tracer.stopAll();
+            tracer.stopAll("recover");
             try {
                 var threads = tracer.threads();
                 requireEveryParkedThreadJournaled(tracer, threads, injections, stubs);
@@ -182,6 +186,9 @@ final class Recovery {
         }
     }
 
+    /** How a recovery's steps ended, and how long their window (if one opened) held every thread at once. */
+    private record Done(Patcher.RecoverOutcome outcome, long allStoppedNanos) {}
+
     /** The steps that finish or undo one interrupted transaction. */
     private record Steps(int pid, Tracer tracer, Journal journal, JournalReader.Pending pending, Duration timeout,
                          Duration maxPause) {
@@ -190,7 +197,7 @@ final class Recovery {
          * Otherwise every write is undone — through a window that proves no thread runs the new code, since the
          * jumps written so far were live — and the region goes.
          */
-        Patcher.RecoverOutcome apply() {
+        Done apply() {
             var maps = Maps.read(pid);
             var region = pending.region();
             boolean mapped = region != null && !pending.unmapped().contains(region.address())
@@ -201,7 +208,7 @@ final class Recovery {
             boolean allNew = !writes.isEmpty() && writes.stream().allMatch(this::holdsNew);
             if (mapped && (pending.committed() || allNew)) {
                 unmapReplaced(maps);
-                return Patcher.RecoverOutcome.FINISHED;
+                return new Done(Patcher.RecoverOutcome.FINISHED, 0);
             }
             var undo = new ArrayList<ApplyTransaction.Write>();
             for (var w : writes) {
@@ -211,19 +218,21 @@ final class Recovery {
                     undo.add(new ApplyTransaction.Write(w.address(), w.undo(), current));
                 }
             }
+            var window = Window.Result.NONE;
             if (!undo.isEmpty()) {
                 var code = new Image.Range("the interrupted patch's code", region.textStart(), region.textEnd());
-                Window.run(pid, tracer, List.of(code), undo, timeout, maxPause, "recover (undoing " + pending.what() + ")");
+                window = Window.run(pid, tracer, List.of(code), undo, timeout, maxPause, "recover (undoing "
+                        + pending.what() + ")");
             }
             if (mapped) {
                 unmap(region.address(), region.size());
                 journal.unmapped(region.address());
             }
-            return Patcher.RecoverOutcome.ROLLED_BACK;
+            return new Done(Patcher.RecoverOutcome.ROLLED_BACK, window.allStoppedNanos());
         }
 
         /** A revert is always finished: its remaining writes, once no thread runs the patch's code, then the unmap. */
-        Patcher.RecoverOutcome revert() {
+        Done revert() {
             var maps = Maps.read(pid);
             var remaining = new ArrayList<ApplyTransaction.Write>();
             for (var w : pending.writes()) {
@@ -239,6 +248,7 @@ final class Recovery {
                     remaining.add(new ApplyTransaction.Write(w.address(), w.bytes(), current));
                 }
             }
+            var window = Window.Result.NONE;
             if (!remaining.isEmpty()) {
                 var forbidden = new ArrayList<Image.Range>();
                 for (var r : pending.forbidden()) {
@@ -248,11 +258,11 @@ final class Recovery {
                 for (var found : replacedRegions(maps)) {
                     forbidden.add(ApplyTransaction.textRange(found));
                 }
-                Window.run(pid, tracer, forbidden, remaining, timeout, maxPause,
+                window = Window.run(pid, tracer, forbidden, remaining, timeout, maxPause,
                         "recover (finishing " + pending.what() + ")");
             }
             unmapReplaced(maps);
-            return Patcher.RecoverOutcome.FINISHED;
+            return new Done(Patcher.RecoverOutcome.FINISHED, window.allStoppedNanos());
         }
 
         /** The regions named by the journal's unmap records that are still in the process, by address and patch id. */

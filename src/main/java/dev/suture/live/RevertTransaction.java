@@ -23,9 +23,13 @@ final class RevertTransaction {
                                              Duration maxPause) {
         try (var lock = TargetLock.acquire(pid, "revert")) {
             JournalReader.refusePending(pid);
-            try (Tracer tracer = Tracer.attach(pid); var journal = new TransactionJournal(pid)) {
-                return journal.settle(() -> revert(pid, ids, all, timeout, maxPause, tracer, journal));
+            Tracer tracer = Tracer.attach(pid);
+            List<Patcher.RevertResult> results;
+            try (tracer; var journal = new TransactionJournal(pid)) {
+                results = journal.settle(() -> revert(pid, ids, all, timeout, maxPause, tracer, journal));
             }
+            var holds = tracer.holds(); // the release's too
+            return results.stream().map(r -> r.withHolds(holds)).toList();
         }
     }
 
@@ -82,7 +86,8 @@ final class RevertTransaction {
             tracer.munmap(r.address(), r.header().regionSize());
             out.add(new Patcher.RevertResult(pid, r.header().patchId(), r.header().modulePath(),
                     r.header().functions().stream().map(RegionHeader.Function::name).toList(),
-                    window.pauseNanos(), window.attempts(), window.abandoned(), window.longestNanos()));
+                    window.pauseNanos(), window.attempts(), window.abandoned(), window.longestNanos(),
+                    new Pause(List.of(), window.allStoppedNanos())));
         }
         journal.end();
         return out;

@@ -16,11 +16,12 @@ import java.util.List;
 final class Window {
     /**
      * The window that succeeded: how long it held the threads, how many windows it took, how many of them were
-     * abandoned past the budget, and the longest any window held the threads.
+     * abandoned past the budget, the longest any window held the threads, and how long the one that succeeded held
+     * every thread at once (from the last thread's stop to the first one's resume).
      */
-    record Result(long pauseNanos, int attempts, int abandoned, long longestNanos) {
+    record Result(long pauseNanos, int attempts, int abandoned, long longestNanos, long allStoppedNanos) {
         /** No window opened (a dry run). */
-        static final Result NONE = new Result(0, 0, 0, 0);
+        static final Result NONE = new Result(0, 0, 0, 0, 0);
     }
 
     /** How a window ended: its writes are in, a thread was in the forbidden code, or it ran past its budget. */
@@ -68,7 +69,8 @@ final class Window {
             longest = Math.max(longest, outcome.pauseNanos());
             switch (outcome.verdict()) {
                 case DONE -> {
-                    return new Result(outcome.pauseNanos(), attempts, abandoned, longest);
+                    return new Result(outcome.pauseNanos(), attempts, abandoned, longest,
+                            outcome.written() - outcome.stopped());
                 }
                 case OVER_BUDGET -> abandoned++;
                 case BUSY -> { }
@@ -76,8 +78,8 @@ final class Window {
             if (System.nanoTime() + backoff > deadline) {
                 String tried = what + " gave up after " + timeout.toMillis() + " ms and " + attempts + " attempts";
                 String why = outcome.verdict() == Verdict.BUSY ? outcome.blocker().describe(pid) + "; " + tried
-                        : String.format("pid %d: %s: the last window held the threads %.1f ms, past the"
-                        + " --max-pause budget of %d ms", pid, tried, outcome.pauseNanos() / 1e6,
+                        : String.format("pid %d: %s: the last window held the running threads %.1f ms, past the"
+                        + " --max-pause budget of %d ms", pid, tried, outcome.runningNanos() / 1e6,
                         maxPause.toMillis());
                 throw new UnsafeException(why + (abandoned > 0 ? String.format(" (%d of %d windows ran past the"
                         + " budget, the longest %.1f ms, and were undone)", abandoned, attempts, longest / 1e6) : "")
@@ -104,11 +106,19 @@ final class Window {
         });
     }
 
-    /** A window's verdict, the thread that blocked it when busy, and when each phase ended. */
-    record Outcome(Verdict verdict, StackGuard.Blocker blocker, long start, long stopped, long checked, long written,
-                   long end) {
+    /**
+     * A window's verdict, the thread that blocked it when busy, and when each phase ended ({@code running}: when
+     * the running threads began to be held).
+     */
+    record Outcome(Verdict verdict, StackGuard.Blocker blocker, long start, long running, long stopped, long checked,
+                   long written, long end) {
         long pauseNanos() {
             return end - start;
+        }
+
+        /** How long the threads that were running were held: what the budget bounds. */
+        long runningNanos() {
+            return end - running;
         }
 
         void print(long[] capture) {
@@ -121,29 +131,31 @@ final class Window {
     }
 
     /**
-     * One window, on the tracer thread. Writes are undone if any fails, or if the window ran past
-     * {@code budgetNanos} by the time they were in; the threads are resumed in every case. The budget is checked
-     * once every thread is stopped, after the check and after the writes: a suture stopped (SIGSTOP) or starved
-     * anywhere in between finds out at the next of these.
+     * One window, on the tracer thread. Writes are undone if any fails, or if the window held its running threads
+     * past {@code budgetNanos} by the time they were in; the threads are resumed in every case. The budget counts
+     * from the interrupt of the first running thread (the blocked ones are held first, while the running ones run
+     * on; when none runs, from the first interrupt), and is checked once every thread is stopped, after the check
+     * and after the writes: a suture stopped (SIGSTOP) or starved anywhere in between finds out at the next of
+     * these.
      */
     private static Outcome once(Tracer tracer, StackGuard guard, List<ApplyTransaction.Write> writes,
                                 long budgetNanos) {
         long start = System.nanoTime();
-        tracer.stopAll();
+        long running = tracer.stopAll("window");
         long stopped = System.nanoTime();
         long checked = stopped;
         long written = stopped;
         StackGuard.Blocker blocker = null;
         Verdict verdict = Verdict.OVER_BUDGET;
         try {
-            if (stopped - start <= budgetNanos) {
+            if (stopped - running <= budgetNanos) {
                 blocker = guard.check(tracer);
                 checked = System.nanoTime();
                 if (blocker != null) {
                     verdict = Verdict.BUSY;
-                } else if (checked - start <= budgetNanos) {
+                } else if (checked - running <= budgetNanos) {
                     writeAll(tracer, writes);
-                    if (System.nanoTime() - start <= budgetNanos) {
+                    if (System.nanoTime() - running <= budgetNanos) {
                         verdict = Verdict.DONE;
                     } else {
                         undo(tracer, writes, writes.size(), null);
@@ -154,7 +166,7 @@ final class Window {
             written = System.nanoTime();
             tracer.resumeAll();
         }
-        return new Outcome(verdict, blocker, start, stopped, checked, written, System.nanoTime());
+        return new Outcome(verdict, blocker, start, running, stopped, checked, written, System.nanoTime());
     }
 
     private static final boolean DEBUG = System.getenv("SUTURE_DEBUG") != null;

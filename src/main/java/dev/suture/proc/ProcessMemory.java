@@ -107,7 +107,7 @@ final class ProcessMemory {
     private void poke(long address, byte[] bytes) {
         boolean wasHeld = holds.isHeld();
         if (!wasHeld) {
-            holds.stopAll(null, false);
+            holds.stopAll("write", null, false);
         }
         try {
             int tid = threads.all().stream().filter(TracedThread::isStopped).findFirst()

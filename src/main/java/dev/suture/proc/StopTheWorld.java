@@ -24,25 +24,24 @@ final class StopTheWorld implements HeldThreads {
      * sleeping, yielding its core, after the last stop it saw.
      */
     static final long YIELD_NANOS = TimeUnit.MILLISECONDS.toNanos(2);
-    /** SUTURE_DEBUG: the spans threads were held, printed once the tracer is closed (never inside a window). */
+    /** SUTURE_DEBUG: each thread's holds, printed once the tracer is closed (never inside a window). */
     private static final boolean DEBUG = System.getenv("SUTURE_DEBUG") != null;
 
     private final int pid;
     private final TracedThreads threads;
     private final HoldPriority priority = new HoldPriority();
+    private final HoldLog log = new HoldLog();
     private boolean held;
     /** Whether this tracer has SIGTSTP and friends ignored for a hold ({@link Syscalls#ignoreStopSignals()}). */
     private boolean stopSignalsIgnored;
-    /** Reused by every stop: a window allocates nothing it can avoid. */
-    private final ArrayList<TracedThread> pending = new ArrayList<>();
+    /** Reused by every stop (a window allocates nothing it can avoid): the threads to interrupt first, and last. */
+    private final ArrayList<TracedThread> blocked = new ArrayList<>();
+    private final ArrayList<TracedThread> running = new ArrayList<>();
     private final Consumer<TracedThread> detach = this::detach;
-
-    private final long[] holds = new long[64];
-    private final String[] holdLabels = new String[holds.length / 2];
-    private int holdCount;
-    private long holdStart;
-    /** What the current hold is for, in the SUTURE_DEBUG listing. */
-    private String holdLabel = "hold";
+    /** Room for a thread's /proc stat line, read before each hold. */
+    private final byte[] stat = new byte[512];
+    /** What the current hold is for: each thread's {@link Hold} is named so. */
+    private String step = "hold";
 
     StopTheWorld(TracedThreads threads) {
         this.pid = threads.pid();
@@ -60,40 +59,63 @@ final class StopTheWorld implements HeldThreads {
     }
 
     /**
-     * Interrupts every running thread and waits for their stops; {@code onStop}, when given, is told of each thread
-     * as soon as it has stopped (release detaches it there, so no thread waits for the others). With
-     * {@code boost}, the tracer thread issues the interrupts, and then works until {@link #resumeAll()}, at
-     * real-time priority.
+     * Holds every thread for {@code step}: first those blocked in the kernel (sleeping in a system call, or
+     * stopped), waiting for their stops while the running ones run on, then the running ones, so that a running
+     * thread is held little longer than every thread is ({@link #resumeAll()} lets the running ones go first).
+     * {@code onStop}, when given, is told of each thread as soon as it has stopped (release detaches it there, so
+     * no thread waits for the others). With {@code boost}, the tracer thread issues the interrupts, and then works
+     * until {@link #resumeAll()}, at real-time priority. Returns when the running threads began to be held
+     * (System.nanoTime: the first interrupt when none ran), the start of what the program feels.
      */
-    void stopAll(Consumer<TracedThread> onStop, boolean boost) {
+    long stopAll(String step, Consumer<TracedThread> onStop, boolean boost) {
         if (threads.vanished()) {
             throw threads.gone("stop");
         }
         if (held) {
-            return;
+            return System.nanoTime();
         }
         ignoreStopSignals();
-        holdStart = System.nanoTime();
         threads.serviceEvents(); // answer what is already queued, so the interrupts meet running threads
-        pending.clear();
-        boost &= threads.size() >= HoldPriority.BOOST_MIN_THREADS;
-        if (boost) {
-            priority.boost();
-        }
-        try {
-            for (var t : threads.all()) {
-                if (!t.isStopped()) {
-                    t.interrupt();
-                    pending.add(t);
-                }
+        // which threads run, read while none is held: an interrupt costs a running thread its core, a sleeping one
+        // only the rest of its sleep
+        blocked.clear();
+        running.clear();
+        for (var t : threads.all()) {
+            if (!t.isStopped()) {
+                (ThreadState.running(pid, t.tid(), stat) ? running : blocked).add(t);
             }
-        } finally {
-            priority.unboost(); // the threads coming to their stops need the cores now
         }
-        awaitStops(pending, "stop", onStop);
+        log.reserve(threads.size());
+        this.step = step;
+        boost &= threads.size() >= HoldPriority.BOOST_MIN_THREADS;
+        long first = System.nanoTime();
+        interrupt(blocked, boost, false);
+        awaitStops(blocked, "stop", onStop);
+        long runningSince = running.isEmpty() ? first : System.nanoTime();
+        interrupt(running, boost, true);
+        awaitStops(running, "stop", onStop);
         held = true;
         if (boost) {
             priority.boost();
+        }
+        return runningSince;
+    }
+
+    /**
+     * Interrupts each of {@code pending}, noting when it was held and whether it was {@code running}; at real-time
+     * priority with {@code boost} when they are many.
+     */
+    private void interrupt(List<TracedThread> pending, boolean boost, boolean running) {
+        if (boost && pending.size() >= HoldPriority.BOOST_MIN_THREADS) {
+            priority.boost();
+        }
+        try {
+            for (var t : pending) {
+                t.heldSince(System.nanoTime(), running);
+                t.interrupt();
+            }
+        } finally {
+            priority.unboost(); // the threads coming to their stops need the cores now
         }
     }
 
@@ -106,6 +128,7 @@ final class StopTheWorld implements HeldThreads {
             return;
         }
         TracedThread pick = null;
+        boolean pickRuns = true;
         for (var t : threads.all()) {
             if (!t.isRunning()) {
                 continue;
@@ -115,27 +138,30 @@ final class StopTheWorld implements HeldThreads {
             }
             if (t.tid() != pid && ThreadState.of(pid, t.tid()) == 'S') {
                 pick = t;
+                pickRuns = false;
                 break;
             }
         }
+        if (pick != null && pickRuns) {
+            pickRuns = ThreadState.running(pid, pick.tid(), stat);
+        }
         priority.quietCompiler();
         ignoreStopSignals();
-        holdStart = System.nanoTime();
         threads.serviceEvents();
+        log.reserve(1);
+        step = label;
         if (pick != null && pick.isRunning()) {
-            pick.interrupt();
-            pending.clear();
-            pending.add(pick);
-            awaitStops(pending, "stop", null);
+            blocked.clear();
+            blocked.add(pick);
+            interrupt(blocked, false, pickRuns);
+            awaitStops(blocked, "stop", null);
             held = true;
             if (pick.isStopped() && pick.stop() == TracedThread.Stop.INTERRUPT) {
-                holdLabel = label;
                 return;
             }
-            held = false;
+            held = false; // not a plain interrupt stop: it stays stopped, and every other thread is held too
         }
-        stopAll(null, false);
-        holdLabel = label;
+        stopAll(label, null, false);
     }
 
     /**
@@ -152,6 +178,9 @@ final class StopTheWorld implements HeldThreads {
             for (int i = 0; i < pending.size(); i++) {
                 var t = pending.get(i);
                 if (threads.reap(pending, i)) {
+                    if (t.heldSince() == 0 && t.isStopped()) {
+                        t.heldSince(System.nanoTime(), true); // a new thread, on its way to run
+                    }
                     if (onStop != null && t.isStopped()) {
                         onStop.accept(t);
                     }
@@ -182,6 +211,7 @@ final class StopTheWorld implements HeldThreads {
         }
     }
 
+    /** Lets every held thread run again, those that were running when held first. */
     @Override
     public void resumeAll() {
         if (!held) {
@@ -189,25 +219,30 @@ final class StopTheWorld implements HeldThreads {
         }
         held = false;
         try {
-            for (var t : List.copyOf(threads.all())) {
-                if (t.isStopped()) {
-                    t.resumeFromHold(pid);
+            var all = List.copyOf(threads.all());
+            for (int pass = 0; pass < 2; pass++) {
+                for (var t : all) {
+                    if (t.isStopped() && t.heldRunning() == (pass == 0)) {
+                        t.resumeFromHold(pid);
+                        log.ended(t, step);
+                    }
                 }
             }
         } finally {
             priority.unboost();
         }
-        recordHold(holdLabel);
-        holdLabel = "hold";
+        step = "hold";
         endHold();
     }
 
-    /** Releases every thread (PTRACE_DETACH), passing on held signals; a group-stopped process stays stopped. */
+    /**
+     * Releases every thread (PTRACE_DETACH), passing on held signals; a group-stopped process stays stopped. Each
+     * is detached as soon as it stops, the running ones interrupted last: none is held while others stop.
+     */
     void releaseAll() {
         if (!threads.vanished() && !threads.isEmpty() && !held) {
             try {
-                // every thread is detached as soon as it stops: none is held while the others come to a stop
-                stopAll(detach, false);
+                stopAll("release", detach, false);
             } catch (ProcessVanishedException e) {
                 // fall through: detach what is left
             }
@@ -217,12 +252,13 @@ final class StopTheWorld implements HeldThreads {
         }
         held = false;
         priority.unboost();
-        recordHold("release");
+        step = "hold";
         endHold();
     }
 
     private void detach(TracedThread t) {
         t.detach(pid);
+        log.ended(t, step);
         threads.forget(t);
     }
 
@@ -280,21 +316,19 @@ final class StopTheWorld implements HeldThreads {
         }
     }
 
-    private void recordHold(String label) {
-        if (DEBUG && holdCount < holdLabels.length) {
-            holds[2 * holdCount] = holdStart;
-            holds[2 * holdCount + 1] = System.nanoTime();
-            holdLabels[holdCount++] = label;
-        }
+    /** Every hold so far (on the tracer thread, or once it has ended). */
+    List<Hold> holds() {
+        return log.all();
     }
 
+    /** SUTURE_DEBUG: each thread's holds, once the tracer is closed (never inside a hold). */
     void printHolds() {
         if (!DEBUG) {
             return;
         }
-        for (int i = 0; i < holdCount; i++) {
-            System.err.printf("tracer %d: %s held from %d for %d us%n", pid, holdLabels[i], holds[2 * i],
-                    (holds[2 * i + 1] - holds[2 * i]) / 1000);
+        for (var h : log.all()) {
+            System.err.printf("tracer %d: %s held thread %d (%s) from %d for %d us%n", pid, h.step(), h.thread(),
+                    h.running() ? "running" : "blocked", h.startNanos(), h.nanos() / 1000);
         }
     }
 }

@@ -1,5 +1,7 @@
 package dev.suture.proc;
 
+import dev.suture.SutureException;
+import dev.suture.sys.Syscalls;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -27,6 +29,34 @@ public final class ThreadState {
         }
         int close = stat.lastIndexOf(')');
         return close >= 0 && close + 2 < stat.length() ? stat.charAt(close + 2) : '?';
+    }
+
+    /**
+     * Whether the thread is running or waiting for a core (state R), read with open, pread and close into
+     * {@code buffer} (512 bytes and more): a hold asks it of every thread, right before its first interrupt. False
+     * when the thread is gone.
+     */
+    static boolean running(int pid, int tid, byte[] buffer) {
+        int fd;
+        try {
+            fd = Syscalls.open("/proc/" + pid + "/task/" + tid + "/stat", Syscalls.O_RDONLY);
+        } catch (SutureException e) {
+            return false;
+        }
+        int n;
+        try {
+            n = Syscalls.pread(fd, buffer, 0, buffer.length, 0);
+        } catch (SutureException e) {
+            return false;
+        } finally {
+            Syscalls.close(fd);
+        }
+        for (int i = n - 1; i > 0; i--) {
+            if (buffer[i] == ')') {
+                return i + 2 < n && buffer[i + 2] == 'R';
+            }
+        }
+        return false;
     }
 
     /**

@@ -31,6 +31,10 @@ final class TracedThread {
      * its next stop if it has not run since ({@link TracedThreads#settle}).
      */
     private SyscallRestart restarted;
+    /** When a hold of ours interrupted it (System.nanoTime), 0 when it is not held by us. */
+    private long heldSince;
+    /** Whether it was running (not blocked in a system call) when that hold began. */
+    private boolean heldRunning;
 
     TracedThread(int tid) {
         this.tid = tid;
@@ -50,6 +54,20 @@ final class TracedThread {
 
     Stop stop() {
         return stop;
+    }
+
+    long heldSince() {
+        return heldSince;
+    }
+
+    boolean heldRunning() {
+        return heldRunning;
+    }
+
+    /** A hold of ours takes it from {@code nanos} (0: none does any more); {@code running}: it was running then. */
+    void heldSince(long nanos, boolean running) {
+        heldSince = nanos;
+        heldRunning = running;
     }
 
     // ---- the stops it reports ----

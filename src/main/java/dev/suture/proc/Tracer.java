@@ -32,8 +32,10 @@ public final class Tracer implements AutoCloseable {
     // made once, when attaching: linking a lambda on first use costs a fraction of a millisecond, which must not
     // fall inside a stop-the-world window
     private final Callable<List<Integer>> threadsTask;
-    private final Callable<Void> stopAllTask;
+    private final Callable<Long> stopAllTask;
     private final Callable<Void> resumeAllTask;
+    /** What the next {@link #stopAll(String)} holds the threads for (set on the calling thread, read on ours). */
+    private volatile String stopStep = "stop";
 
     private Tracer(int pid) {
         this.pid = pid;
@@ -42,10 +44,7 @@ public final class Tracer implements AutoCloseable {
         this.memory = new ProcessMemory(threads, holds);
         this.injector = new Injector(holds, memory);
         this.threadsTask = threads::ids;
-        this.stopAllTask = () -> {
-            holds.stopAll(this::readStopRegisters, true);
-            return null;
-        };
+        this.stopAllTask = () -> holds.stopAll(stopStep, this::readStopRegisters, true);
         this.resumeAllTask = () -> {
             holds.resumeAll();
             return null;
@@ -86,19 +85,32 @@ public final class Tracer implements AutoCloseable {
         return execute(threadsTask);
     }
 
-    /** True between {@link #stopAll()} and {@link #resumeAll()}. */
+    /** True between {@link #stopAll(String)} and {@link #resumeAll()}. */
     public boolean isHeld() {
         return execute(holds::isHeld);
     }
 
     /**
-     * Stops every thread: PTRACE_INTERRUPT to each, then waits for each to report its stop. Threads created
-     * meanwhile are stopped too; threads that exit are dropped. Returns when every thread we trace is stopped.
+     * Stops every thread for {@code step} (what each thread's {@link Hold} is named): PTRACE_INTERRUPT to each,
+     * then waits for each to report its stop; the threads blocked in system calls first, the running ones last.
+     * Threads created meanwhile are stopped too; threads that exit are dropped. Returns when every thread we trace
+     * is stopped.
      *
+     * @return when the threads that were running began to be held (System.nanoTime; when none ran, when the first
+     *         thread did): the start of what the program feels of this hold
      * @throws ProcessVanishedException if the process exits
      */
-    public void stopAll() {
-        execute(stopAllTask);
+    public long stopAll(String step) {
+        stopStep = step;
+        return execute(stopAllTask);
+    }
+
+    /**
+     * Every span a thread was held since attach, in the order the holds ended: callable while attached, and after
+     * {@link #close()} (whose release is the last).
+     */
+    public List<Hold> holds() {
+        return ptrace.isShutdown() ? holds.holds() : execute(holds::holds);
     }
 
     /**
@@ -115,12 +127,15 @@ public final class Tracer implements AutoCloseable {
         }
     }
 
-    /** Lets every thread run again, passing on the signals that arrived while they were held. */
+    /**
+     * Lets every thread run again, those that were running when held first, passing on the signals that arrived
+     * while they were held.
+     */
     public void resumeAll() {
         execute(resumeAllTask);
     }
 
-    /** The registers of a held thread (read as it stopped, when {@link #stopAll()} stopped it). */
+    /** The registers of a held thread (read as it stopped, when {@link #stopAll(String)} stopped it). */
     public Registers registers(int tid) {
         return execute(() -> {
             var t = holds.heldThread(tid);

@@ -169,7 +169,7 @@ public final class StackSampler {
     public Snapshot sample() {
         return tracer.onTracerThread(() -> {
             long t0 = System.nanoTime();
-            tracer.stopAll();
+            tracer.stopAll("stacks");
             long t1 = System.nanoTime();
             List<ThreadStack> out;
             long t2;
@@ -186,7 +186,7 @@ public final class StackSampler {
 
     /**
      * Reads, copies and unwinds every thread of a process the caller holds stopped (between
-     * {@link Tracer#stopAll()} and {@link Tracer#resumeAll()}, inside {@link Tracer#onTracerThread}): for callers that do
+     * {@link Tracer#stopAll(String)} and {@link Tracer#resumeAll()}, inside {@link Tracer#onTracerThread}): for callers that do
      * more in the same window, such as installing a patch once no thread runs the code it replaces.
      */
     public List<ThreadStack> captureHeld() {

@@ -1,5 +1,6 @@
 package dev.suture.bench;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.suture.generate.DiffRequest;
 import dev.suture.generate.Differ;
@@ -13,31 +14,39 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
-import java.util.Map;
-import java.util.concurrent.TimeUnit;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.TimeUnit;
+import java.util.function.ToDoubleFunction;
 
 /**
- * Benchmark (not a unit test) of {@code suture apply}: on targets with 1, 8, 32 and 128 threads, the pause of a
- * one-function apply as the tool reports it (its stop-the-world window) and as the target sees it: the longest
- * stall its main thread measured inside the window, and during the whole apply (which also holds threads to
- * run mmap inside the target and to detach). Also the wall time of the whole {@code ./suture apply} command, and
- * the noise: the longest stall measured over as long again with no apply.
+ * Benchmark (not a unit test) of the pause a program feels when {@code suture apply} patches it, read from the
+ * kernel's own scheduler trace (tracefs {@code sched:sched_switch}): a thread is held from the moment it is
+ * switched out in state {@code t} (ptrace-stopped) until it is switched back in, so every span counts what the
+ * thread felt, the wait for a core after it was let go included. Root only; mounts tracefs on
+ * /sys/kernel/tracing when it is not there, and traces in an instance of its own (instances/suture-apply-bench-PID),
+ * removed at the end.
  *
- * <p>The target's main thread spins on clock_gettime (calling the patched {@code tick} every 50 µs) and records
- * every gap over 0.1 ms with its CLOCK_MONOTONIC span; on SIGUSR1 it prints them and its longest gap, and starts
- * over. It spins so that a gap is the stall itself: a loop on a 50 µs nanosleep, as it was first, went round
- * every 150 µs on this project's 2-core VM (the default 50 µs timer slack, then the wakeup), and a stall read
- * through it looked up to that much longer (the stall inside a 0.28 ms window read 0.39 ms). The other
- * threads sleep in 5 ms nanosleeps. The target calls alarm(120) at start and again on each SIGUSR1. suture runs
- * with SUTURE_DEBUG set, so it lists each span it held threads (System.nanoTime is CLOCK_MONOTONIC too): each
- * is printed per repetition with the target's longest gap overlapping it.
+ * <p>The target's main thread spins on clock_gettime (calling the patched {@code tick} every 50 µs) and keeps its
+ * longest gap, which it prints and starts over on SIGUSR1; the other threads sleep in 5 ms nanosleeps. Rows are
+ * 1, 8, 32 and 128 threads; the row of 1 has one sleeping thread besides the spinning one (a one-thread process
+ * has no thread to lend the injected mmap but the spinning one), the others count the spinning thread in.
  *
- * <p>Run: {@code bench/apply.sh [repetitions [threads,...]]} (default 3 and 1,8,32,128); with
- * {@code SUTURE_BENCH_ROOTS=dirA,dirB} it compares two builds, interleaved. Prints a table per build; no
- * assertions.
+ * <p>Per apply (each followed by a revert, not measured): <b>all stopped</b>, the longest span in which every
+ * thread of the target was held; <b>spinning held</b>, the longest hold of the spinning thread; <b>any held</b>,
+ * the longest hold of any thread; <b>apply says</b>, what the command reports in --json (the longest hold of a
+ * running thread when it reports one, else its window); <b>cpu</b>, user+system seconds of the whole
+ * {@code ./suture apply} (launcher and JVM, /usr/bin/time); <b>gap</b>, the target's longest gap between two
+ * clock reads over the command. Prints medians and worsts.
+ *
+ * <p>Run: {@code bench/apply.sh [repetitions [threads,...]]} (default 5 and 1,8,32,128); with
+ * {@code SUTURE_BENCH_ROOTS=dirA,dirB} it compares builds (checkouts with a built jar), interleaved so both meet
+ * the same machine load.
  */
 public final class ApplyBench {
     private static final String TARGET = """
@@ -70,13 +79,12 @@ public final class ApplyBench {
                 sa.sa_handler = on_usr1;
                 sa.sa_flags = SA_RESTART;
                 sigaction(SIGUSR1, &sa, 0);
-                int n = atoi(argv[1]);
+                int sleepers = atoi(argv[1]);
                 pthread_t t;
-                for (int i = 1; i < n; i++)
+                for (int i = 0; i < sleepers; i++)
                     pthread_create(&t, 0, sleeper, 0);
                 int v = 0;
-                static long gaps[4096][2];
-                long max = 0, last = now(), next = last, ngaps = 0;
+                long max = 0, last = now(), next = last;
                 printf("ready\\n");
                 for (;;) {
                     long t = now();
@@ -86,19 +94,12 @@ public final class ApplyBench {
                     }
                     if (t - last > max)
                         max = t - last;
-                    if (t - last > 100000) { /* the latest 4096 gaps over 0.1 ms */
-                        gaps[ngaps % 4096][0] = last;
-                        gaps[ngaps++ % 4096][1] = t;
-                    }
                     last = t;
                     if (report) {
                         report = 0;
                         alarm(120); /* 120 s after the harness last asked, not after start: runs can be long */
-                        for (long i = ngaps > 4096 ? ngaps - 4096 : 0; i < ngaps; i++)
-                            printf("gap %ld %ld\\n", gaps[i % 4096][0], gaps[i % 4096][1]);
-                        printf("stall %ld tick %d\\n", max, v);
+                        printf("gap %ld tick %d\\n", max, v);
                         max = 0;
-                        ngaps = 0;
                         last = now();
                     }
                 }
@@ -106,18 +107,19 @@ public final class ApplyBench {
             """;
 
     private static final int[] THREADS = {1, 8, 32, 128};
-    private static final Duration WAIT = Duration.ofSeconds(30);
+    private static final Duration WAIT = Duration.ofSeconds(60);
+    private static final Path TRACING = Path.of("/sys/kernel/tracing");
 
     private ApplyBench() {}
 
     /** One build of suture (its checkout's root) and what it measured, per thread count. */
-    record Build(Path root, Map<Integer, Row> rows) {}
+    record Build(Path root, Map<Integer, List<Apply>> rows) {}
 
-    record Row(List<Double> toolMs, List<Double> windowStallMs, List<Double> holdStallMs, List<Double> stallMs,
-               List<Double> noiseMs, List<Double> wallMs) {}
+    /** One apply, in ms (cpu in s). */
+    record Apply(double allStopped, double spinningHeld, double anyHeld, double says, double cpu, double gap) {}
 
     public static void main(String[] args) throws Exception {
-        int reps = args.length > 0 ? Integer.parseInt(args[0]) : 3;
+        int reps = args.length > 0 ? Integer.parseInt(args[0]) : 5;
         int[] threads = args.length > 1 ? Arrays.stream(args[1].split(",")).mapToInt(Integer::parseInt).toArray()
                 : THREADS;
         var builds = new ArrayList<Build>();
@@ -132,81 +134,80 @@ public final class ApplyBench {
         Path patch = dir.resolve("tick.suture");
         Differ.diff(DiffRequest.ofFiles(exe, List.of(orig), List.of(patched), "bench-tick", false), patch);
         for (var b : builds) {
-            suture(b, "--help"); // builds the jar and its AOT cache once
+            run(b, b.root().resolve("suture").toString(), "--help"); // builds the jar and its AOT cache once
         }
-        for (int n : threads) {
-            try (var t = Target.start(exe, Integer.toString(n))) {
-                t.awaitLine("ready", WAIT);
-                for (int rep = 0; rep < reps; rep++) {
-                    for (var b : builds) { // interleaved, so every build meets the same machine load
-                        measure(b, n, rep, t, patch);
+        try (var trace = SchedTrace.open()) {
+            for (int n : threads) {
+                try (var t = Target.start(exe, Integer.toString(Math.max(1, n - 1)))) {
+                    t.awaitLine("ready", WAIT);
+                    var tids = tasks(t.pid());
+                    trace.follow(tids);
+                    for (int rep = 0; rep < reps; rep++) {
+                        for (var b : builds) { // interleaved, so every build meets the same machine load
+                            measure(b, n, rep, t, patch, trace, tids);
+                        }
                     }
                 }
             }
         }
-        System.out.printf(Locale.ROOT, "one-function apply, %d repetitions each, load average %s: median (max), ms%n",
-                reps, Files.readString(Path.of("/proc/loadavg")).strip());
+        System.out.printf(Locale.ROOT, "one-function apply, %d repetitions per row, load average %s: median (worst);"
+                + " ms, cpu in s%n", reps, Files.readString(Path.of("/proc/loadavg")).strip());
         for (var b : builds) {
             System.out.println(b.root());
-            System.out.printf("%-8s %-17s %-17s %-17s %-17s %-17s %-17s%n", "threads", "window (tool)",
-                    "stall in window", "stall in holds", "stall in apply", "noise (no apply)", "apply wall");
-            b.rows().forEach((n, r) -> System.out.printf("%-8d %-17s %-17s %-17s %-17s %-17s %-17s%n", n,
-                    cell(r.toolMs()), cell(r.windowStallMs()), cell(r.holdStallMs()), cell(r.stallMs()),
-                    cell(r.noiseMs()), cell(r.wallMs())));
+            System.out.printf("%-8s %-15s %-15s %-15s %-15s %-15s %-15s%n", "threads", "all stopped",
+                    "spinning held", "any held", "apply says", "cpu (s)", "target's gap");
+            b.rows().forEach((n, r) -> System.out.printf("%-8s %-15s %-15s %-15s %-15s %-15s %-15s%n",
+                    n == 1 ? "1 (+1)" : Integer.toString(n), cell(r, Apply::allStopped), cell(r, Apply::spinningHeld),
+                    cell(r, Apply::anyHeld), cell(r, Apply::says), cell(r, Apply::cpu), cell(r, Apply::gap)));
         }
     }
 
-    /** One apply, its revert, and the noise over as long as the apply took. */
-    private static void measure(Build b, int n, int rep, Target t, Path patch) throws Exception {
-        var row = b.rows().computeIfAbsent(n, k -> new Row(new ArrayList<>(), new ArrayList<>(), new ArrayList<>(),
-                new ArrayList<>(), new ArrayList<>(), new ArrayList<>()));
-        stall(t); // starts a fresh measurement
-        long start = System.nanoTime();
-        var r = suture(b, "apply", "-p", Long.toString(t.pid()), "--json", patch.toString());
-        long wall = System.nanoTime() - start;
-        var report = stall(t);
-        if (r.status() != 0) {
-            throw new AssertionError("apply failed: " + r.output());
+    /** One apply measured, then its revert. */
+    private static void measure(Build b, int n, int rep, Target t, Path patch, SchedTrace trace, Set<Integer> tids)
+            throws Exception {
+        trace.clear();
+        gap(t); // starts a fresh measurement
+        Path times = Files.createTempFile("apply-bench", ".time");
+        Commands.Result r;
+        try {
+            r = run(b, "/usr/bin/time", "-o", times.toString(), "-f", "%U %S", b.root().resolve("suture").toString(),
+                    "apply", "-p", Long.toString(t.pid()), "--json", patch.toString());
+            double gap = gap(t);
+            var holds = trace.holds(tids);
+            if (r.status() != 0) {
+                throw new AssertionError("apply failed: " + r.output());
+            }
+            String[] cpu = Files.readAllLines(times).getLast().strip().split(" ");
+            JsonNode json = new ObjectMapper().readTree(r.output().substring(r.output().indexOf('{'),
+                    r.output().lastIndexOf('}') + 1)).get("results").get(0);
+            double says = (json.has("longestRunningHoldMicros") ? json.get("longestRunningHoldMicros")
+                    : json.get("pauseMicros")).asDouble() / 1000;
+            var apply = new Apply(holds.allStopped(tids.size()) / 1e6, holds.longest((int) t.pid()) / 1e6,
+                    holds.longest() / 1e6, says, Double.parseDouble(cpu[0]) + Double.parseDouble(cpu[1]), gap);
+            b.rows().computeIfAbsent(n, k -> new ArrayList<>()).add(apply);
+            System.err.printf(Locale.ROOT, "%s threads %d rep %d: %s%n", b.root().getFileName(), n, rep, apply);
+        } finally {
+            Files.deleteIfExists(times);
         }
-        String json = r.output().substring(r.output().indexOf('{'), r.output().lastIndexOf('}') + 1);
-        double pause = new ObjectMapper().readTree(json).get("results").get(0).get("pauseMicros").asDouble() / 1000;
-        var rv = suture(b, "revert", "-p", Long.toString(t.pid()), "bench-tick");
+        var rv = run(b, b.root().resolve("suture").toString(), "revert", "-p", Long.toString(t.pid()),
+                "bench-tick");
         if (rv.status() != 0) {
             throw new AssertionError("revert failed: " + rv.output());
         }
-        stall(t);
-        sleepNanos(wall);
-        double noise = stall(t).maxMs();
-        double inWindow = windowStall(r.output(), report);
-        var holds = holds(r.output(), report, t.pid());
-        row.toolMs().add(pause);
-        if (inWindow >= 0) {
-            row.windowStallMs().add(inWindow);
-        }
-        row.holdStallMs().add(holds.maxMs());
-        row.stallMs().add(report.maxMs());
-        row.noiseMs().add(noise);
-        row.wallMs().add(wall / 1e6);
-        System.err.printf(Locale.ROOT, "%s threads %d rep %d: window %.3f ms, stall in window %.3f ms, in holds %.3f"
-                + " ms, in apply %.3f ms, noise %.3f ms, wall %.0f ms%s%n", b.root().getFileName(), n, rep, pause,
-                inWindow, holds.maxMs(), report.maxMs(), noise, wall / 1e6, holds.listing());
     }
 
-    /** Runs the build's ./suture with SUTURE_DEBUG set (it then lists its holds and the window's phases). */
-    private static Commands.Result suture(Build b, String... args) throws IOException, InterruptedException {
-        var cmd = new ArrayList<String>();
-        cmd.add(b.root().resolve("suture").toString());
-        cmd.addAll(List.of(args));
+    /** Runs {@code cmd} in the build's root, output and errors together. */
+    private static Commands.Result run(Build b, String... cmd) throws IOException, InterruptedException {
+        var words = List.of(cmd);
         Path log = Files.createTempFile("apply-bench", ".log");
         try {
-            var pb = new ProcessBuilder(cmd).directory(b.root().toFile()).redirectErrorStream(true)
-                    .redirectOutput(log.toFile()).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
-            pb.environment().put("SUTURE_DEBUG", "1");
-            var p = pb.start();
+            var p = new ProcessBuilder(words).directory(b.root().toFile()).redirectErrorStream(true)
+                    .redirectOutput(log.toFile()).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
+                    .start();
             if (!p.waitFor(WAIT.toMillis(), TimeUnit.MILLISECONDS)) {
                 p.destroyForcibly();
                 p.waitFor(10, TimeUnit.SECONDS);
-                throw new AssertionError("timed out: " + cmd);
+                throw new AssertionError("timed out: " + words);
             }
             return new Commands.Result(p.exitValue(), Files.readString(log));
         } finally {
@@ -222,89 +223,133 @@ public final class ApplyBench {
         return d.resolve("target.o");
     }
 
-    /** The target's longest stall (ms) and its gaps over 0.1 ms as {start, end} on CLOCK_MONOTONIC (ns). */
-    record Stalls(double maxMs, List<long[]> gaps) {}
+    private static Set<Integer> tasks(long pid) throws IOException {
+        try (var s = Files.list(Path.of("/proc/" + pid + "/task"))) {
+            return Set.copyOf(s.map(p -> Integer.parseInt(p.getFileName().toString())).toList());
+        }
+    }
 
-    /** Asks the target for its stalls since the last request and starts a new measurement. */
-    private static Stalls stall(Target t) throws IOException {
+    /** Asks the target for its longest clock gap (ms) since the last request and starts a new measurement. */
+    private static double gap(Target t) throws IOException {
         int skip = t.lines().size();
         t.signal("USR1");
-        String line = t.awaitLine(l -> l.startsWith("stall "), WAIT, skip);
-        var gaps = new ArrayList<long[]>();
-        for (String l : t.lines().subList(skip, t.lines().size())) {
-            if (l.startsWith("gap ")) {
-                String[] f = l.split(" ");
-                gaps.add(new long[] {Long.parseLong(f[1]), Long.parseLong(f[2])});
-            }
-        }
-        return new Stalls(Long.parseLong(line.split(" ")[1]) / 1e6, gaps);
+        String line = t.awaitLine(l -> l.startsWith("gap "), WAIT, skip);
+        return Long.parseLong(line.split(" ")[1]) / 1e6;
     }
 
-    /** The target's longest gap overlapping the window ("window: from NS for US us"), or -1 if not printed. */
-    private static double windowStall(String output, Stalls stalls) {
-        double seen = -1;
-        for (String l : output.lines().toList()) {
-            String[] f = l.split(" ");
-            if (l.startsWith("window: from ")) {
-                long from = Long.parseLong(f[2]);
-                long to = from + Long.parseLong(f[4]) * 1000;
-                seen = 0;
-                for (long[] g : stalls.gaps()) {
-                    if (g[0] < to && g[1] > from) {
-                        seen = Math.max(seen, (g[1] - g[0]) / 1e6);
-                    }
+    private static String cell(List<Apply> applies, ToDoubleFunction<Apply> field) {
+        double[] v = applies.stream().mapToDouble(field).sorted().toArray();
+        return v.length == 0 ? "-" : String.format(Locale.ROOT, "%.3f (%.3f)", v[(v.length - 1) / 2],
+                v[v.length - 1]);
+    }
+
+    /** A tracefs instance recording sched_switch for the target's threads. */
+    private static final class SchedTrace implements AutoCloseable {
+        private final Path dir;
+
+        private SchedTrace(Path dir) {
+            this.dir = dir;
+        }
+
+        static SchedTrace open() throws IOException, InterruptedException {
+            if (!Files.exists(TRACING.resolve("instances"))) {
+                var p = new ProcessBuilder("mount", "-t", "tracefs", "nodev", TRACING.toString()).inheritIO().start();
+                if (p.waitFor() != 0 || !Files.exists(TRACING.resolve("instances"))) {
+                    throw new IOException("cannot mount tracefs on " + TRACING + " (this benchmark needs root)");
                 }
             }
+            Path dir = TRACING.resolve("instances/suture-apply-bench-" + ProcessHandle.current().pid());
+            Files.createDirectory(dir); // the kernel makes the instance's files
+            var trace = new SchedTrace(dir);
+            trace.set("trace_clock", "mono");
+            trace.set("buffer_size_kb", "16384");
+            return trace;
         }
-        return seen;
-    }
 
-    /** The target's longest gap overlapping any of the tool's holds of it (ms), and the holds listed. */
-    record Holds(double maxMs, String listing) {}
+        void follow(Set<Integer> tids) throws IOException {
+            set("events/sched/sched_switch/enable", "0");
+            var ids = new StringBuilder();
+            tids.forEach(tid -> ids.append(tid).append(' '));
+            set("set_event_pid", ids.toString().strip()); // a switch is kept when either side is one of them
+            set("events/sched/sched_switch/enable", "1");
+            set("tracing_on", "1");
+        }
 
-    /**
-     * With SUTURE_DEBUG set, the tool lists every span it held threads of a process ("tracer PID: LABEL held from
-     * NS for US us", System.nanoTime is CLOCK_MONOTONIC; the target's, and those of the decoy it rehearses on):
-     * each of the target's is listed with the target's longest gap overlapping it, so the target's stalls split
-     * into the tool's holds and the rest (noise, CPU contention).
-     */
-    private static Holds holds(String output, Stalls stalls, long pid) {
-        long max = 0;
-        var out = new StringBuilder();
-        for (String l : output.lines().toList()) {
-            if (!l.startsWith("tracer " + pid + ": ")) {
-                continue;
-            }
-            String[] f = l.split(" ");
-            long from = Long.parseLong(f[5]);
-            long to = from + Long.parseLong(f[7]) * 1000;
-            long seen = 0;
-            for (long[] g : stalls.gaps()) {
-                if (g[0] < to && g[1] > from) {
-                    seen = Math.max(seen, g[1] - g[0]);
+        void clear() throws IOException {
+            Files.writeString(dir.resolve("trace"), ""); // O_TRUNC empties the buffer
+        }
+
+        private void set(String file, String value) throws IOException {
+            Files.writeString(dir.resolve(file), value);
+        }
+
+        /** Every span each thread spent switched out in state t, from the trace recorded since {@link #clear}. */
+        Holds holds(Set<Integer> tids) throws IOException {
+            var spans = new HashMap<Integer, List<long[]>>();
+            var since = new HashMap<Integer, Long>();
+            for (String line : Files.readAllLines(dir.resolve("trace"))) {
+                int at = line.indexOf(": sched_switch: ");
+                if (at < 0) {
+                    continue;
+                }
+                long ns = Math.round(Double.parseDouble(line.substring(line.lastIndexOf(' ', at - 1) + 1, at)) * 1e9);
+                int prev = Integer.parseInt(field(line, "prev_pid="));
+                String state = field(line, "prev_state=");
+                int next = Integer.parseInt(field(line, "next_pid="));
+                if (tids.contains(prev) && state.contains("t")) {
+                    since.put(prev, ns);
+                }
+                if (tids.contains(next) && since.containsKey(next)) {
+                    spans.computeIfAbsent(next, k -> new ArrayList<>()).add(new long[] {since.remove(next), ns});
                 }
             }
-            max = Math.max(max, seen);
-            out.append(String.format(Locale.ROOT, "%n    %-8s held %6.3f ms, target's gap %6.3f ms", f[2],
-                    Long.parseLong(f[7]) / 1e3, seen / 1e6));
+            return new Holds(spans);
         }
-        for (String l : output.lines().toList()) {
-            if (l.startsWith("window: ") || l.startsWith("rehearsal: ")) {
-                out.append("\n    ").append(l);
+
+        private static String field(String line, String name) {
+            int from = line.indexOf(name) + name.length();
+            int to = line.indexOf(' ', from);
+            return line.substring(from, to < 0 ? line.length() : to);
+        }
+
+        @Override
+        public void close() throws IOException {
+            set("tracing_on", "0");
+            set("events/sched/sched_switch/enable", "0");
+            Files.delete(dir);
+        }
+    }
+
+    /** The spans (ns, {from, to}) each thread was held. */
+    record Holds(Map<Integer, List<long[]>> spans) {
+        long longest() {
+            return spans.keySet().stream().mapToLong(this::longest).max().orElse(0);
+        }
+
+        long longest(int tid) {
+            return spans.getOrDefault(tid, List.of()).stream().mapToLong(s -> s[1] - s[0]).max().orElse(0);
+        }
+
+        /** The longest span in which all {@code threads} threads were held at once. */
+        long allStopped(int threads) {
+            var edges = new TreeMap<Long, Integer>();
+            spans.values().forEach(l -> l.forEach(s -> {
+                edges.merge(s[0], 1, Integer::sum);
+                edges.merge(s[1], -1, Integer::sum);
+            }));
+            long longest = 0;
+            long from = -1;
+            int held = 0;
+            for (var e : edges.entrySet()) {
+                held += e.getValue();
+                if (held >= threads && from < 0) {
+                    from = e.getKey();
+                } else if (held < threads && from >= 0) {
+                    longest = Math.max(longest, e.getKey() - from);
+                    from = -1;
+                }
             }
+            return longest;
         }
-        return new Holds(max / 1e6, out.toString());
-    }
-
-    private static String cell(List<Double> values) {
-        if (values.isEmpty()) {
-            return "-";
-        }
-        var sorted = values.stream().sorted().toList();
-        return String.format(Locale.ROOT, "%.3f (%.3f)", sorted.get(sorted.size() / 2), sorted.getLast());
-    }
-
-    private static void sleepNanos(long nanos) throws InterruptedException {
-        Thread.sleep(Duration.ofNanos(nanos));
     }
 }

@@ -147,7 +147,7 @@ public final class StopTheWorldBench {
     private static long[] bare(Tracer tracer) {
         return tracer.onTracerThread(() -> {
             long t0 = System.nanoTime();
-            tracer.stopAll();
+            tracer.stopAll("bare cycle");
             long t1 = System.nanoTime();
             tracer.resumeAll();
             long t2 = System.nanoTime();

@@ -2,14 +2,19 @@ package dev.suture.generate;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.suture.elf.ElfFile;
+import dev.suture.elf.LoadedSections;
 import dev.suture.testing.Gcc;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -45,7 +50,13 @@ class CompilerWrapperTest {
 
     /** Runs a shell script in the tree with the wrapper in place, as a build would. */
     private BuildRecord build(String script) throws IOException {
+        return build(script, Map.of());
+    }
+
+    /** {@link #build(String)} with {@code extra} in the build's environment. */
+    private BuildRecord build(String script, Map<String, String> extra) throws IOException {
         var env = wrapper.environment(System.getenv(), tree, records, Path.of("/src/project"));
+        env.putAll(extra);
         var outcome = ExternalCommand.run(List.of("/bin/sh", "-ec", script), tree, env, dir.resolve("build.log"),
                 Duration.ofMinutes(2));
         assertTrue(outcome.ok(), outcome.tail(40));
@@ -132,5 +143,99 @@ class CompilerWrapperTest {
                 ar t /dev/null 2>/dev/null || true
                 """);
         assertEquals(List.of(), record.links());
+    }
+
+    @Test
+    void compilerNamesWithTargetPrefixAndVersion() {
+        for (String name : List.of("cc", "gcc", "c++", "g++", "ar", "gcc-12", "g++-12", "x86_64-linux-gnu-gcc",
+                "x86_64-linux-gnu-gcc-12", "x86_64-linux-gnu-g++-12", "x86_64-linux-gnu-ar", "x86_64-pc-linux-gnu-cc",
+                "gcc-12.2")) {
+            assertTrue(CompilerWrapper.isToolName(name), name);
+        }
+        for (String name : List.of("gcc-ar", "gcc-ar-12", "x86_64-linux-gnu-gcc-ar-12", "x86_64-linux-gnu-gcc-nm",
+                "clang", "distcc", "gcc-", "cc1", "gccgo-12", "ld")) {
+            assertFalse(CompilerWrapper.isToolName(name), name);
+        }
+    }
+
+    /**
+     * A toolchain's names as Debian installs them (here links to this machine's gcc under made-up versions, so the
+     * test does not depend on which are installed): the wrapper stands in for each, and for CC as the build is
+     * told it.
+     */
+    @Test
+    void prefixedAndVersionedCompilersGoThroughTheWrapper() throws IOException {
+        Path tools = Files.createDirectories(dir.resolve("tools"));
+        Path gcc = CompilerWrapper.which("gcc", System.getenv("PATH")).orElseThrow();
+        for (String name : List.of("x86_64-linux-gnu-gcc-99", "gcc-99", "x86_64-linux-gnu-gcc-ar-99")) {
+            Files.createSymbolicLink(tools.resolve(name), gcc);
+        }
+        String path = tools + ":" + System.getenv("PATH");
+        wrapper = CompilerWrapper.create(dir.resolve("wrap-versioned"), path);
+        assertTrue(wrapper.realTools().containsKey("x86_64-linux-gnu-gcc-99"), wrapper.realTools().toString());
+        assertTrue(wrapper.realTools().containsKey("gcc-99"), wrapper.realTools().toString());
+        assertFalse(wrapper.realTools().containsKey("x86_64-linux-gnu-gcc-ar-99"), wrapper.realTools().toString());
+
+        var base = new HashMap<>(System.getenv());
+        base.put("PATH", path);
+        base.put("CC", "gcc-99");
+        var env = wrapper.environment(base, tree, records, Path.of("/src/project"));
+        assertEquals(wrapper.bin().resolve("gcc-99").toString(), env.get("CC"));
+        base.put("CC", tools.resolve("gcc-99").toString());
+        assertEquals(wrapper.bin().resolve("gcc-99").toString(),
+                wrapper.environment(base, tree, records, Path.of("/src/project")).get("CC"));
+
+        var record = build("""
+                x86_64-linux-gnu-gcc-99 -O2 -c a.c -o a.o
+                $CC -O2 -c a_member_name_longer_than_sixteen.c -o b.o
+                x86_64-linux-gnu-gcc-99 -O2 -o prog main.c a.o b.o
+                """, Map.of("PATH", wrapper.bin() + ":" + path, "CC", "gcc-99"));
+        assertEquals(List.of("tree:a.o", "tree:b.o", "compiled:prog:main.c"), keys(record, "prog"));
+        for (String object : List.of("a.o", "b.o")) {
+            String sections = Gcc.run(dir, "readelf", "-SW", tree.resolve(object).toString());
+            assertTrue(sections.contains(".text."), object + ":\n" + sections);
+        }
+    }
+
+    /**
+     * SUTURE_REPRODUCE: the link takes objects compiled exactly as asked (so it can reproduce a distribution's
+     * binary), and the diff takes each one's twin with the section flags, found again after the build moved the
+     * object (zlib compiles objs/x.o and renames it x.lo).
+     */
+    @Test
+    void reproducingBuildLinksObjectsAsCompiledAndDiffsTheirTwins() throws IOException {
+        var record = build("""
+                mkdir -p objs
+                cc -O2 -MD -c a.c -o objs/a.o
+                mv objs/a.o a.lo
+                cc -O2 -c a_member_name_longer_than_sixteen.c -o b.o
+                cc -O2 -o prog main.c a.lo b.o
+                """, Map.of("SUTURE_REPRODUCE", "1"));
+        var link = record.linkOf(tree.resolve("prog")).orElseThrow();
+        var objects = record.objectsOf(link);
+        assertEquals(List.of("tree:a.lo", "tree:b.o", "compiled:prog:main.c"),
+                objects.stream().map(BuildRecord.TargetObject::key).toList());
+        for (String object : List.of("a.lo", "b.o")) {
+            String sections = Gcc.run(dir, "readelf", "-SW", tree.resolve(object).toString());
+            assertFalse(sections.contains(".text."), object + " was compiled with section flags:\n" + sections);
+        }
+        for (var o : objects) {
+            assertTrue(o.path().startsWith(records), o.toString());
+            String sections = Gcc.run(dir, "readelf", "-SW", o.path().toString());
+            assertTrue(sections.contains(".text."), o + " has no function sections:\n" + sections);
+        }
+        // make's dependency file names the build's object, not the twin
+        String deps = Files.readString(tree.resolve("objs/a.d"));
+        assertTrue(deps.startsWith("objs/a.o:"), deps);
+        // the linked program loads the bytes of the same build made without the wrapper
+        String gcc = CompilerWrapper.which("gcc", System.getenv("PATH")).orElseThrow().toString();
+        Path ref = Files.createDirectories(dir.resolve("ref"));
+        Gcc.run(tree, gcc, "-O2", "-c", "a.c", "-o", ref.resolve("a.o").toString());
+        Gcc.run(tree, gcc, "-O2", "-c", "a_member_name_longer_than_sixteen.c", "-o", ref.resolve("b.o").toString());
+        Gcc.run(tree, gcc, "-O2", "-o", ref.resolve("prog").toString(), "main.c", ref.resolve("a.o").toString(),
+                ref.resolve("b.o").toString());
+        try (var built = ElfFile.open(tree.resolve("prog")); var plain = ElfFile.open(ref.resolve("prog"))) {
+            assertEquals(List.of(), LoadedSections.compare(built, plain));
+        }
     }
 }

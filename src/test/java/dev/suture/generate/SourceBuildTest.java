@@ -8,6 +8,7 @@ import dev.suture.testing.Gcc;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
@@ -42,7 +43,8 @@ class SourceBuildTest {
         assertEquals(List.of("tree:main.o", "tree:mul.o"), prog.changed());
 
         var lib = byTarget.get("libgreet.so");
-        assertEquals(List.of("pic/greet.o", "pic/fmt.o"), relative(prepared.workDir().resolve("original"), lib.original()));
+        assertEquals(List.of("pic/greet.o", "pic/fmt.o"), relative(prepared.workDir().resolve("original").resolve(src.getFileName()),
+                lib.original()));
         assertEquals(List.of("tree:pic/fmt.o"), lib.changed());
 
         var tool = byTarget.get("tool");
@@ -104,5 +106,56 @@ class SourceBuildTest {
     private static List<String> relative(Path tree, List<BuildRecord.TargetObject> objects) throws IOException {
         Path real = tree.toRealPath();
         return objects.stream().map(o -> real.relativize(o.path()).toString()).toList();
+    }
+
+    /**
+     * --target NAME=DEPLOYED where DEPLOYED is stripped and has no debug file (as a distribution ships it, built by
+     * the project's own Makefile without the wrapper): the build links objects as compiled so that it reproduces
+     * the deployed file, whose symbols then come from the rebuild.
+     */
+    @Test
+    void strippedDeployedLibraryTakesItsSymbolsFromTheRebuild() throws IOException {
+        Path src = BuildProjects.multi(dir);
+        Path plain = dir.resolve("plain");
+        var copy = ExternalCommand.run(List.of("cp", "-a", src.toString(), plain.toString()), dir, null,
+                dir.resolve("cp.log"), Duration.ofMinutes(1));
+        assertTrue(copy.ok(), copy.tail(10));
+        var built = ExternalCommand.run(List.of("make", "libgreet.so"), plain, null, dir.resolve("plain.log"),
+                Duration.ofMinutes(2));
+        assertTrue(built.ok(), built.tail(20));
+        Path deployed = dir.resolve("libgreet.so.deployed");
+        Gcc.run(dir, "objcopy", "--strip-all", plain.resolve("libgreet.so").toString(), deployed.toString());
+
+        Path diff = BuildProjects.file(dir, "multi-fix.diff");
+        var result = SourceBuild.run(BuildProjects.request(src, List.of(diff), "make libgreet.so",
+                "libgreet.so=" + deployed));
+        var lib = result.targets().getFirst();
+        assertEquals(SymbolSource.REBUILD, lib.diff().symbols(), lib.toString());
+        assertEquals(List.of("fmt_name"), lib.diff().replaced());
+        try (var elf = dev.suture.elf.ElfFile.open(deployed)) {
+            assertEquals(elf.buildId().orElseThrow(), lib.diff().targetBuildId());
+        }
+    }
+
+    /** An output linked by a compiler the wrapper does not stand in for is reported with the command that did. */
+    @Test
+    void targetLinkedOutsideTheWrapperIsReportedWithItsCommand() throws IOException {
+        String gcc = CompilerWrapper.which("gcc", System.getenv("PATH")).orElseThrow().toString();
+        Path src = Files.createDirectories(dir.resolve("bypass"));
+        Files.writeString(src.resolve("prog.c"), "int answer(void) { return 41; }\nint main(void) { return answer(); }\n");
+        Files.writeString(src.resolve("Makefile"), "prog: prog.c\n\t" + gcc + " -O2 -o prog prog.c\n");
+        Path diff = Files.writeString(dir.resolve("fix.diff"), """
+                --- a/prog.c
+                +++ b/prog.c
+                @@ -1,2 +1,2 @@
+                -int answer(void) { return 41; }
+                +int answer(void) { return 42; }
+                 int main(void) { return answer(); }
+                """);
+        var e = assertThrows(SourceBuildException.class, () -> SourceBuild.prepare(
+                BuildProjects.request(src, List.of(diff), "make", "prog"), work()));
+        assertTrue(e.getMessage().contains("was not linked through the compiler wrapper"), e.getMessage());
+        assertTrue(e.getMessage().contains("The build linked it with:\n  " + gcc + " -O2 -o prog prog.c"),
+                e.getMessage());
     }
 }

@@ -62,7 +62,7 @@ class InjectionTest {
             int pid = target.pidInt();
             try (var tracer = Tracer.attach(pid)) {
                 var exeModule = Modules.of(pid).executable().orElseThrow();
-                tracer.stopAll();
+                tracer.stopAll("test");
                 int tid = tracer.threads().getFirst();
                 var before = tracer.registers(tid);
                 assertTrue(before.orig_rax() == 35 || before.orig_rax() == 230, "in nanosleep/clock_nanosleep: "
@@ -110,7 +110,7 @@ class InjectionTest {
                 Thread.sleep(50);
                 int pid = target.pidInt();
                 try (var tracer = Tracer.attach(pid)) {
-                    tracer.stopAll();
+                    tracer.stopAll("test");
                     int tid = tracer.threads().getFirst();
                     var before = tracer.registers(tid);
                     assertEquals(0, before.orig_rax(), "blocked in read");
@@ -155,7 +155,7 @@ class InjectionTest {
                 int pid = target.pidInt();
                 try (var tracer = Tracer.attach(pid)) {
                     tracer.onTracerThread(() -> {
-                        tracer.stopAll();
+                        tracer.stopAll("test");
                         var t = tracer.traced(pid);
                         long[] saved = tracer.registers(pid).words();
                         assertEquals(-SyscallRestart.ERESTARTSYS, saved[10], "read interrupted by our stop");

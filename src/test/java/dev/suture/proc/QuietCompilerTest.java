@@ -62,7 +62,7 @@ class QuietCompilerTest {
                             + " while a thread ran mmap for us");
                 }
                 assertAll(SCHED_OTHER, "after the hold for an injected mmap");
-                tracer.stopAll();
+                tracer.stopAll("test");
                 tracer.munmap(at, 4096); // inside a hold the caller made, which leaves the compiler alone
                 assertAll(SCHED_OTHER, "after an injected call inside a stop-all (the compiler runs there)");
                 tracer.resumeAll();

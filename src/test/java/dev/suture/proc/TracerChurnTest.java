@@ -98,7 +98,7 @@ class TracerChurnTest {
                         Syscalls.kill(pid, Ptrace.SIGUSR1);
                         sent++;
                     }
-                    tracer.stopAll();
+                    tracer.stopAll("test");
                     assertEquals("", Procs.notInState(pid, 't'), "cycle " + cycle + ": threads not stopped");
                     assertEquals(Procs.tids(pid), tracer.threads(), "cycle " + cycle + ": threads held");
                     if (when == 1) { // while every thread is held

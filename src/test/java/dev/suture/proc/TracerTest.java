@@ -75,7 +75,7 @@ class TracerTest {
                 assertEquals(Procs.tids(pid), tracer.threads());
                 assertEquals(7, tracer.threads().size());
                 tracer.warmUp();
-                tracer.stopAll();
+                tracer.stopAll("test");
                 assertEquals("", Procs.notInState(pid, 't'), "threads not in tracing stop");
                 assertEquals(Procs.tids(pid), tracer.threads());
                 byte[] before = tracer.read(counter, 6 * 8);
@@ -135,7 +135,7 @@ class TracerTest {
                     }
                     assertNotEquals(0, Ptrace.peekWaitable(), "no event pending for the busy tracer");
                     try (var tracer = Tracer.attach(target.pidInt())) {
-                        tracer.stopAll();
+                        tracer.stopAll("test");
                         tracer.resumeAll();
                     }
                 } finally {
@@ -164,7 +164,7 @@ class TracerTest {
         try (var target = Target.start(exe)) {
             long answer = hex(target.awaitLine("ready", Duration.ofSeconds(10)).split(" ")[1]);
             try (var tracer = Tracer.attach(target.pidInt())) {
-                tracer.stopAll();
+                tracer.stopAll("test");
                 // mov $42, %eax; ret
                 tracer.write(answer, new byte[] {(byte) 0xb8, 42, 0, 0, 0, (byte) 0xc3});
                 tracer.resumeAll();
@@ -183,7 +183,7 @@ class TracerTest {
             awaitStates(pid, 'T');
             try (var tracer = Tracer.attach(pid)) {
                 Thread.sleep(20);
-                tracer.stopAll();
+                tracer.stopAll("test");
                 assertEquals("", Procs.notInState(pid, 't'));
                 tracer.resumeAll();
                 Thread.sleep(20);

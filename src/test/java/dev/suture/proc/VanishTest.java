@@ -66,7 +66,7 @@ class VanishTest {
                 expectVanished(pid, () -> {
                     try (var tracer = Tracer.attach(pid)) {
                         for (int i = 0; i < 100_000; i++) {
-                            tracer.stopAll();
+                            tracer.stopAll("test");
                             tracer.threads();
                             tracer.resumeAll();
                         }
@@ -87,7 +87,7 @@ class VanishTest {
                 expectVanished(pid, () -> {
                     try (var tracer = Tracer.attach(pid)) {
                         for (int i = 0; i < 100_000; i++) {
-                            tracer.stopAll();
+                            tracer.stopAll("test");
                             tracer.resumeAll();
                         }
                     }
@@ -106,7 +106,7 @@ class VanishTest {
                 long delayNanos = TimeUnit.MILLISECONDS.toNanos(30 + 7L * round);
                 expectVanished(pid, () -> {
                     try (var tracer = Tracer.attach(pid)) {
-                        tracer.stopAll();
+                        tracer.stopAll("test");
                         tracer.mmap(0, 4096, Mman.PROT_READ, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS); // warm
                         var killer = Thread.ofPlatform().start(() -> {
                             LockSupport.parkNanos(delayNanos);

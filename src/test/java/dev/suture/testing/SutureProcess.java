@@ -87,7 +87,7 @@ public final class SutureProcess implements AutoCloseable {
     }
 
     /** The command line that runs {@code dev.suture.cli.Main} with {@code args} on the test's class path. */
-    static List<String> command(String... args) {
+    public static List<String> command(String... args) {
         String java = ProcessHandle.current().info().command().orElse("java");
         var cmd = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
                 "-cp", classPath(), "dev.suture.cli.Main"));
