@@ -24,7 +24,7 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /** {@code suture apply}: patches running processes, one process or every process that maps the target. */
-@Command(name = "apply", mixinStandardHelpOptions = true,
+@Command(name = "apply", header = "Patches running processes.", mixinStandardHelpOptions = true,
         description = {"Applies patches to a running process (-p) or to every process that maps a module the",
                 "patch is for (--all). A DIR is a patch store: <build-id>.suture or <build-id>/<level>.suture.",
                 "The code is loaded while the process runs; it is stopped only to check that no thread is inside",
@@ -95,16 +95,26 @@ public final class ApplyCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         var options = new Patcher.ApplyOptions(timeout.duration(), dryRun, replace, maxPause.duration());
         var patches = readPatches(trustedKeys());
+        if (which.pid != null) {
+            Processes.requireGiven(which.pid);
+        }
         var byBuildId = new LinkedHashMap<String, List<PatchFile>>();
         patches.forEach((id, checked) -> byBuildId.put(id, checked.stream().map(Checked::patch).toList()));
         var plan = new ApplyPlan(byBuildId, which.all, isStore());
         var lines = new ArrayList<Line>();
         int skipped = 0;
-        for (int pid : plan.pids(which.pid)) {
+        var progress = which.all ? Progress.onTerminal(spec, json) : null;
+        var pids = plan.pids(which.pid);
+        int done = 0;
+        for (int pid : pids) {
+            done++;
             // the patches read and checked above, not the files again: they could have changed since
             var forPid = plan.patchesFor(pid);
             if (forPid.isEmpty()) {
                 skipped++;
+            } else if (progress != null) {
+                progress.say("process " + done + " of " + pids.size() + ": pid " + pid + " (" + Processes.name(pid)
+                        + ")");
             }
             for (var patch : forPid) {
                 lines.add(applyOne(pid, patch, options));
@@ -243,10 +253,9 @@ public final class ApplyCommand implements Callable<Integer> {
                 out.println(text(l));
             }
             if (which.all) {
-                out.printf("summary: %d applied, %d already applied, %d failed, %d processes without a matching"
-                        + " module%n", count(lines, Patcher.Outcome.APPLIED),
-                        count(lines, Patcher.Outcome.ALREADY_APPLIED),
-                        lines.stream().filter(l -> l.result() == null).count(), skipped);
+                out.printf("summary: %d applied, %d already applied, %d failed, %s without a matching module%n",
+                        count(lines, Patcher.Outcome.APPLIED), count(lines, Patcher.Outcome.ALREADY_APPLIED),
+                        lines.stream().filter(l -> l.result() == null).count(), TextTable.count(skipped, "process"));
             }
         }
         out.flush();

@@ -27,7 +27,9 @@ import picocli.CommandLine.Spec;
                 "through a compiler wrapper that keeps one section per function and records each link;",
                 "then writes one patch <build-id>.suture per changed target and says which functions changed.",
                 "With --deb, the tree is the installed version's Debian source (apt-get source), built with",
-                "dpkg-buildpackage -b, and the targets are the package's installed ELF files (docs/debian.md)."})
+                "dpkg-buildpackage -b, and the targets are the package's installed ELF files (docs/debian.md).",
+                "A function whose only change is its line numbers (__LINE__ in assert or logging) is left as",
+                "it is and reported; same-named source files are told apart by link order, proven by content."})
 public final class BuildCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -81,9 +83,10 @@ public final class BuildCommand implements Callable<Integer> {
     @Option(names = "--serial", description = "Build the two copies one after the other instead of in parallel.")
     boolean serial;
 
-    @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "3600",
-            description = "Give up on a build after this long (default: ${DEFAULT-VALUE}).")
-    long timeoutSeconds;
+    @Option(names = "--timeout", paramLabel = "TIME", defaultValue = "1h", converter = Durations.Seconds.class,
+            description = "Give up on a build after this long (default: ${DEFAULT-VALUE}; 90s, 30m; a plain number is"
+                    + " seconds).")
+    Duration timeout;
 
     @Mixin
     SignWith sign;
@@ -110,8 +113,12 @@ public final class BuildCommand implements Callable<Integer> {
         }
         var request = new SourceBuild.Request(src, diffs, strip, make == null ? "make" : make,
                 targets.stream().map(SourceBuild.Target::parse).toList(), output, force, keep, serial,
-                Duration.ofSeconds(timeoutSeconds), signing);
-        var result = SourceBuild.run(request);
+                timeout, signing);
+        var progress = Progress.onTerminal(spec, json);
+        var result = progress == null ? SourceBuild.run(request) : SourceBuild.run(request, progress::say);
+        if (progress != null) {
+            progress.say("done");
+        }
         var out = spec.commandLine().getOut();
         if (json.enabled()) {
             JsonOutput.print(out, document(result));
@@ -136,7 +143,7 @@ public final class BuildCommand implements Callable<Integer> {
     /** {@code --deb}: the installed package's source, built the Debian way; one result per installed file. */
     private int debian(Keys.SigningKey signing) throws Exception {
         var request = new DebianBuild.Request(deb, diffs, strip, output, buildDeps, addDebSrc, force, keep, serial,
-                Duration.ofSeconds(timeoutSeconds), signing);
+                timeout, signing);
         var result = DebianBuild.run(request);
         var out = spec.commandLine().getOut();
         if (json.enabled()) {
@@ -184,6 +191,7 @@ public final class BuildCommand implements Callable<Integer> {
         out.println("  replaced: " + list(t.diff().replaced()));
         out.println("  new:      " + list(t.diff().added()));
         out.println("  objects:  " + String.join(" ", t.changedObjects()));
+        t.diff().lineOnlySummary().ifPresent(l -> out.println("  " + l));
         out.println("  symbols:  " + describe(t.diff().symbols()));
         if (t.diff().signature() != null) {
             out.println("  signed:   " + t.diff().signature());
@@ -242,6 +250,7 @@ public final class BuildCommand implements Callable<Integer> {
             doc.put("targetBuildId", t.diff().targetBuildId());
             doc.put("replaced", t.diff().replaced());
             doc.put("added", t.diff().added());
+            doc.put("lineOnly", t.diff().lineOnly());
             doc.put("symbols", t.diff().symbols().name().toLowerCase(Locale.ROOT));
             doc.put("warnings", t.diff().warnings());
             var sig = t.diff().signature();

@@ -1,20 +1,17 @@
 package dev.suture.cli;
 
-import dev.suture.SutureException;
 import java.time.Duration;
 import picocli.CommandLine.Option;
 
-/** {@code --timeout MS}, one option for every command that waits for code to leave the threads' stacks. */
+/** {@code --timeout TIME}, one option for every command that waits for code to leave the threads' stacks. */
 final class BusyTimeout {
-    @Option(names = "--timeout", paramLabel = "MS", defaultValue = "5000",
-            description = "How long to retry while code to be replaced or taken out is on some thread's stack"
-                    + " (default: ${DEFAULT-VALUE} ms).")
-    long millis;
+    @Option(names = "--timeout", paramLabel = "TIME", defaultValue = "5s", converter = Durations.Millis.class,
+            description = {"How long to retry while code to be replaced or taken out is on some thread's stack",
+                    "(default: ${DEFAULT-VALUE}). A time takes a unit (500ms, 5s, 2m); a plain number is",
+                    "milliseconds."})
+    Duration duration;
 
     Duration duration() {
-        if (millis < 0) {
-            throw new SutureException(SutureException.Kind.BAD_INPUT, "--timeout must be >= 0, not " + millis);
-        }
-        return Duration.ofMillis(millis);
+        return duration;
     }
 }

@@ -4,6 +4,7 @@ import dev.suture.SutureException;
 import dev.suture.generate.DiffRequest;
 import dev.suture.generate.Differ;
 import dev.suture.live.Patcher;
+import dev.suture.sys.Directories;
 import dev.suture.patch.PatchFile;
 import java.io.IOException;
 import java.io.InputStream;
@@ -12,14 +13,12 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
-import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -30,8 +29,8 @@ import picocli.CommandLine.Spec;
  * {@code thread3_say} while it runs, show the output change and the patched code as gdb sees it, revert, show the
  * original output again, stop the program.
  */
-@Command(name = "demo", mixinStandardHelpOptions = true,
-        description = {"Runs the seed's scenario end to end: compiles a three-thread C program (non-PIE), starts",
+@Command(name = "demo", header = "Shows a live patch end to end on a program of its own.", mixinStandardHelpOptions = true,
+        description = {"Compiles a small C program whose three threads print in a loop (non-PIE), starts",
                 "it, builds a patch from a source diff (thread3_say: counter - 1, TLS value 666666), applies it",
                 "live, shows the output change and the patched entry in gdb, reverts, and stops the program."})
 public final class DemoCommand implements Callable<Integer> {
@@ -43,7 +42,7 @@ public final class DemoCommand implements Callable<Integer> {
     @Option(names = "--keep", paramLabel = "DIR", description = "Build in DIR and keep it (default: a temporary directory, removed).")
     Path keep;
 
-    @Option(names = "--pie", description = "Build the program as a PIE (the seed's is not).")
+    @Option(names = "--pie", description = "Build the program as a position-independent executable.")
     boolean pie;
 
     @Mixin
@@ -58,7 +57,7 @@ public final class DemoCommand implements Callable<Integer> {
         Path dir = keep != null ? Files.createDirectories(keep) : Files.createTempDirectory("suture-demo");
         long pid = -1;
         try {
-            step("1. build the demo program and the patch (" + (pie ? "PIE" : "non-PIE, as in the seed") + ")");
+            step("1. build the demo program and the patch (" + (pie ? "PIE" : "non-PIE") + ")");
             Path exe = buildProgram(dir);
             Path patchFile = buildPatch(dir, exe);
             var patch = PatchFile.read(patchFile);
@@ -80,7 +79,7 @@ public final class DemoCommand implements Callable<Integer> {
             awaitThread3(log, mark, 2, pid);
             show("after apply", log, mark);
 
-            step("4. the patched entry, as gdb shows it (compare the seed)");
+            step("4. the patched entry, as gdb shows it");
             var fn = applied.functions().getFirst();
             var region = Patcher.applied((int) pid).getFirst();
             gdb(dir, pid, fn.name(), fn.newAddress(), region.jumpTable(), region.jumpTableEntries());
@@ -99,7 +98,7 @@ public final class DemoCommand implements Callable<Integer> {
                 ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
             }
             if (keep == null) {
-                deleteTree(dir);
+                Directories.deleteTree(dir);
             }
         }
         if (json.enabled()) {
@@ -318,14 +317,6 @@ public final class DemoCommand implements Callable<Integer> {
             Thread.sleep(ms);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-        }
-    }
-
-    private static void deleteTree(Path dir) {
-        try (Stream<Path> s = Files.walk(dir)) {
-            s.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-        } catch (IOException ignored) {
-            // a temporary directory left behind is harmless
         }
     }
 }

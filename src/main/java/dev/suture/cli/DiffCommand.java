@@ -17,7 +17,9 @@ import picocli.CommandLine.Model.CommandSpec;
 @Command(name = "diff", header = "Makes a patch file from the objects of two builds.", mixinStandardHelpOptions = true,
         description = {"Builds a patch file from the objects of the original and the patched build",
                 "(compiled with -ffunction-sections -fdata-sections) for the deployed BINARY,",
-                "and prints which functions it replaces and adds."})
+                "and prints which functions it replaces and adds. With -g objects, a function whose only",
+                "change is its line numbers is left as it is and reported. Statics of same-named source",
+                "files are told apart by their bytes only (suture build also knows the link order)."})
 public final class DiffCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -63,6 +65,7 @@ public final class DiffCommand implements Callable<Integer> {
             doc.put("targetBuildId", result.targetBuildId());
             doc.put("replaced", result.replaced());
             doc.put("added", result.added());
+            doc.put("lineOnly", result.lineOnly());
             doc.put("warnings", result.warnings());
             doc.put("signature", signature == null ? null
                     : SignCommand.json(signature));
@@ -75,6 +78,7 @@ public final class DiffCommand implements Callable<Integer> {
                     + result.targetBuildId() + ")");
             out.println("replaced: " + (result.replaced().isEmpty() ? "(none)" : String.join(" ", result.replaced())));
             out.println("new:      " + (result.added().isEmpty() ? "(none)" : String.join(" ", result.added())));
+            result.lineOnlySummary().ifPresent(out::println);
             if (signature != null) {
                 out.println("signed:   " + signature);
             }

@@ -52,6 +52,9 @@ public final class ExitCodes {
         if (code == INTERNAL || System.getenv("SUTURE_DEBUG") != null) {
             e.printStackTrace(cl.getErr());
         }
+        if (cl.getParseResult() != null && cl.getParseResult().hasMatchedOption("--json")) {
+            printJson(cl, message, code);
+        }
         return code;
     }
 
@@ -59,6 +62,22 @@ public final class ExitCodes {
         var cl = e.getCommandLine();
         cl.getErr().println("suture: " + e.getMessage());
         cl.getErr().println("Try '" + cl.getCommandSpec().qualifiedName() + " --help' for usage.");
+        if (java.util.Arrays.asList(args).contains("--json")) {
+            printJson(cl, e.getMessage(), BAD_INPUT);
+        }
         return BAD_INPUT;
+    }
+
+    /** With --json, a failure is one JSON object on stdout too, so a script that reads stdout learns of it. */
+    private static void printJson(CommandLine cl, String message, int code) {
+        var doc = new java.util.LinkedHashMap<String, Object>();
+        doc.put("error", message);
+        doc.put("exitCode", code);
+        try {
+            JsonOutput.print(cl.getOut(), doc);
+        } catch (com.fasterxml.jackson.core.JsonProcessingException impossible) {
+            throw new IllegalStateException(impossible);
+        }
+        cl.getOut().flush();
     }
 }

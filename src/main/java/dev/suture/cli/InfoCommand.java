@@ -1,6 +1,5 @@
 package dev.suture.cli;
 
-import dev.suture.SutureException;
 import dev.suture.live.Patcher;
 import dev.suture.live.Processes;
 import java.util.ArrayList;
@@ -14,7 +13,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 /** {@code suture info}: what is applied where, read from the processes' own memory. */
-@Command(name = "info", mixinStandardHelpOptions = true,
+@Command(name = "info", header = "Lists the patches applied to running processes.", mixinStandardHelpOptions = true,
         description = {"Lists the patches applied to a process (-p) or to every process this user may inspect:",
                 "module, patch id, functions and when it was applied. Reads each process's memory; stops nothing.",
                 "Also names the processes with an interrupted apply or revert that awaits 'suture recover'."})
@@ -32,18 +31,10 @@ public final class InfoCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         var found = new ArrayList<Patcher.AppliedPatch>();
         if (pid != null) {
+            Processes.requireGiven(pid);
             found.addAll(Patcher.applied(pid));
         } else {
-            for (int p : Processes.all()) {
-                try {
-                    found.addAll(Patcher.applied(p));
-                } catch (SutureException e) {
-                    // gone, or not ours to read: a machine-wide listing shows what it can see
-                    if (e.kind() != SutureException.Kind.VANISHED && e.kind() != SutureException.Kind.NOT_PERMITTED) {
-                        throw e;
-                    }
-                }
-            }
+            found.addAll(Patcher.appliedEverywhere());
         }
         var interrupted = Patcher.interrupted(pid);
         var out = spec.commandLine().getOut();

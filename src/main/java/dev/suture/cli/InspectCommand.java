@@ -37,13 +37,13 @@ public final class InspectCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Parameters(paramLabel = "FILE", description = "the ELF file to inspect")
+    @Parameters(paramLabel = "FILE", description = "The ELF file to inspect.")
     Path file;
 
-    @Option(names = "--symbols", description = "list every symbol (name, value, size, type, binding, section, version)")
+    @Option(names = "--symbols", description = "List every symbol (name, value, size, type, binding, section, version).")
     boolean symbols;
 
-    @Option(names = "--relocs", description = "list every relocation (offset, type, symbol, addend)")
+    @Option(names = "--relocs", description = "List every relocation (offset, type, symbol, addend).")
     boolean relocs;
 
     @Option(names = "--trust", paramLabel = "DIR",
@@ -68,7 +68,10 @@ public final class InspectCommand implements Callable<Integer> {
             if (json.enabled()) {
                 JsonOutput.print(out, document(elf));
             } else {
-                printText(elf, out);
+                // the whole text first: a file that fails halfway (a truncated patch) prints nothing but the error
+                var text = new StringWriter();
+                printText(elf, new PrintWriter(text));
+                out.print(text);
             }
         }
         out.flush();

@@ -43,6 +43,7 @@ public final class Main implements Runnable {
             new SignCommand(),
             new AgentCommand(),
             new StatusCommand(),
+            new PackageCommand(),
         };
     }
 

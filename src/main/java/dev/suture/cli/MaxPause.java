@@ -1,24 +1,24 @@
 package dev.suture.cli;
 
 import dev.suture.SutureException;
-import dev.suture.live.Patcher;
 import java.time.Duration;
 import picocli.CommandLine.Option;
 
-/** {@code --max-pause MS}, the budget of a stop-the-world window, for every command that holds a target's threads. */
+/** {@code --max-pause TIME}, the budget of a stop-the-world window, for every command that holds a target's threads. */
 final class MaxPause {
-    @Option(names = "--max-pause", paramLabel = "MS", defaultValue = "50",
-            description = {"How long one stop of the process may hold its threads (default: ${DEFAULT-VALUE} ms).",
-                    "A stop that runs longer (suture stopped by SIGSTOP, or starved of a CPU) is undone and",
-                    "retried within --timeout. Ctrl-Z (SIGTSTP, SIGTTIN, SIGTTOU) is ignored while threads are",
-                    "held; a suture stopped by SIGSTOP holds them until it continues or dies (docs/apply.md)."})
-    long millis = Patcher.DEFAULT_MAX_PAUSE.toMillis();
+    @Option(names = "--max-pause", paramLabel = "TIME", defaultValue = "50ms", converter = Durations.Millis.class,
+            description = {"How long one stop of the process may hold its threads (default: ${DEFAULT-VALUE}; a",
+                    "plain number is milliseconds). A stop that runs longer (suture stopped by SIGSTOP, or",
+                    "starved of a CPU) is undone and retried within --timeout. Ctrl-Z (SIGTSTP, SIGTTIN, SIGTTOU)",
+                    "is ignored while threads are held; a suture stopped by SIGSTOP holds them until it continues",
+                    "or dies (docs/apply.md)."})
+    Duration duration;
 
     Duration duration() {
-        if (millis <= 0) {
-            throw new SutureException(SutureException.Kind.BAD_INPUT, "--max-pause must be a positive number of"
-                    + " milliseconds, not " + millis);
+        if (duration.isZero()) {
+            throw new SutureException(SutureException.Kind.BAD_INPUT, "--max-pause must be longer than 0, not "
+                    + Durations.format(duration));
         }
-        return Duration.ofMillis(millis);
+        return duration;
     }
 }

@@ -3,6 +3,7 @@ package dev.suture.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.suture.live.Processes;
 import dev.suture.unwind.Backtrace;
 import dev.suture.unwind.Frame;
 import dev.suture.unwind.ProcessStacks;
@@ -26,18 +27,19 @@ final class StacksCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
-    @Option(names = {"-p", "--pid"}, required = true, paramLabel = "PID", description = "the process")
+    @Option(names = {"-p", "--pid"}, required = true, paramLabel = "PID", description = "The process.")
     int pid;
 
     @Mixin
     JsonOutput json;
 
     @Option(names = "--no-debug-files",
-            description = "name functions from the binaries' own symbol tables only, not their separate debug files")
+            description = "Name functions from the binaries' own symbol tables only, not their separate debug files.")
     boolean noDebugFiles;
 
     @Override
     public Integer call() throws Exception {
+        Processes.requireGiven(pid);
         ProcessStacks stacks = ProcessStacks.take(pid, !noDebugFiles);
         PrintWriter out = spec.commandLine().getOut();
         if (json.enabled()) {
@@ -51,8 +53,8 @@ final class StacksCommand implements Callable<Integer> {
 
     private static void printText(ProcessStacks stacks, PrintWriter out) {
         var w = stacks.timing();
-        out.printf(Locale.ROOT, "process %d: %d threads, stopped for %.3f ms (stop %.3f, registers %.3f, stack copies"
-                        + " %.3f, unwinding %.3f, resume %.3f)%n", stacks.pid(), stacks.threads().size(),
+        out.printf(Locale.ROOT, "process %d: %s, stopped for %.3f ms (stop %.3f, registers %.3f, stack copies"
+                        + " %.3f, unwinding %.3f, resume %.3f)%n", stacks.pid(), TextTable.count(stacks.threads().size(), "thread"),
                 w.windowNanos() / 1e6, w.stopNanos() / 1e6, w.registersNanos() / 1e6, w.copyNanos() / 1e6,
                 w.unwindNanos() / 1e6, w.resumeNanos() / 1e6);
         for (var t : stacks.threads()) {

@@ -20,6 +20,11 @@ final class TextTable {
         }
     }
 
+    /** "1 thread", "2 threads": a count with its noun, singular for one. */
+    static String count(long n, String noun) {
+        return n + " " + (n == 1 ? noun : noun.endsWith("s") ? noun + "es" : noun + "s");
+    }
+
     TextTable row(Object... cells) {
         if (cells.length != headers.length) {
             throw new IllegalArgumentException("row has " + cells.length + " cells, table has " + headers.length);

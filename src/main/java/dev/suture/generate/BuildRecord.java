@@ -187,20 +187,53 @@ final class BuildRecord {
     }
 
     /**
-     * The objects {@code link} consumed: its object inputs (partial links expanded), the objects it compiled
-     * itself, and the members it took from static libraries the build made, traced back to their objects.
-     * Objects from outside the tree (the toolchain's) are not part of any patch and are left out.
+     * The objects {@code link} consumed, in the order the linker loaded them (which is the order of their STT_FILE
+     * blocks in the output): its object inputs (partial links expanded), the objects it compiled itself, and the
+     * members it took from static libraries the build made, traced back to their objects. Objects from outside the
+     * tree (the toolchain's) are not part of any patch and are left out.
      */
     List<TargetObject> objectsOf(Link link) throws IOException {
-        var out = new ArrayList<TargetObject>();
-        collect(link, out, new HashSet<>(), new HashSet<>());
-        return List.copyOf(out);
+        var out = new ArrayList<Placed>();
+        collect(link, List.of(), out, new HashSet<>(), new HashSet<>());
+        out.sort(Comparator.comparing(Placed::position, BuildRecord::compareLexicographically));
+        return out.stream().map(Placed::object).toList();
     }
 
-    private void collect(Link link, List<TargetObject> out, Set<Path> seen, Set<Link> visiting) throws IOException {
+    /** An object and where the link loaded it: its index among the link's inputs, then within that input. */
+    private record Placed(TargetObject object, List<Integer> position) {}
+
+    private static int compareLexicographically(List<Integer> a, List<Integer> b) {
+        for (int i = 0; i < Math.min(a.size(), b.size()); i++) {
+            int c = Integer.compare(a.get(i), b.get(i));
+            if (c != 0) {
+                return c;
+            }
+        }
+        return Integer.compare(a.size(), b.size());
+    }
+
+    private static List<Integer> append(List<Integer> prefix, int... more) {
+        var out = new ArrayList<>(prefix);
+        for (int m : more) {
+            out.add(m);
+        }
+        return out;
+    }
+
+    private void collect(Link link, List<Integer> at, List<Placed> out, Set<Path> seen, Set<Link> visiting)
+            throws IOException {
         if (!visiting.add(link)) {
             return;
         }
+        LinkMap map = LinkMap.read(link.map());
+        var loaded = new HashMap<Path, Integer>();
+        for (int i = 0; i < map.loads().size(); i++) {
+            Path real = realOrNull(link.cwd().resolve(map.loads().get(i)));
+            if (real != null) {
+                loaded.putIfAbsent(real, i);
+            }
+        }
+        int unknown = Integer.MAX_VALUE;
         for (Path input : link.inputs()) {
             Path real = realOrNull(input);
             if (real == null) {
@@ -213,37 +246,43 @@ final class BuildRecord {
             if (!real.startsWith(tree) || !isRelocatable(real)) {
                 continue;                       // toolchain objects, shared libraries, linker scripts
             }
+            var position = append(at, loaded.getOrDefault(real, unknown));
             Optional<Link> partial = links.stream()
                     .filter(l -> l.time().compareTo(link.time()) < 0 && real.equals(realOrNull(l.output())))
                     .reduce((a, b) -> b);
             if (partial.isPresent()) {
-                collect(partial.get(), out, seen, visiting);
+                collect(partial.get(), position, out, seen, visiting);
             } else if (seen.add(real)) {
-                out.add(new TargetObject("tree:" + tree.relativize(real), forDiff(real, link.time())));
+                out.add(new Placed(new TargetObject("tree:" + tree.relativize(real), forDiff(real, link.time())),
+                        position));
             }
         }
         for (Compiled c : link.compiled()) {
             if (seen.add(c.object())) {
-                out.add(new TargetObject("compiled:" + relative(link.output()) + ":" + relative(c.source()),
-                        c.object()));
+                Path real = realOrNull(c.object());
+                out.add(new Placed(new TargetObject("compiled:" + relative(link.output()) + ":" + relative(c.source()),
+                        c.object()), append(at, real == null ? unknown : loaded.getOrDefault(real, unknown))));
             }
         }
-        LinkMap map = LinkMap.read(link.map());
-        for (String member : map.thinMembers()) {
-            Path real = realOrNull(link.cwd().resolve(member));
+        for (int i = 0; i < map.thinMembers().size(); i++) {
+            Path real = realOrNull(link.cwd().resolve(map.thinMembers().get(i)));
             if (real != null && real.startsWith(tree) && isRelocatable(real) && seen.add(real)) {
-                out.add(new TargetObject("tree:" + tree.relativize(real), forDiff(real, link.time())));
+                out.add(new Placed(new TargetObject("tree:" + tree.relativize(real), forDiff(real, link.time())),
+                        append(at, loaded.getOrDefault(real, unknown), i)));
             }
         }
-        for (LinkMap.ArchiveMember am : map.archiveMembers()) {
+        for (int i = 0; i < map.archiveMembers().size(); i++) {
+            LinkMap.ArchiveMember am = map.archiveMembers().get(i);
             Path archive = realOrNull(link.cwd().resolve(am.archive()));
             if (archive == null || !archive.startsWith(tree) || !Files.isRegularFile(archive)) {
                 continue;
             }
             TargetObject member = memberObject(archive, am.member());
             if (member != null && seen.add(member.path())) {
-                out.add(member.image() != null ? member
-                        : new TargetObject(member.key(), forDiff(member.path(), link.time())));
+                // The archive's members went in at its place, in the order the map first names them.
+                out.add(new Placed(member.image() != null ? member
+                        : new TargetObject(member.key(), forDiff(member.path(), link.time())),
+                        append(at, loaded.getOrDefault(archive, unknown), i)));
             }
         }
     }

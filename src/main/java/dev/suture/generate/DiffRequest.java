@@ -8,19 +8,21 @@ import java.util.List;
  * the objects of the build that produced it and of the patched build. {@code name} is the patch id (null: derived
  * from the target's name and the patch content); {@code force} turns an original-build/deployed-binary mismatch
  * into a warning. {@code rebuilt} is the original build's own linked output (null: none), the symbol source of a
- * stripped target without a debug file when it loads the same bytes.
+ * stripped target without a debug file when it loads the same bytes. {@code linkOrder}: the original objects are
+ * every object of the target's link, in the order the link took them (a build record says so), which tells
+ * same-named source files apart; without it only their bytes can.
  */
 public record DiffRequest(Path target, List<ObjectInput> originalObjects, List<ObjectInput> patchedObjects,
-                          String name, boolean force, Path rebuilt) {
+                          String name, boolean force, Path rebuilt, boolean linkOrder) {
     public DiffRequest {
         originalObjects = List.copyOf(originalObjects);
         patchedObjects = List.copyOf(patchedObjects);
     }
 
-    /** A diff whose target has its own symbols or a debug file. */
+    /** A diff whose target has its own symbols or a debug file, of objects whose link order is not known. */
     public DiffRequest(Path target, List<ObjectInput> originalObjects, List<ObjectInput> patchedObjects,
                        String name, boolean force) {
-        this(target, originalObjects, patchedObjects, name, force, null);
+        this(target, originalObjects, patchedObjects, name, force, null, false);
     }
 
     /**

@@ -49,8 +49,12 @@ public final class Differ {
 
     enum Status { SAME, CHANGED, NEW }
 
-    /** The outcome of comparing: the status of every patched function and variable, and refused data changes. */
-    record Changes(Map<Definition, Status> status, List<Definition> changedFunctions, List<String> refusals) {}
+    /**
+     * The outcome of comparing: the status of every patched function and variable, refused data changes, and the
+     * functions left as they are because only line numbers in them changed ({@link LineNumberChange}).
+     */
+    record Changes(Map<Definition, Status> status, List<Definition> changedFunctions, List<String> refusals,
+                   List<Definition> lineOnly) {}
 
     /** Where a reference of the new code goes. */
     sealed interface Binding {
@@ -67,10 +71,14 @@ public final class Differ {
         record TpoffWord(int at, long offset) implements Binding {}
     }
 
-    /** The patch made in memory, and what a person should know about it. */
-    public record Diff(PatchFile patch, List<String> warnings, SymbolSource symbols) {
+    /**
+     * The patch made in memory, what a person should know about it, where the target's symbols came from, and the
+     * functions that changed only in line numbers and were left as they are.
+     */
+    public record Diff(PatchFile patch, List<String> warnings, SymbolSource symbols, List<String> lineOnly) {
         public Diff {
             warnings = List.copyOf(warnings);
+            lineOnly = List.copyOf(lineOnly);
         }
     }
 
@@ -87,7 +95,7 @@ public final class Differ {
         refuseUnsupportedObjects(patched);
         var pairs = pairObjects(originals, patched);
         var changes = compare(pairs);
-        var resolver = new Resolver(target, pairs, changes);
+        var resolver = new Resolver(target, request.linkOrder() ? originals : null, pairs, changes);
         var replacement = verify(changes, resolver);
         var warnings = new ArrayList<>(checkDeployedMatchesOriginal(replacement.replaced(), resolver,
                 request.force()));
@@ -95,7 +103,7 @@ public final class Differ {
         var patch = PatchAssembly.assemble(request.name(), pairs, resolver, replacement.replaced(), inclusion);
         warnings.addAll(replacement.warnings());
         warnings.addAll(inclusion.warnings());
-        return new Diff(patch, warnings, target.source);
+        return new Diff(patch, warnings, target.source, lineOnlyNames(changes));
     }
 
     /** Makes the patch for {@code request} and writes it, unsigned, to {@code output}. */
@@ -114,8 +122,8 @@ public final class Differ {
         var written = diff.patch().write(file, signing);
         var replaced = written.replaced().stream().filter(r -> !r.part()).map(r -> r.symbol()).toList();
         var added = written.added().stream().map(a -> a.symbol().name()).toList();
-        return new DiffResult(file, written.id(), written.targetBuildId(), replaced, added, diff.warnings(),
-                written.signature().orElse(null), diff.symbols());
+        return new DiffResult(file, written.id(), written.targetBuildId(), replaced, added, diff.lineOnly(),
+                diff.warnings(), written.signature().orElse(null), diff.symbols());
     }
 
     // ---- phase 1: open -------------------------------------------------------------------------------------
@@ -223,22 +231,32 @@ public final class Differ {
     static Changes compare(List<Pair> pairs) {
         var status = new LinkedHashMap<Definition, Status>();
         var refusals = new ArrayList<String>();
+        var lineOnly = new ArrayList<Definition>();
         // Each pair is compared on its own (in parallel); the results are merged in the order of the pairs.
         for (var part : pairs.parallelStream().map(Differ::compare).toList()) {
             status.putAll(part.status());
             refusals.addAll(part.refusals());
+            lineOnly.addAll(part.lineOnly());
         }
         groupSplitParts(status);
         var changed = status.entrySet().stream()
                 .filter(e -> e.getValue() == Status.CHANGED && e.getKey().symbol().isFunction())
                 .map(Map.Entry::getKey).toList();
-        return new Changes(status, changed, refusals);
+        // A line-only part of a function that changed goes with it after all.
+        lineOnly.removeIf(d -> status.get(d) != Status.SAME);
+        return new Changes(status, changed, refusals, lineOnly);
+    }
+
+    /** The functions left as they are because only line numbers changed in them, cold parts aside. */
+    static List<String> lineOnlyNames(Changes changes) {
+        return changes.lineOnly().stream().map(Definition::name).filter(n -> !Correlation.isColdPart(n)).toList();
     }
 
     /** The status of each function and variable of one patched object, and its refused data changes. */
     private static Changes compare(Pair pair) {
         var status = new LinkedHashMap<Definition, Status>();
         var refusals = new ArrayList<String>();
+        var lineOnly = new ArrayList<Definition>();
         ObjectFile p = pair.patched();
         for (Symbol s : Correlation.definitions(p)) {
             Symbol o = pair.correlation().original(s);
@@ -253,6 +271,11 @@ public final class Differ {
             }
             boolean same = s.st_size() == o.st_size()
                     && sameContent(pair, o.st_shndx(), s.st_shndx(), 0);
+            if (!same && s.isFunction() && s.st_size() == o.st_size()
+                    && LineNumberChange.only(pair, o.st_shndx(), s.st_shndx())) {
+                lineOnly.add(key);
+                same = true;
+            }
             status.put(key, same ? Status.SAME : Status.CHANGED);
             if (!same && !s.isFunction()) {
                 refusals.add(s.type() == STT_TLS
@@ -264,7 +287,7 @@ public final class Differ {
                         + " from code");
             }
         }
-        return new Changes(status, List.of(), refusals);
+        return new Changes(status, List.of(), refusals, lineOnly);
     }
 
     /** A split part and its parent are one function: both go into the patch when either changed. */
@@ -310,7 +333,7 @@ public final class Differ {
         return true;
     }
 
-    private static boolean sameReference(Pair pair, Reference a, Reference b, int depth) {
+    static boolean sameReference(Pair pair, Reference a, Reference b, int depth) {
         return switch (a) {
             case Reference.ToUndefined x when b instanceof Reference.ToUndefined y ->
                     x.symbol().name().equals(y.symbol().name()) && x.offset() == y.offset();
@@ -356,9 +379,12 @@ public final class Differ {
         var warnings = new ArrayList<String>();
         var refusals = new ArrayList<>(changes.refusals());
         if (changes.changedFunctions().isEmpty() && refusals.isEmpty()) {
-            throw new DiffRefusedException(DiffRefusedException.Reason.NOTHING_CHANGED,
-                    "no function changed between the original and the patched objects; "
-                    + "there is nothing to patch (did the patched build pick up the change?)");
+            var lineOnly = lineOnlyNames(changes);
+            throw new DiffRefusedException(DiffRefusedException.Reason.NOTHING_CHANGED, lineOnly.isEmpty()
+                    ? "no function changed between the original and the patched objects; "
+                    + "there is nothing to patch (did the patched build pick up the change?)"
+                    : lineOnly.size() + " functions changed only in line numbers (" + String.join(", ", lineOnly)
+                    + ") and none in meaning; there is nothing to patch");
         }
         var unlocated = new ArrayList<String>();
         for (var f : changes.changedFunctions()) {

@@ -10,10 +10,12 @@ import java.util.SequencedSet;
 import java.util.regex.Pattern;
 
 /**
- * The archive members a link took, read from the GNU ld map file the wrapper asks for. A static library
- * contributes only the members that resolved a reference, and only those belong to the target.
+ * The archive members a link took, and the order it loaded its inputs in, read from the GNU ld map file the
+ * wrapper asks for. A static library contributes only the members that resolved a reference, and only those belong
+ * to the target. {@code loads} are the input files as ld loaded them ({@code LOAD} lines: objects and archives in
+ * command-line order); an archive's members went in at its place, in the order of {@code archiveMembers}.
  */
-record LinkMap(List<ArchiveMember> archiveMembers, List<String> thinMembers) {
+record LinkMap(List<ArchiveMember> archiveMembers, List<String> thinMembers, List<String> loads) {
 
     /** {@code archive(member)} as ld prints it: the archive as it found it, the member's name in the archive. */
     record ArchiveMember(String archive, String member) {}
@@ -30,6 +32,7 @@ record LinkMap(List<ArchiveMember> archiveMembers, List<String> thinMembers) {
     static LinkMap read(Path map) throws IOException {
         SequencedSet<ArchiveMember> members = new LinkedHashSet<>();
         SequencedSet<String> thin = new LinkedHashSet<>();
+        SequencedSet<String> loads = new LinkedHashSet<>();
         // Decoded leniently: a stray byte in some symbol name must not make the whole map unreadable.
         String text = new String(Files.readAllBytes(map), StandardCharsets.UTF_8);
         // The "included" list is the heading, a blank line, one entry per member (long names wrap onto an
@@ -51,6 +54,10 @@ record LinkMap(List<ArchiveMember> archiveMembers, List<String> thinMembers) {
                     }
                 }
             }
+            if (line.startsWith("LOAD ")) {
+                loads.add(line.substring(5).strip());
+                continue;
+            }
             if (line.indexOf('(') < 0) {
                 continue;
             }
@@ -62,6 +69,6 @@ record LinkMap(List<ArchiveMember> archiveMembers, List<String> thinMembers) {
                 }
             }
         }
-        return new LinkMap(List.copyOf(members), List.copyOf(thin));
+        return new LinkMap(List.copyOf(members), List.copyOf(thin), List.copyOf(loads));
     }
 }

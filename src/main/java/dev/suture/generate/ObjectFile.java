@@ -29,6 +29,7 @@ final class ObjectFile {
     private final Map<Integer, List<Symbol>> owners = new HashMap<>();
     private final Map<Integer, List<Relocation>> relocations = new HashMap<>();
     private final Map<Integer, byte[]> bytes = new HashMap<>();
+    private LineTable lines;
 
     private ObjectFile(Path path, String key, ElfFile elf) {
         this.path = path;
@@ -53,8 +54,8 @@ final class ObjectFile {
                         + " is SHT_REL; x86-64 objects use SHT_RELA");
             }
             if (rs.sh_type() != SHT_RELA || rs.sh_info() <= 0 || rs.sh_info() >= sections.size()
-                    || !sections.get(rs.sh_info()).isAlloc()) {
-                continue; // debug info relocations are most of an object built with -g, and the diff needs none
+                    || !(sections.get(rs.sh_info()).isAlloc() || sections.get(rs.sh_info()).name().equals(".debug_line"))) {
+                continue; // debug info relocations are most of an object built with -g; the diff needs the line table's
             }
             relocations.computeIfAbsent(rs.sh_info(), _ -> new ArrayList<>()).addAll(decodeRela(rs, symbols));
         }
@@ -124,6 +125,14 @@ final class ObjectFile {
 
     List<Relocation> relocations(int section) {
         return relocations.getOrDefault(section, List.of());
+    }
+
+    /** The object's DWARF line table (empty when it was built without -g), decoded on first use. */
+    synchronized LineTable lines() {
+        if (lines == null) {
+            lines = LineTable.of(this);
+        }
+        return lines;
     }
 
     /** The functions and variables defined in a section, by address. */

@@ -26,14 +26,18 @@ import java.util.Optional;
 final class Resolver {
     final TargetBinary target;
     private final Changes changes;
+    /** The original objects in link order (null: the order is not known). */
+    private final List<ObjectFile> linkOrder;
     private final Map<ObjectFile, Pair> pairOf = new HashMap<>();
     private final Map<String, Definition> patchedGlobals = new HashMap<>();
     /** A cache: the answer for a symbol never changes. */
     private final Map<Definition, Optional<Symbol>> targetSymbols = new HashMap<>();
 
-    Resolver(TargetBinary target, List<Pair> pairs, Changes changes) {
+    /** {@code linkOrder}: every original object in the order the link took them, or null when that is not known. */
+    Resolver(TargetBinary target, List<ObjectFile> linkOrder, List<Pair> pairs, Changes changes) {
         this.target = target;
         this.changes = changes;
+        this.linkOrder = linkOrder == null ? null : List.copyOf(linkOrder);
         for (var p : pairs) {
             pairOf.put(p.patched(), p);
             for (Symbol s : Correlation.definitions(p.patched())) {
@@ -69,23 +73,42 @@ final class Resolver {
                     return g;
                 }
             }
-            var local = target.local(o.sourceFile, orig.name(),
-                    candidate -> matchesDeployed(o, orig, candidate));
+            var local = target.local(origin(o), orig.name(), candidate -> matchesDeployed(o, orig, candidate));
             return local.isPresent() ? local : target.global(orig.name());
         });
     }
 
-    /** Whether the deployed bytes at {@code deployed} equal the original object's function, relocated fields aside. */
+    /** Which of the same-named source files {@code o} is, by its place in link order (-1: not known). */
+    private TargetBinary.Origin origin(ObjectFile o) {
+        if (linkOrder == null) {
+            return new TargetBinary.Origin(o.sourceFile, o.toString(), -1, 0);
+        }
+        var siblings = linkOrder.stream().filter(x -> x.sourceFile.equals(o.sourceFile)).toList();
+        return new TargetBinary.Origin(o.sourceFile, o.toString(), siblings.indexOf(o), siblings.size());
+    }
+
+    /**
+     * Whether the deployed bytes at {@code deployed} equal the original object's function or variable, relocated
+     * fields aside (a variable without initial bytes, in .bss, is zeros in both). Thread-local variables, whose
+     * value is an offset in the TLS block rather than an address, are never proven this way.
+     */
     boolean matchesDeployed(ObjectFile o, Symbol orig, Symbol deployed) {
-        if (!orig.isFunction() || deployed.st_size() != orig.st_size()) {
+        if (!(orig.isFunction() || orig.isObject()) || deployed.type() == STT_TLS
+                || deployed.st_size() != orig.st_size() || orig.st_size() > Integer.MAX_VALUE) {
             return false;
         }
         var bytes = target.bytes(deployed.st_value(), deployed.st_size());
         if (bytes.isEmpty()) {
             return false;
         }
-        byte[] mine = Arrays.copyOfRange(o.bytes(orig.st_shndx()), (int) orig.st_value(),
-                (int) (orig.st_value() + orig.st_size()));
+        byte[] section = o.bytes(orig.st_shndx());
+        byte[] mine = new byte[(int) orig.st_size()];
+        if (!o.section(orig.st_shndx()).isNobits()) {
+            if (orig.st_value() < 0 || orig.st_value() + orig.st_size() > section.length) {
+                return false;
+            }
+            System.arraycopy(section, (int) orig.st_value(), mine, 0, mine.length);
+        }
         byte[] theirs = bytes.get().clone();
         for (var r : o.relocations(orig.st_shndx())) {
             long at = r.r_offset() - orig.st_value();

@@ -77,8 +77,9 @@ public final class SourceBuild {
     }
 
     /**
-     * The objects of one target in each build, paired by position while both builds have them (objects only one
-     * build has come last), and the keys of the objects that differ between the builds.
+     * The objects of one target in each build, and the keys of the objects that differ between the builds. The
+     * original objects are in link order (the diff tells same-named files apart by it); the patched ones are the
+     * originals' counterparts in that order, then the objects only the patched build has. Keys pair them.
      */
     public record TargetObjects(Target target, Path originalOutput, Path patchedOutput,
                                 List<BuildRecord.TargetObject> original, List<BuildRecord.TargetObject> patched,
@@ -100,6 +101,13 @@ public final class SourceBuild {
     public record Result(List<TargetResult> targets, List<String> warnings, Duration copyTime, Duration buildTime,
                          Duration diffTime, Path workDir) {}
 
+    /** Told as each stage of a build begins, so a terminal can show where a long build is. */
+    public interface Stages {
+        Stages NONE = stage -> {};
+
+        void begin(String stage);
+    }
+
     private SourceBuild() {}
 
     /**
@@ -107,10 +115,15 @@ public final class SourceBuild {
      * {@link Request#keepWork()}), then one patch per changed target in {@link Request#outputDir()}.
      */
     public static Result run(Request request) throws IOException {
+        return run(request, Stages.NONE);
+    }
+
+    /** {@link #run(Request)}, telling {@code stages} as each stage begins. */
+    public static Result run(Request request, Stages stages) throws IOException {
         Path work = Files.createTempDirectory("suture-build-");
         try {
-            Prepared prepared = prepare(request, work);
-            return diff(request, prepared);
+            Prepared prepared = prepare(request, work, stages);
+            return diff(request, prepared, stages);
         } catch (SutureException e) {
             throw keptIn(e, request.keepWork() ? work : null);
         } finally {
@@ -135,6 +148,10 @@ public final class SourceBuild {
      * Fails (DOES_NOT_FIT) when the diff engine refuses a target, or when no target changed at all.
      */
     public static Result diff(Request request, Prepared prepared) throws IOException {
+        return diff(request, prepared, Stages.NONE);
+    }
+
+    private static Result diff(Request request, Prepared prepared, Stages stages) throws IOException {
         Files.createDirectories(request.outputDir());
         long start = System.nanoTime();
         var results = new ArrayList<TargetResult>();
@@ -146,9 +163,10 @@ public final class SourceBuild {
                 results.add(new TargetResult(t.target(), t.target().deployed(), changed, null, "no object differs"));
                 continue;
             }
+            stages.begin("diffing " + t.target().path());
             // A deployed binary that is not the build's own output may take its symbols from that output.
             var diffRequest = new DiffRequest(deployed, inputs(t.original()), inputs(t.patched()), null,
-                    request.force(), t.target().deployed() != null ? t.originalOutput() : null);
+                    request.force(), t.target().deployed() != null ? t.originalOutput() : null, true);
             try {
                 results.add(new TargetResult(t.target(), t.target().deployed(), changed,
                         Differ.diff(diffRequest, request.outputDir(), request.signing()), null));
@@ -203,8 +221,13 @@ public final class SourceBuild {
      * target's objects. The objects stay in {@code workDir} for the diff.
      */
     public static Prepared prepare(Request request, Path workDir) throws IOException {
+        return prepare(request, workDir, Stages.NONE);
+    }
+
+    private static Prepared prepare(Request request, Path workDir, Stages stages) throws IOException {
         validate(request, workDir);
-        return prepare(request, workDir, (record, root) -> request.targets(), needsReproduction(request.targets()));
+        return prepare(request, workDir, (record, root) -> request.targets(), needsReproduction(request.targets()),
+                stages);
     }
 
     /** Names the targets once the original tree is built, from what its build record says it linked. */
@@ -219,6 +242,11 @@ public final class SourceBuild {
      */
     static Prepared prepare(Request request, Path workDir, TargetsAfterBuild targetsAfterBuild, boolean reproduce)
             throws IOException {
+        return prepare(request, workDir, targetsAfterBuild, reproduce, Stages.NONE);
+    }
+
+    private static Prepared prepare(Request request, Path workDir, TargetsAfterBuild targetsAfterBuild,
+                                    boolean reproduce, Stages stages) throws IOException {
         Path source = request.sourceDir().toRealPath();
         // Each tree one level down, as the source's own name: builds that write beside the tree (dpkg-buildpackage
         // puts its .deb files in ..) then write into a directory of their own.
@@ -227,6 +255,7 @@ public final class SourceBuild {
         var warnings = new ArrayList<String>();
 
         long start = System.nanoTime();
+        stages.begin("copying the tree twice and applying the diffs");
         copyTree(source, original, workDir, request.timeout());
         copyTree(source, patched, workDir, request.timeout());
         for (Path diff : request.diffs()) {
@@ -241,7 +270,10 @@ public final class SourceBuild {
                         workDir.resolve("build-original.log")),
                 new Tree("patched", patched.toRealPath(), workDir.resolve("records-patched"),
                         workDir.resolve("build-patched.log")));
+        stages.begin("building both trees (" + request.make() + (request.serial() ? ", one after the other)"
+                : ", side by side)"));
         runBuilds(request, source, wrapper, builds, workDir, reproduce);
+        stages.begin("reading what each build compiled and linked");
         Duration buildTime = Duration.ofNanos(System.nanoTime() - start);
 
         BuildRecord originalRecord = BuildRecord.read(builds.get(0).records(), builds.get(0).root());
@@ -380,14 +412,15 @@ public final class SourceBuild {
         for (var e : outcomes.entrySet()) {
             ExternalCommand.Outcome o = e.getValue();
             if (!o.ok()) {
-                String why = o.timedOut() ? "did not finish within " + request.timeout().toSeconds() + " s"
+                String why = o.timedOut() ? "did not finish within " + request.timeout().toMillis() / 1000.0 + " s"
                         : "failed (exit " + o.exitCode() + ")";
                 String hint = e.getKey().name().equals("patched") && outcomes.values().iterator().next().ok()
                         ? "\nThe original tree built; the diff breaks the build." : "";
+                String tail = o.tail(LOG_TAIL).replace(wrapper.bin() + "/", "")
+                        .replace(e.getKey().root().toString(), source.toString());
                 throw new SourceBuildException(Kind.BAD_INPUT, "the build of the " + e.getKey().name() + " tree ("
-                        + request.make() + ") " + why + "; the last lines of its log:\n"
-                        + o.tail(LOG_TAIL).replace(wrapper.bin() + "/", "")
-                                .replace(e.getKey().root().toString(), source.toString()) + hint);
+                        + request.make() + ") " + why + (tail.isBlank() ? "; it printed nothing"
+                        : "; the last lines of its log:\n" + tail) + hint);
             }
         }
     }
@@ -425,21 +458,18 @@ public final class SourceBuild {
         var originals = new ArrayList<BuildRecord.TargetObject>();
         var patchedObjects = new ArrayList<BuildRecord.TargetObject>();
         var changed = new ArrayList<String>();
-        var originalOnly = new ArrayList<BuildRecord.TargetObject>();
         for (BuildRecord.TargetObject o : orig.objects()) {
+            originals.add(o);
             var counterpart = byKey.remove(o.key());
             if (counterpart == null) {
-                originalOnly.add(o);
                 changed.add(o.key());
             } else {
-                originals.add(o);
                 patchedObjects.add(counterpart);
                 if (!Arrays.equals(o.bytes(), counterpart.bytes())) {
                     changed.add(o.key());
                 }
             }
         }
-        originals.addAll(originalOnly);
         byKey.forEach((key, o) -> {
             patchedObjects.add(o);
             changed.add(key);

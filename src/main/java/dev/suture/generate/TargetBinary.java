@@ -45,10 +45,15 @@ final class TargetBinary {
     private final List<LoadedSections.Difference> differences;
     private final Map<String, Symbol> globals = new HashMap<>();
     private final Map<String, List<Located>> locals = new HashMap<>();
+    /** How many STT_FILE blocks bear each source file name (same-named files of different directories). */
+    private final Map<String, Integer> fileBlocks = new HashMap<>();
     private final Map<String, Symbol> imports = new HashMap<>();
 
-    /** A local symbol with the source file whose STT_FILE block holds it. */
-    record Located(String file, Symbol symbol) {}
+    /**
+     * A local symbol with the source file whose STT_FILE block holds it, and which of the blocks of that name it is
+     * (0 for the first in the symbol table; the linker writes the blocks in the order it loaded the objects).
+     */
+    record Located(String file, int block, Symbol symbol) {}
 
     private TargetBinary(Path path, ElfFile elf, ElfFile symbols, SymbolSource source, Path rebuiltPath,
                          ElfFile rebuilt, List<LoadedSections.Difference> differences) {
@@ -62,16 +67,18 @@ final class TargetBinary {
                 path + " has no GNU build-id note; a patch is bound to a build-id (link with -Wl,--build-id)"));
         this.executable = elf.header().e_type() == ET_EXEC || elf.isPie();
         String file = "";
+        int block = 0;
         for (Symbol s : symbols == null ? List.<Symbol>of() : symbols.symbols()) {
             if (s.type() == STT_FILE) {
                 file = s.name();
+                block = fileBlocks.merge(file, 1, Integer::sum) - 1;
                 continue;
             }
             if (!s.isDefined() || s.type() == STT_SECTION || s.name().isEmpty()) {
                 continue;
             }
             if (s.isLocal()) {
-                locals.computeIfAbsent(s.name(), _ -> new ArrayList<>()).add(new Located(file, s));
+                locals.computeIfAbsent(s.name(), _ -> new ArrayList<>()).add(new Located(file, block, s));
             } else {
                 globals.putIfAbsent(s.name(), s);
             }
@@ -195,30 +202,70 @@ final class TargetBinary {
     }
 
     /**
-     * The static symbol {@code name} of source file {@code file}: the one in that file's STT_FILE block, else the
-     * only one of that name. Several candidates left after {@code prefer} (e.g. "its bytes match the original
-     * object") are an error listing them.
+     * Where a static of one original object is, among same-named source files: the object is the {@code ordinal}-th
+     * (from 0) of {@code siblings} objects built from a file of its name, in link order ({@code ordinal} -1: not
+     * known); {@code object} names it in messages.
      */
-    Optional<Symbol> local(String file, String name, Predicate<Symbol> prefer) {
+    record Origin(String file, String object, int ordinal, int siblings) {}
+
+    /**
+     * The static symbol {@code name} of the source file of {@code origin}: the one in that file's STT_FILE block,
+     * else the only one of that name. When several files of that name hold one, the link order picks the block
+     * (the objects' order is the blocks' order when both count the same) and {@code proven} (its bytes are the
+     * original object's) must confirm it; without an order that holds, {@code proven} alone must single one out.
+     * A choice that cannot be proven is refused, saying what would resolve it.
+     */
+    Optional<Symbol> local(Origin origin, String name, Predicate<Symbol> proven) {
         var all = locals.getOrDefault(name, List.of());
         if (all.isEmpty()) {
             return Optional.empty();
         }
-        var inFile = all.stream().filter(l -> l.file().equals(file)).toList();
+        var inFile = all.stream().filter(l -> l.file().equals(origin.file())).toList();
         var candidates = inFile.isEmpty() ? all : inFile;
-        if (candidates.size() > 1) {
-            var preferred = candidates.stream().filter(l -> prefer.test(l.symbol())).toList();
-            if (preferred.size() == 1) {
-                return Optional.of(preferred.getFirst().symbol());
-            }
-            throw new DiffRefusedException("static symbol " + name + " of " + file + " is ambiguous in "
-                    + path + ": " + candidates.stream()
-                    .map(l -> String.format("%s at 0x%x (file %s)", name, l.symbol().st_value(),
-                            l.file().isEmpty() ? "?" : l.file()))
-                    .collect(Collectors.joining(", "))
-                    + "; rename one of them or build each file with a distinct name");
+        if (candidates.size() == 1) {
+            return Optional.of(candidates.getFirst().symbol());
         }
-        return Optional.of(candidates.getFirst().symbol());
+        int blocks = fileBlocks.getOrDefault(origin.file(), 0);
+        boolean ordered = !inFile.isEmpty() && origin.ordinal() >= 0 && origin.siblings() == blocks;
+        if (ordered) {
+            var chosen = inFile.stream().filter(l -> l.block() == origin.ordinal()).toList();
+            if (chosen.isEmpty()) {
+                return Optional.empty();        // the object's block has none: inlined or discarded there
+            }
+            if (chosen.size() == 1 && proven.test(chosen.getFirst().symbol())) {
+                return Optional.of(chosen.getFirst().symbol());
+            }
+        }
+        var matching = candidates.stream().filter(l -> proven.test(l.symbol())).toList();
+        if (matching.size() == 1) {
+            return Optional.of(matching.getFirst().symbol());
+        }
+        String order = inFile.isEmpty() ? "none of them is in a block of a file named " + origin.file()
+                : origin.ordinal() < 0 ? "the link order is not known (suture build records it; suture diff has only"
+                + " the objects)"
+                : !ordered ? "the link took " + origin.siblings() + " objects built from a file named "
+                + origin.file() + " but " + name() + " has " + blocks + " blocks of that name"
+                : "the link order picks the " + ordinalName(origin.ordinal()) + " " + origin.file()
+                + ", but its bytes are not " + origin.object() + "'s";
+        String content = matching.isEmpty() ? "and the bytes of none of them are"
+                : "and the bytes of " + matching.size() + " of them are";
+        throw new DiffRefusedException("static symbol " + name + " of " + origin.object() + " cannot be told apart"
+                + " in " + path + ": " + candidates.stream()
+                .map(l -> String.format("%s at 0x%x (%s %s)", name, l.symbol().st_value(),
+                        l.file().isEmpty() ? "no file" : ordinalName(l.block()), l.file().isEmpty() ? "" : l.file()))
+                .collect(Collectors.joining(", "))
+                + "; " + order + ", " + content + " the original object's. To resolve it, make the patch with suture"
+                + " build from exactly the deployed sources and flags: it gives the diff every object in link order,"
+                + " which picks one, and the original build's bytes prove the choice");
+    }
+
+    private static String ordinalName(int index) {
+        return switch (index) {
+            case 0 -> "1st";
+            case 1 -> "2nd";
+            case 2 -> "3rd";
+            default -> (index + 1) + "th";
+        };
     }
 
     /** The bytes of the deployed file at a link-time address. */

@@ -189,6 +189,21 @@ public final class Patcher {
         }
     }
 
+    /** The patches applied in every process this user may read; one that exits meanwhile, or is not ours, is passed. */
+    public static List<AppliedPatch> appliedEverywhere() {
+        var found = new ArrayList<AppliedPatch>();
+        for (int p : Processes.all()) {
+            try {
+                found.addAll(applied(p));
+            } catch (SutureException e) {
+                if (e.kind() != SutureException.Kind.VANISHED && e.kind() != SutureException.Kind.NOT_PERMITTED) {
+                    throw e;
+                }
+            }
+        }
+        return found;
+    }
+
     static AppliedPatch describe(int pid, Regions.Found r) {
         var h = r.header();
         var fs = h.functions().stream()

@@ -18,6 +18,14 @@ import java.util.stream.Stream;
 public final class Processes {
     private final Map<String, String> buildIdByFile = new HashMap<>();
 
+    /**
+     * Refuses a pid given on the command line that names no user-space process now (no such process, a kernel
+     * thread: bad input), before anything is made for it; one that vanishes later is a vanished process.
+     */
+    public static void requireGiven(int pid) {
+        dev.suture.proc.ProcessIds.requireGiven(pid);
+    }
+
     /** Every process id in /proc except this JVM's, ascending. */
     public static List<Integer> all() {
         var out = new ArrayList<Integer>();
@@ -56,14 +64,10 @@ public final class Processes {
         } catch (RuntimeException e) {
             return out;
         }
-        var code = new java.util.HashSet<String>();
         for (var m : maps) {
-            if (m.executable()) {
-                code.add(m.path());
-            }
-        }
-        for (var m : maps) {
-            if (!m.path().startsWith("/") || !code.contains(m.path())) {
+            // a module runs code: a process that only maps a file to read it (a suture reading a binary or a
+            // patch, a backup tool) is not running it
+            if (!m.path().startsWith("/") || !m.executable()) {
                 continue;
             }
             // a deleted (replaced) file is only known through this process's map_files

@@ -1,6 +1,7 @@
 package dev.suture.patch;
 
 import dev.suture.SutureException;
+import dev.suture.sys.TrustedFiles;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -79,6 +80,8 @@ public final class Keys {
             throw new SutureException(SutureException.Kind.INTERNAL, "this JDK cannot make Ed25519 keys: " + e, e);
         }
         try {
+            // the README's own example names a directory that may not exist yet: made private, like the key
+            Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
             // CREATE_NEW with the mode given at creation: the private key is never readable by others, not even
             // for an instant, and a file that appeared meanwhile is not overwritten.
             Files.createFile(priv, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
@@ -88,12 +91,9 @@ public final class Keys {
         } catch (FileAlreadyExistsException e) {
             throw new SutureException(SutureException.Kind.BAD_INPUT, e.getFile() + " already exists; suture keygen"
                     + " never overwrites a key");
-        } catch (NoSuchFileException e) {
-            throw new SutureException(SutureException.Kind.BAD_INPUT, "cannot write keys to " + dir
-                    + ": no such directory");
         } catch (IOException e) {
             throw new SutureException(SutureException.Kind.BAD_INPUT, "cannot write keys to " + dir + ": "
-                    + e.getMessage());
+                    + TrustedFiles.reason(e));
         }
         return new PairFiles(priv, pub, keyId(pair.getPublic()));
     }
@@ -211,8 +211,13 @@ public final class Keys {
             throw new SutureException(SutureException.Kind.BAD_INPUT, file + ": no such key file");
         } catch (AccessDeniedException e) {
             throw new SutureException(SutureException.Kind.BAD_INPUT, file + ": permission denied");
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw new SutureException(SutureException.Kind.BAD_INPUT, file + ": not a PEM key file (it holds bytes"
+                    + " that are not text); suture keygen or openssl genpkey -algorithm ed25519 makes key files it"
+                    + " reads");
         } catch (IOException e) {
-            throw new SutureException(SutureException.Kind.BAD_INPUT, file + ": cannot read it: " + e.getMessage());
+            throw new SutureException(SutureException.Kind.BAD_INPUT, file + ": cannot read it: "
+                    + TrustedFiles.reason(e));
         }
         return pemBlock(file, text, label);
     }

@@ -1,6 +1,7 @@
 package dev.suture.proc;
 
 import dev.suture.SutureException;
+import dev.suture.sys.TrustedFiles;
 import dev.suture.sys.ProcessVanishedException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -34,7 +35,7 @@ public record Auxv(Map<Long, Long> entries) {
                 throw ProcessVanishedException.process(pid, "reading /proc/" + pid + "/auxv");
             }
             throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot read /proc/" + pid + "/auxv: "
-                    + e.getMessage());
+                    + TrustedFiles.reason(e) + ProcessIds.WHY_DENIED);
         }
     }
 

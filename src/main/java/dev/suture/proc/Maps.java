@@ -1,6 +1,7 @@
 package dev.suture.proc;
 
 import dev.suture.SutureException;
+import dev.suture.sys.TrustedFiles;
 import dev.suture.sys.ProcessVanishedException;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -36,7 +37,7 @@ public final class Maps {
                 throw ProcessVanishedException.process(pid, "reading /proc/" + pid + "/maps");
             }
             throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot read /proc/" + pid + "/maps: "
-                    + e.getMessage());
+                    + TrustedFiles.reason(e) + ProcessIds.WHY_DENIED);
         }
         return parse(text, "/proc/" + pid + "/maps");
     }

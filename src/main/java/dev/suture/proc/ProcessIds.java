@@ -2,6 +2,7 @@ package dev.suture.proc;
 
 import dev.suture.SutureException;
 import dev.suture.sys.ProcessVanishedException;
+import dev.suture.sys.TrustedFiles;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -18,8 +19,24 @@ public final class ProcessIds {
 
     private ProcessIds() {}
 
+    /** Why root may be refused a process's /proc files, said after "permission denied". */
+    static final String WHY_DENIED = " (the kernel refuses it when the process is in another container, user"
+            + " namespace or security context, or is marked not dumpable)";
+
+    /**
+     * Refuses a pid a person gave, before anything is done with it: one that names no process, or a kernel thread,
+     * is bad input (exit 2), not a process that vanished while suture worked on it.
+     */
+    public static void requireGiven(int pid) {
+        check(pid, true);
+    }
+
     /** Refuses {@code pid} unless it names a running user-space process other than this one. */
     public static void requireUserProcess(int pid) {
+        check(pid, false);
+    }
+
+    private static void check(int pid, boolean given) {
         if (pid <= 0) {
             throw new SutureException(SutureException.Kind.BAD_INPUT, pid + " is not a process id (a pid is a"
                     + " positive number; see ps)");
@@ -33,11 +50,13 @@ public final class ProcessIds {
             status = Files.readString(Path.of("/proc/" + pid + "/status"));
             stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
         } catch (NoSuchFileException e) {
-            throw ProcessVanishedException.gone(pid, "no process " + pid + " (there is no /proc/" + pid
-                    + "); check the pid with 'ps -p " + pid + "'");
+            String message = "no process " + pid + " (there is no /proc/" + pid + "); check the pid with 'ps -p "
+                    + pid + "'";
+            throw given ? new SutureException(SutureException.Kind.BAD_INPUT, message)
+                    : ProcessVanishedException.gone(pid, message);
         } catch (IOException e) {
             throw new SutureException(SutureException.Kind.NOT_PERMITTED, "cannot read /proc/" + pid
-                    + "/status: " + e.getClass().getSimpleName());
+                    + "/status: " + TrustedFiles.reason(e) + WHY_DENIED);
         }
         String tgid = field(status, "Tgid:");
         if (tgid != null && !tgid.equals(Integer.toString(pid))) {
@@ -48,7 +67,8 @@ public final class ProcessIds {
         String[] after = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
         long flags = after.length > 6 ? Long.parseLong(after[6]) : 0;
         if ((flags & PF_KTHREAD) != 0) {
-            throw new SutureException(SutureException.Kind.NOT_PERMITTED, "pid " + pid + " is a kernel thread ("
+            throw new SutureException(given ? SutureException.Kind.BAD_INPUT : SutureException.Kind.NOT_PERMITTED,
+                    "pid " + pid + " is a kernel thread ("
                     + field(status, "Name:") + "): it runs no user-space code that suture could patch");
         }
         if (after.length > 0 && after[0].equals("Z")) {

@@ -3,9 +3,11 @@
 # the build ends. Installed first in PATH as cc, gcc, c++, g++ and ar and their prefixed and versioned names
 # (x86_64-linux-gnu-gcc-12), it runs the real tool and
 #  - adds -ffunction-sections -fdata-sections (and a -ffile-prefix-map that hides the scratch copy) to every
-#    compilation, so the diff can compare and pick single functions; with SUTURE_REPRODUCE set, it instead
-#    compiles exactly as asked (so the link reproduces the distribution's binary byte for byte) and compiles
-#    each source a second time with those flags into a diff object of its own, recorded as `kind compile`;
+#    compilation, so the diff can compare and pick single functions, and -g where the build gives no -g option,
+#    so the diff has line tables to tell a function whose line numbers alone changed (-g changes no code); with
+#    SUTURE_REPRODUCE set, it instead compiles exactly as asked (so the link reproduces the distribution's binary
+#    byte for byte) and compiles each source a second time with those flags (and -g) into a diff object of its
+#    own, recorded as `kind compile`;
 #  - records every link (output, objects, and a linker map that says which archive members went in) and every
 #    archive update (archive, members) as one file per invocation in $SUTURE_RECORD_DIR;
 #  - splits a compile-and-link command (`gcc -o prog prog.c`) into compilations to kept objects and a link,
@@ -59,7 +61,7 @@ fi
 # The compiler driver: classify the arguments.
 extra=(-ffunction-sections -fdata-sections)
 [ -n "${SUTURE_PREFIX_MAP:-}" ] && extra+=("-ffile-prefix-map=$SUTURE_PREFIX_MAP")
-mode=link; out=""; lang=""; response=0
+mode=link; out=""; lang=""; response=0; debug=0
 sources=(); objects=(); archives=()
 compile_args=()   # everything but inputs, -o and link-only options: used to compile the sources of a link
 args=("$@"); n=$#; i=0
@@ -79,6 +81,7 @@ while (( i < n )); do
       compile_args+=("$a" "${args[i+1]-}"); ((i++)) ;;
     @*) response=1 ;;
     -) mode=other ;;
+    -g*) debug=1; compile_args+=("$a") ;;
     -*) compile_args+=("$a") ;;
     *)
       if [ -n "$lang" ]; then sources+=("$a"); else
@@ -92,6 +95,7 @@ while (( i < n )); do
   ((i++))
 done
 
+(( debug )) || extra+=(-g)
 inputs=$(( ${#sources[@]} + ${#objects[@]} + ${#archives[@]} ))
 if (( inputs == 0 )) || [ "$mode" = other ] || (( response )); then
   exec "$real" "$@"

@@ -69,6 +69,28 @@ class CompilerWrapperTest {
     }
 
     @Test
+    void objectsComeInTheOrderTheLinkTookThemAndWithLineTables() throws IOException {
+        // An archive between two objects: its member went in at its place, and the STT_FILE blocks of the output
+        // follow that order (same-named files are told apart by it).
+        var record = build("""
+                cc -O2 -c main.c -o main.o
+                cc -O2 -c a.c -o a.o
+                cc -O2 -c a_member_name_longer_than_sixteen.c -o long.o
+                ar rcs libx.a long.o
+                cc -O2 -o prog main.o libx.a a.o
+                """);
+        assertEquals(List.of("tree:main.o", "tree:long.o", "tree:a.o"), keys(record, "prog"));
+        String symbols = Gcc.run(dir, "readelf", "-sW", tree.resolve("prog").toString());
+        var files = symbols.lines().filter(l -> l.contains(" FILE ")).map(l -> l.trim().split("\\s+"))
+                .filter(f -> f.length >= 8).map(f -> f[7])
+                .filter(f -> f.endsWith(".c") && !f.startsWith("crt")).toList();
+        assertEquals(List.of("main.c", "a_member_name_longer_than_sixteen.c", "a.c"), files.subList(0, 3), symbols);
+        // The build gave no -g: the wrapper added it, so the diff has line tables.
+        String sections = Gcc.run(dir, "readelf", "-SW", tree.resolve("a.o").toString());
+        assertTrue(sections.contains(".debug_line"), sections);
+    }
+
+    @Test
     void archiveMembersAreFollowedToTheirObjects() throws IOException {
         var record = build("""
                 cc -O2 -c a.c -o a.o
@@ -190,7 +212,8 @@ class CompilerWrapperTest {
                 $CC -O2 -c a_member_name_longer_than_sixteen.c -o b.o
                 x86_64-linux-gnu-gcc-99 -O2 -o prog main.c a.o b.o
                 """, Map.of("PATH", wrapper.bin() + ":" + path, "CC", "gcc-99"));
-        assertEquals(List.of("tree:a.o", "tree:b.o", "compiled:prog:main.c"), keys(record, "prog"));
+        // In link order: main.c comes first on the command line.
+        assertEquals(List.of("compiled:prog:main.c", "tree:a.o", "tree:b.o"), keys(record, "prog"));
         for (String object : List.of("a.o", "b.o")) {
             String sections = Gcc.run(dir, "readelf", "-SW", tree.resolve(object).toString());
             assertTrue(sections.contains(".text."), object + ":\n" + sections);

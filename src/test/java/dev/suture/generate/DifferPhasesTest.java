@@ -28,14 +28,15 @@ class DifferPhasesTest {
     void eachPhaseTakesWhatTheEarlierReturned() throws Exception {
         var b = new TwoBuilds(dir).file("greet.c", GREET, "hello %s", "goodbye %s");
         b.build();
-        var pairs = Differ.pairObjects(open(b.originals), open(b.patched));
+        var originals = open(b.originals);
+        var pairs = Differ.pairObjects(originals, open(b.patched));
         assertEquals(1, pairs.size());
 
         var changes = Differ.compare(pairs);
         assertEquals(List.of("greet"), names(changes.changedFunctions()));
         assertEquals(List.of(), changes.refusals());
 
-        var resolver = new Resolver(TargetBinary.open(b.target), pairs, changes);
+        var resolver = new Resolver(TargetBinary.open(b.target), originals, pairs, changes);
         var replacement = Differ.verify(changes, resolver);
         assertEquals(List.of("greet"), names(replacement.replaced()));
         assertEquals(List.of(), Differ.checkDeployedMatchesOriginal(replacement.replaced(), resolver, false));
@@ -56,9 +57,10 @@ class DifferPhasesTest {
     void verifySaysWhenNothingChanged() throws Exception {
         var b = new TwoBuilds(dir).file("greet.c", GREET);
         b.build();
-        var pairs = Differ.pairObjects(open(b.originals), open(b.patched));
+        var originals = open(b.originals);
+        var pairs = Differ.pairObjects(originals, open(b.patched));
         var changes = Differ.compare(pairs);
-        var resolver = new Resolver(TargetBinary.open(b.target), pairs, changes);
+        var resolver = new Resolver(TargetBinary.open(b.target), originals, pairs, changes);
         var e = assertThrows(DiffRefusedException.class, () -> Differ.verify(changes, resolver));
         assertEquals(DiffRefusedException.Reason.NOTHING_CHANGED, e.reason());
     }

@@ -43,7 +43,7 @@ class StrippedTargetTest {
 
     private DiffResult diff(TwoBuilds b, Path deployed, boolean force) {
         return Differ.diff(new DiffRequest(deployed, b.originals.stream().map(DiffRequest.ObjectInput::file).toList(),
-                b.patched.stream().map(DiffRequest.ObjectInput::file).toList(), "p", force, b.target),
+                b.patched.stream().map(DiffRequest.ObjectInput::file).toList(), "p", force, b.target, false),
                 dir.resolve("out.suture"));
     }
 
