@@ -15,6 +15,8 @@ public final class ExitCodes {
     public static final int UNSAFE = 4;
     public static final int NOT_PERMITTED = 5;
     public static final int VANISHED = 6;
+    /** {@code suture status}: some process runs code a patch of the store fixes (docs/agent.md). */
+    public static final int VULNERABLE = 8;
 
     private ExitCodes() {}
 

@@ -21,7 +21,7 @@ import picocli.CommandLine.Command;
                         + "4 unsafe (a replaced function stayed busy, or no stop kept within --max-pause, past the "
                         + "timeout), 5 not permitted (or another "
                         + "suture holds the process, or it awaits suture recover), "
-                        + "6 the process vanished."})
+                        + "6 the process vanished, 8 (status) some process runs unpatched code."})
 public final class Main implements Runnable {
 
     @CommandLine.Spec
@@ -41,6 +41,8 @@ public final class Main implements Runnable {
             new DemoCommand(),
             new KeygenCommand(),
             new SignCommand(),
+            new AgentCommand(),
+            new StatusCommand(),
             new PackageCommand(),
         };
     }
@@ -49,7 +51,8 @@ public final class Main implements Runnable {
         if (Boolean.getBoolean("suture.aotTraining")) {
             Patcher.rehearse(); // the launcher's AOT training run: the hold paths' classes go into the cache too
         }
-        System.exit(run(args));
+        var served = ViaAgent.tryForward(args, System.out, System.err);
+        System.exit(served.isPresent() ? served.get() : run(args));
     }
 
     /** Runs the command line and returns the exit code; tests call this in-process. */

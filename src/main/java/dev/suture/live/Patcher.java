@@ -161,6 +161,16 @@ public final class Patcher {
         return out;
     }
 
+    /** The run directory, created if missing and refused (exit 5) unless it is in trusted hands (principle 9). */
+    public static Path checkedRunDirectory() {
+        return RunDirectory.ensure();
+    }
+
+    /** The run directory if it exists, refused (exit 5) unless it is in trusted hands; empty when there is none. */
+    public static java.util.Optional<Path> existingRunDirectory() {
+        return RunDirectory.existing();
+    }
+
     /** Where journals and per-process locks live (docs/journal.md); not checked here. */
     public static Path runDirectory() {
         return RunDirectory.path();

@@ -49,7 +49,15 @@ public final class Processes {
 
     /** The build-ids of the files process {@code pid} maps (empty if it is gone or not readable). */
     public Set<String> buildIds(int pid) {
-        var out = new LinkedHashSet<String>();
+        return new LinkedHashSet<>(modules(pid).keySet());
+    }
+
+    /**
+     * The files process {@code pid} runs code of (maps executable) that have a build-id, by build-id; empty if it is
+     * gone or unreadable. A file only mapped as data (a suture reading an ELF file) is not one of them.
+     */
+    public Map<String, String> modules(int pid) {
+        var out = new java.util.LinkedHashMap<String, String>();
         List<Mapping> maps;
         try {
             maps = Maps.read(pid);
@@ -66,7 +74,7 @@ public final class Processes {
             String key = m.path().endsWith(" (deleted)") ? pid + ":" + m.path() : m.path();
             String id = buildIdByFile.computeIfAbsent(key, k -> read(pid, m));
             if (!id.isEmpty()) {
-                out.add(id);
+                out.putIfAbsent(id, m.path().replace(" (deleted)", ""));
             }
         }
         return out;
@@ -86,6 +94,25 @@ public final class Processes {
         } catch (RuntimeException e) {
             return "";
         }
+    }
+
+    /**
+     * When process {@code pid} started (field 22 of /proc/PID/stat, in clock ticks since boot): with the pid, it
+     * names one process, not whichever reuses the pid later; 0 when it is gone.
+     */
+    public static long startTime(int pid) {
+        try {
+            String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
+            String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+            return Long.parseLong(f[19]);
+        } catch (IOException | RuntimeException e) {
+            return 0;
+        }
+    }
+
+    /** Whether the process {@code pid} that started at {@code startTime} still exists. */
+    public static boolean exists(int pid, long startTime) {
+        return startTime != 0 && startTime(pid) == startTime;
     }
 
     /** The command name of a process (from /proc/PID/comm), or "?" */

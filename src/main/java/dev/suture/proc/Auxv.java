@@ -15,7 +15,7 @@ import java.util.Map;
 import java.util.Optional;
 
 /** The ELF auxiliary vector the kernel gave a process at exec (/proc/PID/auxv): a_type -> a_val. */
-record Auxv(Map<Long, Long> entries) {
+public record Auxv(Map<Long, Long> entries) {
     public static final long AT_PHDR = 3;
     public static final long AT_PHENT = 4;
     public static final long AT_PHNUM = 5;

@@ -22,13 +22,13 @@ import java.util.Map;
  * {@code orig/} and {@code patched/}, same layout, as suture diff expects), the program linked from the
  * original, and the patch made by the real Differ.
  */
-final class Fixture {
-    static final Duration WAIT = Duration.ofSeconds(15);
+public final class Fixture {
+    public static final Duration WAIT = Duration.ofSeconds(15);
 
     private Fixture() {}
 
     /** Compiles {@code source} as {@code dir/variant/name.o}. */
-    static Path object(Path dir, String variant, String name, String source, String... flags) throws IOException {
+    public static Path object(Path dir, String variant, String name, String source, String... flags) throws IOException {
         Path d = Files.createDirectories(dir.resolve(variant));
         Path src = d.resolve(name + ".c");
         Files.writeString(src, source);
@@ -41,7 +41,7 @@ final class Fixture {
     }
 
     /** Links {@code objects} into {@code dir/name}. */
-    static Path link(Path dir, String name, List<Path> objects, String... flags) throws IOException {
+    public static Path link(Path dir, String name, List<Path> objects, String... flags) throws IOException {
         Path out = dir.resolve(name);
         var cmd = new ArrayList<>(List.of("gcc", "-pthread", "-o", out.toString()));
         objects.forEach(o -> cmd.add(o.toString()));
@@ -51,9 +51,9 @@ final class Fixture {
     }
 
     /** One-file program: original and patched objects, the program linked from the original, and the patch. */
-    record Built(Path exe, PatchFile patch, Path patchFile) {}
+    public record Built(Path exe, PatchFile patch, Path patchFile) {}
 
-    static Built program(Path dir, String name, String original, String patched, String id, boolean pie)
+    public static Built program(Path dir, String name, String original, String patched, String id, boolean pie)
             throws IOException {
         String[] code = pie ? new String[] {"-fPIE"} : new String[] {"-fno-pie"};
         Path a = object(dir, "orig", name, original, code);
@@ -115,13 +115,13 @@ final class Fixture {
         return root;
     }
 
-    static PatchFile diff(Path target, List<Path> orig, List<Path> patched, String id, Path out) {
+    public static PatchFile diff(Path target, List<Path> orig, List<Path> patched, String id, Path out) {
         Differ.diff(DiffRequest.ofFiles(target, orig, patched, id, false), out);
         return PatchFile.read(out);
     }
 
     /** Waits for {@code count} lines containing {@code text} printed after the first {@code skip} lines. */
-    static void await(Target t, int skip, String text, int count) throws IOException {
+    public static void await(Target t, int skip, String text, int count) throws IOException {
         long deadline = System.nanoTime() + WAIT.toNanos();
         while (true) {
             var lines = t.lines();
@@ -141,7 +141,7 @@ final class Fixture {
     }
 
     /** Lines printed after the first {@code skip} that contain {@code text}. */
-    static List<String> linesWith(Target t, int skip, String text) throws IOException {
+    public static List<String> linesWith(Target t, int skip, String text) throws IOException {
         return t.lines().stream().skip(skip).filter(l -> l.contains(text)).toList();
     }
 
@@ -161,7 +161,7 @@ final class Fixture {
         return out.toByteArray();
     }
 
-    static void sleep(long ms) {
+    public static void sleep(long ms) {
         try {
             Thread.sleep(ms);
         } catch (InterruptedException e) {
