@@ -31,9 +31,10 @@ public final class AgentCommand implements Callable<Integer> {
             description = "A directory of trusted public keys; only patches signed by one are acted on. Repeatable.")
     List<Path> trust;
 
-    @Option(names = "--rescan", paramLabel = "MS", defaultValue = "10000",
-            description = "How often every process is looked at again (default: ${DEFAULT-VALUE} ms).")
-    long rescanMillis;
+    @Option(names = "--rescan", paramLabel = "TIME", defaultValue = "10s", converter = Durations.Millis.class,
+            description = {"How often every process is looked at again (default: ${DEFAULT-VALUE}; at least 100ms).",
+                    "A time takes a unit (500ms, 10s, 2m); a plain number is milliseconds."})
+    Duration rescan;
 
     @Mixin
     BusyTimeout timeout;
@@ -48,7 +49,7 @@ public final class AgentCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         var keys = TrustSources.load(trust).orElse(null);
         Agent.start(new Agent.Config(store.toAbsolutePath().normalize(), keys, timeout.duration(),
-                maxPause.duration(), Duration.ofMillis(Math.max(100, rescanMillis)), this::log, ViaAgent::serve));
+                maxPause.duration(), rescan.compareTo(Duration.ofMillis(100)) < 0 ? Duration.ofMillis(100) : rescan, this::log, ViaAgent::serve));
         Thread.currentThread().join(); // the agent's threads do the work until the JVM is killed
         return ExitCodes.OK;
     }
