@@ -11,7 +11,8 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code suture agent}: the long-running service that keeps the patch store applied. */
-@Command(name = "agent", mixinStandardHelpOptions = true,
+@Command(name = "agent", header = "Keeps the patch store applied to every process, new ones too.",
+        mixinStandardHelpOptions = true,
         description = {"Keeps the patch store applied (docs/agent.md): on start, finishes what a killed suture left",
                 "(recover), then patches every running process that maps a module the store has a patch for and",
                 "reverts patches that left the store; then acts on every change of the store (inotify), holds each",

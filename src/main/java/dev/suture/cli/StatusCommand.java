@@ -17,7 +17,8 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 /** {@code suture status}: which processes still run code that a patch in the store fixes. */
-@Command(name = "status", mixinStandardHelpOptions = true,
+@Command(name = "status", header = "Says which processes still run code the patch store fixes.",
+        mixinStandardHelpOptions = true,
         description = {"For every process that maps a module the patch store has a patch for: whether it runs",
                 "the store's patch (patched), a lower level of it (older-level), a patch that is not in the store",
                 "(other-patch), or the unpatched code (unpatched); and the processes the agent could not patch, and",
