@@ -23,7 +23,7 @@ class PackageCommandTest {
     Path dir;
 
     @Test
-    void thePackageInstallsThePatchIntoTheStoreAndAppliesAndRevertsIt() throws Exception {
+    void thePackageCarriesThePatchForTheStoreAndScriptsThatApplyAndRevertIt() throws Exception {
         String source = "#include <stdio.h>\n__attribute__((noinline)) void say(void) { puts(\"%s\"); }\n"
                 + "int main(void) { say(); return 0; }\n";
         for (String variant : List.of("orig", "patched")) {
