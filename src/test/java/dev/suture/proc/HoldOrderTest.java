@@ -63,6 +63,9 @@ class HoldOrderTest {
                     tracer.resumeAll();
                     return running;
                 });
+                // A resumed sleeper runs for a moment to restart its nanosleep: the release's order is only
+                // observable once they sleep again (CI once caught one still running).
+                awaitSleeping(pid);
             }
             var holds = tracer.holds();
             for (String step : List.of("test", "release")) {
