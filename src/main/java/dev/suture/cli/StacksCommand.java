@@ -3,6 +3,7 @@ package dev.suture.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.suture.live.Patcher;
 import dev.suture.live.Processes;
 import dev.suture.unwind.Backtrace;
 import dev.suture.unwind.Frame;
@@ -22,7 +23,8 @@ import picocli.CommandLine.Option;
         description = {
                 "Prints the backtrace of every thread of a running process: it is stopped only while registers",
                 "and stacks are copied (the window is reported), then runs on. Frames are found from the CFI",
-                "(.eh_frame); where a pc has none, from the frame-pointer chain, and the frame says so."})
+                "(.eh_frame; in an applied patch's new code, the patch's own, read from the process); where a pc",
+                "has none, from the frame-pointer chain, and the frame says so."})
 final class StacksCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -40,7 +42,7 @@ final class StacksCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Processes.requireGiven(pid);
-        ProcessStacks stacks = ProcessStacks.take(pid, !noDebugFiles);
+        ProcessStacks stacks = ProcessStacks.take(pid, !noDebugFiles, Patcher.regionCode(pid));
         PrintWriter out = spec.commandLine().getOut();
         if (json.enabled()) {
             JsonOutput.print(out, toJson(stacks));

@@ -78,9 +78,16 @@ final class Binder {
             (s.isWritable() ? writable : readOnly).add(s);
         }
         readOnly.sort((a, b) -> Boolean.compare(b.isExecutable(), a.isExecutable()));
+        int ehFrameOffset = 0;
+        int ehFrameSize = 0;
         for (PatchSection s : readOnly) {
             off = align(off, s.align());
             offsets.put(s.index(), (int) off);
+            if (ehFrameSize == 0 && s.name().equals(".eh_frame") && !s.isNobits() && s.size() > 0) {
+                // recorded in the header: the unwinder reads the new code's CFI from the target (docs/region-format.md)
+                ehFrameOffset = (int) off;
+                ehFrameSize = (int) s.size();
+            }
             off += s.size();
         }
         int textOffset = headerSize;
@@ -106,7 +113,7 @@ final class Binder {
                     + " the " + MAX_REGION + " suture maps for one patch");
         }
         var layout = new RegionHeader.Layout(textOffset, textSize, (int) jumpTable, jumps, (int) got, slots,
-                (int) dataOffset, (int) (end - dataOffset));
+                (int) dataOffset, (int) (end - dataOffset), ehFrameOffset, ehFrameSize);
         return new Plan(headerSize, offsets, layout, size, maxEnd(patch), names);
     }
 

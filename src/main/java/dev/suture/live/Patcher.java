@@ -6,6 +6,7 @@ import dev.suture.proc.Hold;
 import dev.suture.proc.Maps;
 import dev.suture.proc.ProcessIds;
 import dev.suture.proc.RemoteMemory;
+import dev.suture.unwind.CodeMap;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
@@ -186,6 +187,17 @@ public final class Patcher {
                 out.add(describe(pid, r));
             }
             return out;
+        }
+    }
+
+    /**
+     * The code of the patches applied in {@code pid}, with the CFI of their new functions, for the unwinder
+     * ({@link dev.suture.unwind.ProcessStacks#take(int, boolean, List)}): read from its memory without stopping it.
+     */
+    public static List<CodeMap.Range> regionCode(int pid) {
+        var maps = Maps.read(pid);
+        try (var memory = RemoteMemory.open(pid)) {
+            return RegionCode.of(pid, maps, memory);
         }
     }
 

@@ -3,6 +3,7 @@ package dev.suture.live;
 import dev.suture.proc.Mapping;
 import dev.suture.proc.Maps;
 import dev.suture.proc.Mman;
+import dev.suture.proc.RemoteMemory;
 import dev.suture.proc.ThreadState;
 import dev.suture.proc.Tracer;
 import dev.suture.sys.FaultInjection;
@@ -59,11 +60,13 @@ final class Preparation {
     }
 
     /**
-     * A window made ready while the target still runs: CFI parsed and the unwinder and buffers warmed up (by the
-     * sampler), the check rehearsed on threads where they sit, and the pages the writes change copied-on-write.
+     * A window made ready while the target still runs: CFI parsed (the patch regions' too, read from the target)
+     * and the unwinder and buffers warmed up (by the sampler), the check rehearsed on threads where they sit, and
+     * the pages the writes change copied-on-write.
      */
     static Window window(int pid, Tracer tracer, List<Image.Range> forbidden, List<ApplyTransaction.Write> writes) {
-        var sampler = new StackSampler(tracer, ProcessCode.load(pid, false));
+        var regions = RegionCode.of(pid, Maps.read(pid), RemoteMemory.of(tracer));
+        var sampler = new StackSampler(tracer, ProcessCode.load(pid, false, regions));
         var guard = new StackGuard(forbidden, sampler, StackGuard.ranges(Maps.read(pid)), () -> StackGuard.ranges(
                 Maps.read(pid)));
         guard.rehearse(tracer);

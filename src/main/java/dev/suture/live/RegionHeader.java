@@ -69,9 +69,18 @@ public record RegionHeader(
         }
     }
 
-    /** Offsets (from the region start) and sizes of the region's parts. */
+    /**
+     * Offsets (from the region start) and sizes of the region's parts. The patch's relocated {@code .eh_frame} lies
+     * inside the text ({@code ehFrameOffset} and {@code ehFrameSize} both 0 when the patch has none, and in regions
+     * written before suture recorded it).
+     */
     public record Layout(int textOffset, int textSize, int jumpTableOffset, int jumpTableCount, int gotOffset,
-                         int gotCount, int dataOffset, int dataSize) {}
+                         int gotCount, int dataOffset, int dataSize, int ehFrameOffset, int ehFrameSize) {
+        /** Whether the region records where its {@code .eh_frame} lies. */
+        public boolean hasEhFrame() {
+            return ehFrameSize > 0;
+        }
+    }
 
     /**
      * One replaced function: its entry in the target, the replacement in this region, the region whose jump this
@@ -172,6 +181,8 @@ public record RegionHeader(
         b.putInt(0x68, idModule);
         b.putInt(0x6c, idTarget);
         b.putInt(0x70, functionsOffset);
+        b.putInt(0x74, layout.ehFrameOffset());
+        b.putInt(0x78, layout.ehFrameSize());
         for (int i = 0; i < functions.size(); i++) {
             Function f = functions.get(i);
             int at = functionsOffset + i * FUNCTION_SIZE;
@@ -229,7 +240,7 @@ public record RegionHeader(
         long regionSize = b.getLong(0x10);
         int count = b.getInt(0x34);
         var layout = new Layout(b.getInt(0x38), b.getInt(0x3c), b.getInt(0x40), b.getInt(0x44), b.getInt(0x48),
-                b.getInt(0x4c), b.getInt(0x50), b.getInt(0x54));
+                b.getInt(0x4c), b.getInt(0x50), b.getInt(0x54), b.getInt(0x74), b.getInt(0x78));
         int stringsOffset = b.getInt(0x58);
         int stringsSize = b.getInt(0x5c);
         int functionsOffset = b.getInt(0x70);
@@ -256,7 +267,10 @@ public record RegionHeader(
                 && within(l.textOffset(), l.textSize(), regionSize)
                 && within(l.jumpTableOffset(), (long) l.jumpTableCount() * JUMP_ENTRY_SIZE, regionSize)
                 && within(l.gotOffset(), (long) l.gotCount() * GOT_ENTRY_SIZE, regionSize)
-                && within(l.dataOffset(), l.dataSize(), regionSize);
+                && within(l.dataOffset(), l.dataSize(), regionSize)
+                && (l.ehFrameOffset() == 0 && l.ehFrameSize() == 0
+                    || l.ehFrameSize() > 0 && l.ehFrameOffset() >= l.textOffset()
+                    && within(l.ehFrameOffset() - l.textOffset(), l.ehFrameSize(), l.textSize()));
         if (!ok) {
             throw new RegionFormatException(where + ": region layout does not fit its " + regionSize + " bytes");
         }

@@ -28,6 +28,18 @@ final class Regions {
     private Regions() {}
 
     static List<Found> scan(int pid, List<Mapping> maps, RemoteMemory memory) {
+        return scan(pid, maps, memory, false);
+    }
+
+    /**
+     * The regions whose headers decode, passing over a corrupt one rather than failing: for the unwinder, to which a
+     * region it cannot read is code without CFI, never a reason to stop.
+     */
+    static List<Found> scanDecodable(int pid, List<Mapping> maps, RemoteMemory memory) {
+        return scan(pid, maps, memory, true);
+    }
+
+    private static List<Found> scan(int pid, List<Mapping> maps, RemoteMemory memory, boolean passCorrupt) {
         var found = new ArrayList<Found>();
         byte[] head = new byte[RegionHeader.FIXED_SIZE];
         for (var m : maps) {
@@ -38,18 +50,29 @@ final class Regions {
             if (n < head.length || !RegionHeader.hasMagic(head)) {
                 continue;
             }
-            int size = RegionHeader.claimedSize(head);
-            String where = "pid " + pid + " region at 0x" + Long.toHexString(m.start());
-            if (size < RegionHeader.FIXED_SIZE || size > RegionHeader.MAX_HEADER_SIZE) {
-                throw new RegionFormatException(where + ": region header size " + size + " is invalid");
+            try {
+                found.add(new Found(m.start(), read(pid, m.start(), head, memory)));
+            } catch (RegionFormatException e) {
+                if (!passCorrupt) {
+                    throw e;
+                }
             }
-            byte[] all = new byte[size];
-            if (memory.read(m.start(), all, 0, size) != size) {
-                throw new RegionFormatException(where + ": region header of " + size + " bytes is not readable");
-            }
-            found.add(new Found(m.start(), RegionHeader.decode(all, where)));
         }
         found.sort(Comparator.comparingInt((Found f) -> f.header().sequence()).thenComparingLong(Found::address));
         return found;
+    }
+
+    /** The header of the region at {@code address}, whose fixed part {@code head} holds. */
+    private static RegionHeader read(int pid, long address, byte[] head, RemoteMemory memory) {
+        int size = RegionHeader.claimedSize(head);
+        String where = "pid " + pid + " region at 0x" + Long.toHexString(address);
+        if (size < RegionHeader.FIXED_SIZE || size > RegionHeader.MAX_HEADER_SIZE) {
+            throw new RegionFormatException(where + ": region header size " + size + " is invalid");
+        }
+        byte[] all = new byte[size];
+        if (memory.read(address, all, 0, size) != size) {
+            throw new RegionFormatException(where + ": region header of " + size + " bytes is not readable");
+        }
+        return RegionHeader.decode(all, where);
     }
 }

@@ -22,6 +22,41 @@ public final class CodeModules {
                 symbols(elf, debugFile));
     }
 
+    /**
+     * Code that exists only in a process's memory, such as a patch region: {@code [start, end)} named {@code name},
+     * its CFI the {@code .eh_frame} read from the process at run-time {@code ehFrameAddress} ({@code ehFrame} null
+     * when there is none), its functions at run-time addresses. The bytes are input from a stranger: the CFI is kept
+     * only when every entry parses, every FDE describes code inside {@code [start, end)} and its program runs to
+     * its last row. Anything else leaves the code without CFI, so no unwind through it is trusted; it never fails.
+     */
+    public static CodeMap.Range inMemory(String name, long start, long end, byte[] ehFrame, long ehFrameAddress,
+                                         List<SymbolsByAddress.Entry> functions) {
+        var cfi = ehFrame == null || ehFrame.length == 0 ? null : checkedCfi(name, start, end, ehFrame, ehFrameAddress);
+        return new CodeMap.Range(start, end, new CodeModule(name, 0, cfi, null, new SymbolsByAddress(functions)));
+    }
+
+    private static CallFrameSection checkedCfi(String name, long start, long end, byte[] ehFrame, long address) {
+        try {
+            var cfi = CallFrameSection.ehFrame(name, ehFrame, address, null, 0, 0, 0);
+            var fdes = cfi.entries();
+            if (cfi.problem() != null || fdes.size() != cfi.size()) {
+                return null;
+            }
+            var context = new UnwindContext();
+            for (FrameDescriptionEntry fde : fdes) {
+                if (fde.pcRange() <= 0 || Long.compareUnsigned(fde.pcBegin(), start) < 0
+                        || Long.compareUnsigned(fde.pcBegin(), end) >= 0
+                        || Long.compareUnsigned(fde.pcRange(), end - fde.pcBegin()) > 0) {
+                    return null;
+                }
+                context.evaluate(cfi, fde, fde.pcEnd() - 1);
+            }
+            return cfi;
+        } catch (RuntimeException e) {
+            return null; // UnwindException, or anything else malformed bytes provoke
+        }
+    }
+
     static CallFrameSection ehFrame(String name, ElfFile elf) {
         Optional<Section> eh = elf.ehFrame();
         if (eh.isEmpty() || eh.get().sh_size() == 0) {

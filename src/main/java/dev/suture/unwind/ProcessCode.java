@@ -16,8 +16,8 @@ import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The code of a live process for unwinding: the executable ranges of every module ({@link Modules}: executable,
- * libraries, dynamic linker, vdso) with the module's CFI and symbols, plus the address ranges of all mappings (to
- * size stack copies). CFI and symbols are parsed once per file (build-id, else path) and cached across processes;
+ * libraries, dynamic linker, vdso) with the module's CFI and symbols, code that lives only in memory (patch
+ * regions, given by the caller), plus the address ranges of all mappings (to size stack copies). CFI and symbols are parsed once per file (build-id, else path) and cached across processes;
  * only the load bias is per process.
  */
 public final class ProcessCode {
@@ -55,13 +55,19 @@ public final class ProcessCode {
         return load(pid, true);
     }
 
+    /** {@link #load(int, boolean, List)} with no code beyond the modules. */
+    public static ProcessCode load(int pid, boolean debugFiles) {
+        return load(pid, debugFiles, List.of());
+    }
+
     /**
      * Loads the code of process {@code pid}. With {@code debugFiles}, each module's separate debug file (by build-id
      * or .gnu_debuglink, under /usr/lib/debug) adds its .symtab (names of local functions such as start_thread) and
      * .debug_frame. A module whose CFI is unreadable keeps its place with no CFI: its frames fall back to frame
-     * pointers.
+     * pointers. {@code inMemory} adds code that no file backs (patch regions, {@link CodeModules#inMemory}); a range
+     * of it that is empty or overlaps a module's or another's is left out.
      */
-    public static ProcessCode load(int pid, boolean debugFiles) {
+    public static ProcessCode load(int pid, boolean debugFiles, List<CodeMap.Range> inMemory) {
         Modules modules = Modules.of(pid);
         List<Mapping> maps = Maps.read(pid);
         var ranges = new ArrayList<CodeMap.Range>();
@@ -74,7 +80,16 @@ public final class ProcessCode {
                 }
             }
         }
+        for (CodeMap.Range r : inMemory) {
+            if (Long.compareUnsigned(r.start(), r.end()) < 0 && ranges.stream().noneMatch(o -> overlap(o, r))) {
+                ranges.add(r);
+            }
+        }
         return new ProcessCode(modules, new CodeMap(ranges), maps);
+    }
+
+    private static boolean overlap(CodeMap.Range a, CodeMap.Range b) {
+        return Long.compareUnsigned(a.start(), b.end()) < 0 && Long.compareUnsigned(b.start(), a.end()) < 0;
     }
 
     public CodeMap code() {

@@ -30,8 +30,13 @@ public record ProcessStacks(int pid, List<ThreadBacktrace> threads, StackSampler
     }
 
     public static ProcessStacks take(int pid, boolean debugFiles) {
+        return take(pid, debugFiles, List.of());
+    }
+
+    /** {@code inMemory}: code no file backs, such as patch regions ({@link ProcessCode#load(int, boolean, List)}). */
+    public static ProcessStacks take(int pid, boolean debugFiles, List<CodeMap.Range> inMemory) {
         try (Tracer tracer = Tracer.attach(pid)) {
-            ProcessCode code = ProcessCode.load(pid, debugFiles);
+            ProcessCode code = ProcessCode.load(pid, debugFiles, inMemory);
             var sampler = new StackSampler(tracer, code);
             Map<Integer, Character> states = new HashMap<>();
             for (int tid : tracer.threads()) {

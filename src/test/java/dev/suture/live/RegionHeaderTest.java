@@ -22,7 +22,8 @@ class RegionHeaderTest {
                 new byte[] {(byte) 0xe9, 1, 2, 3, 4}, new byte[] {(byte) 0xe9, 5, 6, 7, 8});
         int size = RegionHeader.sizeFor("fix-42", "ab".repeat(20), "/usr/bin/demo", "demo",
                 List.of("thread3_say", "helper"));
-        var layout = new RegionHeader.Layout(size, 0x100, size + 0x100, 2, size + 0x120, 3, 0x1000, 0x40);
+        var layout = new RegionHeader.Layout(size, 0x100, size + 0x100, 2, size + 0x120, 3, 0x1000, 0x40,
+                size + 0xc0, 0x38);
         return new RegionHeader(1, RegionHeader.State.APPLIED, size, 0x2000, 1_700_000_000_000_000_000L,
                 1_700_000_000_500_000_000L, 0, 2, layout, "fix-42", "ab".repeat(20), "/usr/bin/demo", "demo",
                 List.of(f1, f2));
@@ -58,6 +59,38 @@ class RegionHeaderTest {
         assertEquals(0x5e, b.getInt(0x80 + 0x1c));
         int strings = b.getInt(0x58);
         assertEquals("fix-42", new String(bytes, strings + b.getInt(0x60), 6));
+        assertEquals(sample().headerSize() + 0xc0, b.getInt(0x74));
+        assertEquals(0x38, b.getInt(0x78));
+        assertEquals(0, b.getInt(0x7c));
+    }
+
+    @Test
+    void aHeaderWithZerosWhereTheEhFrameIsRecordedHasNoCfi() {
+        // as suture wrote every region before it recorded the .eh_frame (the bytes were reserved, 0)
+        byte[] bytes = sample().encode();
+        java.util.Arrays.fill(bytes, 0x74, 0x80, (byte) 0);
+        var h = RegionHeader.decode(bytes, "x");
+        assertFalse(h.layout().hasEhFrame());
+        assertEquals(0, h.layout().ehFrameOffset());
+        assertEquals(sample().functions(), h.functions());
+        assertEquals(sample().layout().textSize(), h.layout().textSize());
+    }
+
+    @Test
+    void anEhFrameOutsideTheTextIsACorruptHeader() {
+        var s = sample();
+        int text = s.layout().textOffset();
+        int textSize = s.layout().textSize();
+        for (int[] bad : new int[][] {{text - 8, 0x10}, {text + textSize - 8, 0x10}, {text, -1}, {text, 0},
+                {0, 0x10}, {text + 0x10, Integer.MAX_VALUE}, {Integer.MAX_VALUE, 0x10}}) {
+            byte[] bytes = s.encode();
+            var b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+            b.putInt(0x74, bad[0]);
+            b.putInt(0x78, bad[1]);
+            var e = assertThrows(RegionFormatException.class, () -> RegionHeader.decode(bytes, "pid 7 at 0x1000"),
+                    bad[0] + "+" + bad[1]);
+            assertTrue(e.getMessage().contains("layout"), e.getMessage());
+        }
     }
 
     @Test
