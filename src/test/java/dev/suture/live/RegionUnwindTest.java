@@ -159,13 +159,16 @@ class RegionUnwindTest {
         }
     }
 
+    private static Regions.Found region(Target t) {
+        try (var memory = RemoteMemory.open(t.pidInt())) {
+            return Regions.scan(t.pidInt(), Maps.read(t.pidInt()), memory).getFirst();
+        }
+    }
+
     @Test
     void aCorruptEhFrameInTheTargetIsNeverTrusted() throws Exception {
         try (var t = patched()) {
-            Regions.Found region;
-            try (var memory = RemoteMemory.open(t.pidInt())) {
-                region = Regions.scan(t.pidInt(), Maps.read(t.pidInt()), memory).getFirst();
-            }
+            var region = region(t);
             var layout = region.header().layout();
             assertTrue(layout.hasEhFrame(), region.header().toString());
             // the attack: CFI that puts the caller's frame anywhere the stack says
@@ -182,6 +185,34 @@ class RegionUnwindTest {
             assertEquals(4, revert.code(), revert.out() + revert.err());
             assertTrue(revert.err().contains("patch " + ID), revert.err());
             assertEquals(1, Patcher.applied(t.pidInt()).size(), "the patch is still applied");
+            assertTrue(t.alive());
+        }
+    }
+
+    @Test
+    void aCorruptRegionHeaderLeavesStacksWorkingAndIsReported() throws Exception {
+        try (var t = patched()) {
+            var region = region(t);
+            // eh_frame_size far past the text: the header no longer decodes
+            try (var tracer = Tracer.attach(t.pidInt())) {
+                tracer.write(region.address() + 0x78, new byte[] {(byte) 0xff, (byte) 0xff, (byte) 0xff, 0x7f});
+            }
+            JsonNode thread = mainThread(t);
+            JsonNode frames = thread.get("frames");
+            boolean inRegion = false;
+            for (int i = 0; i < frames.size(); i++) {
+                long pc = Long.decode(frames.get(i).get("pc").asText());
+                if (pc >= region.address() && pc < region.end()) {
+                    inRegion = true;
+                    assertTrue(frames.get(i).get("module").isNull(), thread.toString());
+                    JsonNode after = frames.get(i + 1);
+                    assertTrue(after == null || !after.get("method").asText().equals("cfi"), thread.toString());
+                }
+            }
+            assertTrue(inRegion, thread.toString());
+            var info = Cli.run("info", "-p", Long.toString(t.pid()));
+            assertEquals(2, info.code(), info.out() + info.err());
+            assertTrue(info.err().contains("region at 0x" + Long.toHexString(region.address())), info.err());
             assertTrue(t.alive());
         }
     }
