@@ -1,14 +1,19 @@
 package dev.suture.live;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.suture.cli.Cli;
 import dev.suture.testing.Procs;
 import dev.suture.testing.Target;
+import dev.suture.testing.SutureProcess;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterEach;
@@ -28,6 +33,7 @@ class BusyFunctionTest {
             #define _GNU_SOURCE
             #include <pthread.h>
             #include <setjmp.h>
+            #include <stdlib.h>
             #include <stdio.h>
             #include <string.h>
             #include <time.h>
@@ -36,10 +42,11 @@ class BusyFunctionTest {
                 struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
                 while (nanosleep(&t, &t)) { }
             }
-            /* prints, then sleeps a second inside itself */
+            static long period = 1000;
+            /* prints, then sleeps a second (or the period asked for) inside itself */
             __attribute__((noinline)) void work(const char *who, int n) {
                 printf("%s work %d\\n", who, n); fflush(stdout);
-                nap(1000);
+                nap(period);
             }
             /* never returns */
             __attribute__((noinline)) void forever(void) {
@@ -63,6 +70,7 @@ class BusyFunctionTest {
             int main(int argc, char **argv) {
                 alarm(120);
                 const char *mode = argc > 1 ? argv[1] : "one";
+                if (argc > 2) period = atol(argv[2]);
                 if (!strcmp(mode, "one")) for (int n = 0;; n++) work("main", n);
                 if (!strcmp(mode, "two")) {
                     pthread_t a, b;
@@ -179,6 +187,75 @@ class BusyFunctionTest {
             untraced(t);
         }
     }
+
+    /**
+     * Principle 3 for the wait (the FaultInjectionTest walk, over the steps that are new here): suture kills itself
+     * at every step from its first breakpoint to two steps past the last one's close — armed, the thread parked at
+     * its return, the window with it parked, the disarm. Each time the program lives on untraced, keeps running
+     * through the return address (a breakpoint left armed would kill it with SIGTRAP there), and after
+     * {@code recover} runs exactly the original or the fix, with its text byte for byte one of the two.
+     */
+    @Test
+    void aKillAtEveryStepOfTheWaitLeavesTheProgramAliveAndConsistentAfterRecover() throws Exception {
+        Path runDir = Files.createDirectories(dir.resolve("run"));
+        System.setProperty("suture.runDir", runDir.toString());
+        try (var t = Target.start(exe, "one", "300")) {
+            t.awaitLine(l -> l.equals("main work 1"), Duration.ofSeconds(15));
+            int pid = t.pidInt();
+            byte[] original = Fixture.text(pid, exe);
+            Path log = dir.resolve("wait-steps.log");
+            var counted = SutureProcess.run(dir, RUN, Map.of("SUTURE_RUN_DIR", runDir.toString(),
+                    "SUTURE_FAULT_LOG", log.toString()), "apply", "-p", Integer.toString(pid), patch.toString());
+            assertEquals(0, counted.status(), counted.toString());
+            byte[] patched = Fixture.text(pid, exe);
+            Patcher.revert(pid, List.of(), true, Duration.ofSeconds(10));
+            var steps = Files.readAllLines(log);
+            int first = -1;
+            int last = -1;
+            for (int i = 0; i < steps.size(); i++) {
+                if (steps.get(i).contains(" perf_event_open ") && first < 0) {
+                    first = i + 1;
+                }
+                if (steps.get(i).contains(" close perf_event ")) {
+                    last = Math.min(steps.size(), i + 3);
+                }
+            }
+            assertTrue(first > 0 && last > first, "the wait's steps: " + first + "-" + last + " of " + steps);
+            var outcomes = new ArrayList<String>();
+            for (int k = first; k <= last; k++) {
+                String what = "killed at step " + k + " (" + steps.get(k - 1) + ")";
+                var r = SutureProcess.run(dir, RUN, Map.of("SUTURE_RUN_DIR", runDir.toString(),
+                        "SUTURE_FAULT_KILL_AT", Integer.toString(k)), "apply", "-p", Integer.toString(pid),
+                        patch.toString());
+                assertTrue(r.killed() || r.status() == 0, what + ": " + r);
+                assertTrue(t.alive(), what + ": the program died");
+                var recovered = Patcher.recover(pid, Duration.ofSeconds(10));
+                untraced(t);
+                assertTrue(Procs.threadStates(pid).values().stream().noneMatch(c -> c == 't' || c == 'T'),
+                        what + ": a thread is stopped");
+                assertFalse(Files.exists(runDir.resolve(pid + ".journal")), what + ": the journal is left");
+                byte[] text = Fixture.text(pid, exe);
+                boolean isPatched = Arrays.equals(text, patched);
+                assertTrue(isPatched || Arrays.equals(text, original), what + ": the text is neither");
+                // two more calls, each through the return address waited at
+                int mark = t.lines().size();
+                String now = isPatched ? "main WORK " : "main work ";
+                t.awaitLine(l -> l.startsWith(now), Duration.ofSeconds(15), mark + 1);
+                t.awaitLine(l -> l.startsWith(now), Duration.ofSeconds(15), t.lines().size());
+                assertTrue(t.alive(), what + ": the program died past its return address");
+                if (isPatched) {
+                    Patcher.revert(pid, List.of(), true, Duration.ofSeconds(10));
+                }
+                outcomes.add(k + ": " + (isPatched ? "patched" : "original") + " " + recovered.outcome()
+                        + (r.killed() ? "" : " (not killed)"));
+            }
+            System.out.println("wait at a return, kill points: " + outcomes);
+        } finally {
+            System.clearProperty("suture.runDir");
+        }
+    }
+
+    static final Duration RUN = Duration.ofSeconds(60);
 
     /**
      * After {@code mark}, at most one line starts with {@code old} (the call the thread was in when the command
