@@ -136,7 +136,7 @@ final class ReturnTraps implements TracedThread.SignalFilter {
             return; // a group-stopped thread must stay stopped; it owes a trap only if one fired as it stopped
         }
         for (int round = 0; round < 4 && trapQueued(t.tid()); round++) {
-            t.cont(0);
+            t.resumeFromHold(pid); // with the signal its stop holds, if any: delivered now instead of at the release
             long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(100);
             WaitStatus ws = null;
             while (ws == null && System.nanoTime() < deadline) {

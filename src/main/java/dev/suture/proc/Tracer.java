@@ -7,8 +7,10 @@ import dev.suture.sys.ProcessVanishedException;
 import dev.suture.sys.Ptrace;
 import dev.suture.sys.SysException;
 import dev.suture.sys.Syscalls;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
+import java.util.concurrent.locks.LockSupport;
 import java.util.function.Supplier;
 
 /**
@@ -298,8 +300,8 @@ public final class Tracer implements AutoCloseable {
                 if (threads.vanished()) {
                     throw threads.gone("a wait at return addresses");
                 }
-                var parked = new java.util.ArrayList<Integer>();
-                var waiting = new java.util.ArrayList<Integer>();
+                var parked = new ArrayList<Integer>();
+                var waiting = new ArrayList<Integer>();
                 long since = Long.MAX_VALUE;
                 for (int tid : tids) {
                     var t = threads.get(tid);
@@ -323,7 +325,7 @@ public final class Tracer implements AutoCloseable {
                 if (since == Long.MAX_VALUE && now > untilNanos) {
                     return new ReturnWait(parked, waiting, false);
                 }
-                java.util.concurrent.locks.LockSupport.parkNanos(RETURN_POLL_NANOS);
+                LockSupport.parkNanos(RETURN_POLL_NANOS);
             }
         });
     }
