@@ -229,7 +229,7 @@ final class ApplyTransaction {
             return new Patcher.ApplyResult(pid, patch.id(), module.path(), patch.targetBuildId(), outcome,
                     image.base(), image.size(), fs, replacing.stream().map(r -> r.header().patchId()).toList(),
                     window.pauseNanos(), window.attempts(), window.abandoned(), window.longestNanos(), message,
-                    new Pause(List.of(), window.allStoppedNanos()));
+                    new Pause(List.of(), window.allStoppedNanos(), window.waitedNanos()));
         }
 
         /**

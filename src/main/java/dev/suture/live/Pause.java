@@ -6,12 +6,13 @@ import java.util.List;
 /**
  * What a transaction's holds cost the target (principle 10): every span one of its threads was held, over every
  * hold of the transaction (the injected system calls, each window, the release), and how long the window that
- * wrote held every thread at once. The tracer records the holds ({@link dev.suture.proc.Tracer#holds()}); the
+ * wrote held every thread at once, and how long the program ran on while suture waited for busy threads to return
+ * from the code being replaced (their holds at the return are among the holds, named "return"). The tracer records the holds ({@link dev.suture.proc.Tracer#holds()}); the
  * transaction collects them once the tracer has closed.
  */
-public record Pause(List<Hold> holds, long allStoppedNanos) {
+public record Pause(List<Hold> holds, long allStoppedNanos, long waitedNanos) {
     /** Nothing held (a dry run, nothing to do). */
-    public static final Pause NONE = new Pause(List.of(), 0);
+    public static final Pause NONE = new Pause(List.of(), 0, 0);
 
     public Pause {
         holds = List.copyOf(holds);
@@ -29,6 +30,6 @@ public record Pause(List<Hold> holds, long allStoppedNanos) {
 
     /** This pause with {@code holds} as its holds. */
     Pause withHolds(List<Hold> holds) {
-        return new Pause(holds, allStoppedNanos);
+        return new Pause(holds, allStoppedNanos, waitedNanos);
     }
 }

@@ -75,7 +75,7 @@ final class Recovery {
                     result = new Patcher.RecoverResult(pid, outcome, pending.operation().name(), threads,
                             "pid " + pid + ": " + pending.describe() + " was "
                                     + (outcome == Patcher.RecoverOutcome.FINISHED ? "finished" : "rolled back") + back,
-                            null, new Pause(List.of(), done.allStoppedNanos()));
+                            null, new Pause(List.of(), done.allStoppedNanos(), done.waitedNanos()));
                 }
             }
             return result.withHolds(tracer.holds()); // the release's too
@@ -260,7 +260,7 @@ final class Recovery {
     }
 
     /** How a recovery's steps ended, and how long their window (if one opened) held every thread at once. */
-    private record Done(Patcher.RecoverOutcome outcome, long allStoppedNanos) {}
+    private record Done(Patcher.RecoverOutcome outcome, long allStoppedNanos, long waitedNanos) {}
 
     /** The steps that finish or undo one interrupted transaction. */
     private record Steps(int pid, Tracer tracer, Journal journal, JournalReader.Pending pending, Duration timeout,
@@ -281,7 +281,7 @@ final class Recovery {
             boolean allNew = !writes.isEmpty() && writes.stream().allMatch(this::holdsNew);
             if (mapped && (pending.committed() || allNew)) {
                 unmapReplaced(maps);
-                return new Done(Patcher.RecoverOutcome.FINISHED, 0);
+                return new Done(Patcher.RecoverOutcome.FINISHED, 0, 0);
             }
             var undo = new ArrayList<ApplyTransaction.Write>();
             for (var w : writes) {
@@ -301,7 +301,7 @@ final class Recovery {
                 unmap(region.address(), region.size());
                 journal.unmapped(region.address());
             }
-            return new Done(Patcher.RecoverOutcome.ROLLED_BACK, window.allStoppedNanos());
+            return new Done(Patcher.RecoverOutcome.ROLLED_BACK, window.allStoppedNanos(), window.waitedNanos());
         }
 
         /** A revert is always finished: its remaining writes, once no thread runs the patch's code, then the unmap. */
@@ -335,7 +335,7 @@ final class Recovery {
                         "recover (finishing " + pending.what() + ")");
             }
             unmapReplaced(maps);
-            return new Done(Patcher.RecoverOutcome.FINISHED, window.allStoppedNanos());
+            return new Done(Patcher.RecoverOutcome.FINISHED, window.allStoppedNanos(), window.waitedNanos());
         }
 
         /** The regions named by the journal's unmap records that are still in the process, by address and patch id. */

@@ -87,7 +87,7 @@ final class RevertTransaction {
             out.add(new Patcher.RevertResult(pid, r.header().patchId(), r.header().modulePath(),
                     r.header().functions().stream().map(RegionHeader.Function::name).toList(),
                     window.pauseNanos(), window.attempts(), window.abandoned(), window.longestNanos(),
-                    new Pause(List.of(), window.allStoppedNanos())));
+                    new Pause(List.of(), window.allStoppedNanos(), window.waitedNanos())));
         }
         journal.end();
         return out;

@@ -8,6 +8,7 @@ import dev.suture.unwind.FrameBuffer;
 import dev.suture.unwind.FrameMethod;
 import dev.suture.unwind.StackEnd;
 import dev.suture.unwind.StackSampler;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Supplier;
 
@@ -25,13 +26,22 @@ import java.util.function.Supplier;
  * make a function look busy (the transaction then retries); it can never make a busy function look idle.
  */
 final class StackGuard {
-    /** A thread found inside forbidden code: which thread, which code, at which frame (0 = its pc). */
-    record Blocker(int tid, String function, int frame, long address, long stackSlot) {
+    /**
+     * A thread found inside forbidden code: which thread, which code, at which frame (0 = its pc). When its unwind
+     * is trusted, {@code exitAddress} is the return address of its outermost frame in forbidden code and
+     * {@code exitSp} the stack pointer that return leaves: where it can be waited for ({@link #waitable}).
+     */
+    record Blocker(int tid, String function, int frame, long address, long stackSlot, long exitAddress, long exitSp) {
         String describe(int pid) {
             String where = frame == 0 ? "is executing it (pc 0x" + Long.toHexString(address) + ")"
                     : "has a return address into it (0x" + Long.toHexString(address) + ") in its stack at 0x"
                     + Long.toHexString(stackSlot) + ", frame #" + frame;
             return "pid " + pid + " thread " + tid + ": " + function + " " + where;
+        }
+
+        /** Whether it can be let run to the return of its outermost busy frame and held there. */
+        boolean waitable() {
+            return exitAddress != 0;
         }
     }
 
@@ -78,10 +88,10 @@ final class StackGuard {
                 .sorted((a, b) -> Long.compareUnsigned(a[0], b[0])).toArray(long[][]::new);
     }
 
-    /** The first thread found in forbidden code, or null when every thread is clear. Call with all held. */
-    Blocker check(Tracer tracer) {
+    /** The threads found in forbidden code (empty when every thread is clear). Call with all held. */
+    List<Blocker> check(Tracer tracer) {
         if (forbidden.isEmpty()) {
-            return null;
+            return List.of();
         }
         return inspect(tracer, sampler.captureHeld());
     }
@@ -103,19 +113,26 @@ final class StackGuard {
         });
     }
 
-    private Blocker inspect(Tracer tracer, List<StackSampler.ThreadStack> threads) {
+    private List<Blocker> inspect(Tracer tracer, List<StackSampler.ThreadStack> threads) {
+        List<Blocker> found = List.of(); // allocates only when a thread is busy
         for (var t : threads) {
             Registers r = t.registers() != null ? t.registers() : tracer.registers(t.tid());
-            int hit = rangeOf(r.rip());
-            if (hit >= 0) {
-                return new Blocker(t.tid(), forbidden.get(hit).name(), 0, r.rip(), 0);
+            Blocker b;
+            if (trusted(t.frames())) {
+                b = unwound(t.tid(), t.frames());
+            } else {
+                int hit = rangeOf(r.rip());
+                b = hit >= 0 ? new Blocker(t.tid(), forbidden.get(hit).name(), 0, r.rip(), 0, 0, 0)
+                        : scanStack(tracer, t.tid(), r.rsp());
             }
-            Blocker b = trusted(t.frames()) ? unwound(t.tid(), t.frames()) : scanStack(tracer, t.tid(), r.rsp());
             if (b != null) {
-                return b;
+                if (found.isEmpty()) {
+                    found = new ArrayList<>();
+                }
+                found.add(b);
             }
         }
-        return null;
+        return found;
     }
 
     /**
@@ -134,14 +151,39 @@ final class StackGuard {
         return true;
     }
 
+    /**
+     * The first frame in forbidden code of a trusted unwind, with the return of the outermost such frame: the pc
+     * of the frame above it (a return address, not a frame a signal interrupted) and that frame's stack pointer.
+     */
     private Blocker unwound(int tid, FrameBuffer frames) {
-        for (int i = 0; i < starts.length; i++) {
-            int f = frames.firstFrameIn(starts[i], ends[i]);
-            if (f >= 0) {
-                return new Blocker(tid, forbidden.get(i).name(), f, frames.pc(f), frames.sp(f));
+        int first = -1;
+        int firstRange = -1;
+        int outermost = -1;
+        for (int f = 0; f < frames.count(); f++) {
+            for (int i = 0; i < starts.length; i++) {
+                if (in(frames, f, i)) {
+                    if (first < 0) {
+                        first = f;
+                        firstRange = i;
+                    }
+                    outermost = f;
+                    break;
+                }
             }
         }
-        return null;
+        if (first < 0) {
+            return null;
+        }
+        int above = outermost + 1;
+        boolean exit = above < frames.count() && !frames.exactPc(above);
+        return new Blocker(tid, forbidden.get(firstRange).name(), first, frames.pc(first), frames.sp(first),
+                exit ? frames.pc(above) : 0, exit ? frames.sp(above) : 0);
+    }
+
+    /** Whether frame {@code f} executes in forbidden range {@code i} (a return address's call is at pc-1). */
+    private boolean in(FrameBuffer frames, int f, int i) {
+        long at = frames.exactPc(f) ? frames.pc(f) : frames.pc(f) - 1;
+        return Long.compareUnsigned(at, starts[i]) >= 0 && Long.compareUnsigned(at, ends[i]) < 0;
     }
 
     private Blocker scanStack(Tracer tracer, int tid, long rsp) {
@@ -167,7 +209,7 @@ final class StackGuard {
                     | (buffer[i + 6] & 0xffL) << 48 | (buffer[i + 7] & 0xffL) << 56;
             int hit = rangeOf(word);
             if (hit >= 0) {
-                return new Blocker(tid, forbidden.get(hit).name(), frame + 1, word, sp + i);
+                return new Blocker(tid, forbidden.get(hit).name(), frame + 1, word, sp + i, 0, 0);
             }
         }
         return null;

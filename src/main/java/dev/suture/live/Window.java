@@ -17,11 +17,13 @@ final class Window {
     /**
      * The window that succeeded: how long it held the threads, how many windows it took, how many of them were
      * abandoned past the budget, the longest any window held the threads, and how long the one that succeeded held
-     * every thread at once (from the last thread's stop to the first one's resume).
+     * every thread at once (from the last thread's stop to the first one's resume), and how long suture waited
+     * for busy threads to come to the return of the replaced code ({@link Returns}).
      */
-    record Result(long pauseNanos, int attempts, int abandoned, long longestNanos, long allStoppedNanos) {
+    record Result(long pauseNanos, int attempts, int abandoned, long longestNanos, long allStoppedNanos,
+                  long waitedNanos) {
         /** No window opened (a dry run). */
-        static final Result NONE = new Result(0, 0, 0, 0, 0);
+        static final Result NONE = new Result(0, 0, 0, 0, 0, 0);
     }
 
     /** How a window ended: its writes are in, a thread was in the forbidden code, or it ran past its budget. */
@@ -52,7 +54,9 @@ final class Window {
 
     /**
      * Opens windows until one finds every thread clear and writes within {@code maxPause}, backing off between
-     * them, up to the timeout.
+     * them, up to the timeout. When every thread a window found busy can be waited for at the return of its
+     * outermost busy frame ({@link StackGuard.Blocker#waitable}), the next window waits for them there instead
+     * ({@link Returns}).
      */
     Result retry(Duration timeout, Duration maxPause, String what) {
         long deadline = System.nanoTime() + timeout.toNanos();
@@ -60,37 +64,50 @@ final class Window {
         int attempts = 0;
         int abandoned = 0;
         long longest = 0;
-        while (true) {
-            attempts++;
-            var outcome = attempt(maxPause.toNanos());
-            if (DEBUG) {
-                outcome.print(sampler.captureNanos()); // after the window: the first printf loads classes for ms
-            }
-            longest = Math.max(longest, outcome.pauseNanos());
-            switch (outcome.verdict()) {
-                case DONE -> {
-                    return new Result(outcome.pauseNanos(), attempts, abandoned, longest,
-                            outcome.written() - outcome.stopped());
+        var returns = new Returns(tracer, maxPause.toNanos() / 2);
+        try {
+            while (true) {
+                attempts++;
+                var outcome = attempt(maxPause.toNanos());
+                if (DEBUG) {
+                    outcome.print(sampler.captureNanos()); // after the window: the first printf loads classes
                 }
-                case OVER_BUDGET -> abandoned++;
-                case BUSY -> { }
+                longest = Math.max(longest, outcome.pauseNanos());
+                switch (outcome.verdict()) {
+                    case DONE -> {
+                        return new Result(outcome.pauseNanos(), attempts, abandoned, longest,
+                                outcome.written() - outcome.stopped(), returns.waitedNanos());
+                    }
+                    case OVER_BUDGET -> abandoned++;
+                    case BUSY -> { }
+                }
+                if (System.nanoTime() + backoff > deadline) {
+                    throw gaveUp(outcome, returns, timeout, maxPause, what, attempts, abandoned, longest);
+                }
+                if (outcome.verdict() == Verdict.BUSY && returns.await(outcome.blockers(), deadline)) {
+                    backoff = FIRST_BACKOFF_NANOS;
+                    continue;
+                }
+                sleep(backoff);
+                backoff = Math.min(backoff * 2, MAX_BACKOFF_NANOS);
             }
-            if (System.nanoTime() + backoff > deadline) {
-                String tried = what + " gave up after " + timeout.toMillis() + " ms and " + attempts + " attempts";
-                String why = outcome.verdict() == Verdict.BUSY ? outcome.blocker().describe(pid) + "; " + tried
-                        : String.format("pid %d: %s: the last window held the running threads %.1f ms, past the"
-                        + " --max-pause budget of %d ms", pid, tried, outcome.runningNanos() / 1e6,
-                        maxPause.toMillis());
-                throw new UnsafeException(why + (abandoned > 0 ? String.format(" (%d of %d windows ran past the"
-                        + " budget, the longest %.1f ms, and were undone)", abandoned, attempts, longest / 1e6) : "")
-                        + "; nothing was changed. " + (outcome.verdict() == Verdict.BUSY
-                        ? "Retry when the program is idle, or with a longer --timeout"
-                        : "Suture was stopped or starved of a CPU while it held them: retry when the machine is"
-                        + " less loaded, or with a longer --max-pause or --timeout"));
-            }
-            sleep(backoff);
-            backoff = Math.min(backoff * 2, MAX_BACKOFF_NANOS);
+        } finally {
+            returns.close();
         }
+    }
+
+    private UnsafeException gaveUp(Outcome outcome, Returns returns, Duration timeout, Duration maxPause,
+                                   String what, int attempts, int abandoned, long longest) {
+        String tried = what + " gave up after " + timeout.toMillis() + " ms and " + attempts + " attempts";
+        boolean busy = outcome.verdict() == Verdict.BUSY;
+        String why = busy ? outcome.blocker().describe(pid) + returns.story(outcome.blockers()) + "; " + tried
+                : String.format("pid %d: %s: the last window held the running threads %.1f ms, past the"
+                + " --max-pause budget of %d ms", pid, tried, outcome.runningNanos() / 1e6, maxPause.toMillis());
+        return new UnsafeException(why + (abandoned > 0 ? String.format(" (%d of %d windows ran past the budget,"
+                + " the longest %.1f ms, and were undone)", abandoned, attempts, longest / 1e6) : "")
+                + "; nothing was changed. " + (busy ? returns.advice()
+                : "Suture was stopped or starved of a CPU while it held them: retry when the machine is less loaded,"
+                + " or with a longer --max-pause or --timeout"));
     }
 
     /** One window with no budget to keep (a rehearsal's). */
@@ -110,8 +127,13 @@ final class Window {
      * A window's verdict, the thread that blocked it when busy, and when each phase ended ({@code running}: when
      * the running threads began to be held).
      */
-    record Outcome(Verdict verdict, StackGuard.Blocker blocker, long start, long running, long stopped, long checked,
-                   long written, long end) {
+    record Outcome(Verdict verdict, List<StackGuard.Blocker> blockers, long start, long running, long stopped,
+                   long checked, long written, long end) {
+        /** The first thread found busy (BUSY only). */
+        StackGuard.Blocker blocker() {
+            return blockers.getFirst();
+        }
+
         long pauseNanos() {
             return end - start;
         }
@@ -145,18 +167,21 @@ final class Window {
         long stopped = System.nanoTime();
         long checked = stopped;
         long written = stopped;
-        StackGuard.Blocker blocker = null;
+        List<StackGuard.Blocker> blockers = List.of();
         Verdict verdict = Verdict.OVER_BUDGET;
         try {
             if (stopped - running <= budgetNanos) {
-                blocker = guard.check(tracer);
+                blockers = guard.check(tracer);
                 checked = System.nanoTime();
-                if (blocker != null) {
+                if (!blockers.isEmpty()) {
                     verdict = Verdict.BUSY;
                 } else if (checked - running <= budgetNanos) {
                     writeAll(tracer, writes);
                     if (System.nanoTime() - running <= budgetNanos) {
                         verdict = Verdict.DONE;
+                        // the threads come back through the returns waited at, now into the new code: none may
+                        // park there again
+                        tracer.disarmReturns();
                     } else {
                         undo(tracer, writes, writes.size(), null);
                     }
@@ -166,7 +191,7 @@ final class Window {
             written = System.nanoTime();
             tracer.resumeAll();
         }
-        return new Outcome(verdict, blocker, start, running, stopped, checked, written, System.nanoTime());
+        return new Outcome(verdict, blockers, start, running, stopped, checked, written, System.nanoTime());
     }
 
     private static final boolean DEBUG = System.getenv("SUTURE_DEBUG") != null;

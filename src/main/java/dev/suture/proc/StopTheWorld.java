@@ -65,7 +65,8 @@ final class StopTheWorld implements HeldThreads {
      * {@code onStop}, when given, is told of each thread as soon as it has stopped (release detaches it there, so
      * no thread waits for the others). With {@code boost}, the tracer thread issues the interrupts, and then works
      * until {@link #resumeAll()}, at real-time priority. Returns when the running threads began to be held
-     * (System.nanoTime: the first interrupt when none ran), the start of what the program feels.
+     * (System.nanoTime: the first interrupt when none ran; when a thread parked at a return before, when it did),
+     * the start of what the program feels.
      */
     long stopAll(String step, Consumer<TracedThread> onStop, boolean boost) {
         if (threads.vanished()) {
@@ -80,9 +81,12 @@ final class StopTheWorld implements HeldThreads {
         // only the rest of its sleep
         blocked.clear();
         running.clear();
+        long parkedSince = Long.MAX_VALUE; // threads parked at a return are held already, since they came there
         for (var t : threads.all()) {
             if (!t.isStopped()) {
                 (ThreadState.running(pid, t.tid(), stat) ? running : blocked).add(t);
+            } else if (t.stop() == TracedThread.Stop.RETURN) {
+                parkedSince = Math.min(parkedSince, t.heldSince());
             }
         }
         log.reserve(threads.size());
@@ -98,7 +102,7 @@ final class StopTheWorld implements HeldThreads {
         if (boost) {
             priority.boost();
         }
-        return runningSince;
+        return Math.min(runningSince, parkedSince);
     }
 
     /**
@@ -223,8 +227,9 @@ final class StopTheWorld implements HeldThreads {
             for (int pass = 0; pass < 2; pass++) {
                 for (var t : all) {
                     if (t.isStopped() && t.heldRunning() == (pass == 0)) {
+                        String why = t.stop() == TracedThread.Stop.RETURN ? RETURN_STEP : step;
                         t.resumeFromHold(pid);
-                        log.ended(t, step);
+                        log.ended(t, why);
                     }
                 }
             }
@@ -233,6 +238,22 @@ final class StopTheWorld implements HeldThreads {
         }
         step = "hold";
         endHold();
+    }
+
+    /** What the hold of a thread parked at a return is named: from its arrival there to its resume. */
+    static final String RETURN_STEP = "return";
+
+    /** Lets the threads parked at a return run on (outside a hold): they waited past their budget. */
+    void releaseParked() {
+        if (held) {
+            return;
+        }
+        for (var t : List.copyOf(threads.all())) {
+            if (t.isStopped() && t.stop() == TracedThread.Stop.RETURN) {
+                t.resumeFromHold(pid);
+                log.ended(t, RETURN_STEP);
+            }
+        }
     }
 
     /**
@@ -257,8 +278,12 @@ final class StopTheWorld implements HeldThreads {
     }
 
     private void detach(TracedThread t) {
+        if (t.isStopped()) {
+            threads.traps().drain(t);
+        }
+        String why = t.stop() == TracedThread.Stop.RETURN ? RETURN_STEP : step;
         t.detach(pid);
-        log.ended(t, step);
+        log.ended(t, why);
         threads.forget(t);
     }
 

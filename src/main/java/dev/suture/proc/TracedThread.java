@@ -15,9 +15,17 @@ final class TracedThread {
     enum State { RUNNING, STOPPED, LISTENING }
 
     /** How the current stop was entered: decides how it may be resumed and whether it can be borrowed. */
-    enum Stop { NONE, INTERRUPT, GROUP, SIGNAL, CLONE, SYSCALL, OTHER }
+    enum Stop { NONE, INTERRUPT, GROUP, SIGNAL, CLONE, SYSCALL, RETURN, OTHER }
+
+    /** Decides what a signal-delivery stop delivers when the thread resumes: the signal, or 0 for a trap of ours. */
+    interface SignalFilter {
+        SignalFilter NONE = (t, signal) -> signal;
+
+        int deliver(TracedThread t, int signal);
+    }
 
     private final int tid;
+    private final SignalFilter filter;
     private State state = State.RUNNING;
     private Stop stop = Stop.NONE;
     /** A signal that stopped the thread on its way in (signal-delivery-stop): passed on when it resumes. */
@@ -36,8 +44,9 @@ final class TracedThread {
     /** Whether it was running (not blocked in a system call) when that hold began. */
     private boolean heldRunning;
 
-    TracedThread(int tid) {
+    TracedThread(int tid, SignalFilter filter) {
         this.tid = tid;
+        this.filter = filter;
     }
 
     int tid() {
@@ -83,10 +92,24 @@ final class TracedThread {
         stoppedAt(Ptrace.isStopSignal(signal) ? Stop.GROUP : Stop.INTERRUPT);
     }
 
-    /** A signal-delivery stop: the signal is held and delivered when the thread resumes. */
+    /**
+     * A signal-delivery stop: the signal is held and delivered when the thread resumes, unless the filter says it
+     * is a trap of ours.
+     */
     void stoppedWithSignal(int signal) {
         stoppedAt(Stop.SIGNAL);
-        pendingSignal = signal;
+        pendingSignal = filter.deliver(this, signal);
+    }
+
+    /**
+     * Stopped by a breakpoint of ours at the return address it was let run to, held from {@code nanos} (it was
+     * running), with {@code registers} as it stopped; resumed with no signal.
+     */
+    void parkAtReturn(long nanos, long[] registers) {
+        stoppedAt(Stop.RETURN);
+        pendingSignal = 0;
+        heldSince(nanos, true);
+        stopRegisters = registers;
     }
 
     /** Leaves its stop (continued, listening or borrowed): registers read in the stop are stale from here. */

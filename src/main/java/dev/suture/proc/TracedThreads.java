@@ -34,8 +34,15 @@ final class TracedThreads {
     /** How {@link #vanished} came to be set (the first time), told by the calls that find it set. */
     private volatile String vanishedHow;
 
-    TracedThreads(int pid) {
+    private final ReturnTraps traps;
+
+    TracedThreads(int pid, ReturnTraps traps) {
         this.pid = pid;
+        this.traps = traps;
+    }
+
+    ReturnTraps traps() {
+        return traps;
     }
 
     int pid() {
@@ -101,14 +108,14 @@ final class TracedThreads {
                 }
                 int errno = Ptrace.ptraceErrno(Ptrace.PTRACE_SEIZE, tid, 0, OPTIONS);
                 if (errno == 0) {
-                    threads.put(tid, new TracedThread(tid));
+                    threads.put(tid, new TracedThread(tid, traps));
                     found = true;
                 } else if (errno == Errno.ESRCH) {
                     continue; // the thread ended between the listing and now
                 } else if (errno == Errno.EPERM && (tracerOf(tid) == tracerTid || isZombie(tid))) {
                     if (tracerOf(tid) == tracerTid) {
                         // Traced already: created by a thread we hold (auto-attached); its clone event is pending.
-                        threads.put(tid, new TracedThread(tid));
+                        threads.put(tid, new TracedThread(tid, traps));
                         found = true;
                     }
                 } else {
@@ -221,7 +228,17 @@ final class TracedThreads {
                     t.cont(0);
                 }
             }
-            case 0 -> t.cont(ws.syscallStop() ? 0 : sig); // a signal on its way to the thread: pass it on
+            case 0 -> {
+                if (ws.syscallStop()) {
+                    t.cont(0);
+                    return;
+                }
+                t.stoppedWithSignal(sig); // a signal on its way to the thread: passed on, unless a trap of ours
+                int deliver = t.takePendingSignal();
+                if (sig != ReturnTraps.SIGTRAP || deliver != 0 || !traps.parks(t, System.nanoTime())) {
+                    t.cont(deliver);
+                }
+            }
             default -> t.cont(0);
         }
     }
@@ -249,7 +266,7 @@ final class TracedThreads {
 
     private TracedThread adoptClone(TracedThread parent) {
         int child = (int) Ptrace.eventMessage(parent.tid());
-        return threads.computeIfAbsent(child, TracedThread::new);
+        return threads.computeIfAbsent(child, tid -> new TracedThread(tid, traps));
     }
 
     // ---- stops a hold waits for ----

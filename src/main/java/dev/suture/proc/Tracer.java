@@ -7,8 +7,10 @@ import dev.suture.sys.ProcessVanishedException;
 import dev.suture.sys.Ptrace;
 import dev.suture.sys.SysException;
 import dev.suture.sys.Syscalls;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
+import java.util.concurrent.locks.LockSupport;
 import java.util.function.Supplier;
 
 /**
@@ -27,6 +29,7 @@ public final class Tracer implements AutoCloseable {
     private final StopTheWorld holds;
     private final ProcessMemory memory;
     private final Injector injector;
+    private final ReturnTraps traps;
     private final PtraceThread ptrace;
 
     // made once, when attaching: linking a lambda on first use costs a fraction of a millisecond, which must not
@@ -39,7 +42,8 @@ public final class Tracer implements AutoCloseable {
 
     private Tracer(int pid) {
         this.pid = pid;
-        this.threads = new TracedThreads(pid);
+        this.traps = new ReturnTraps(pid);
+        this.threads = new TracedThreads(pid, traps);
         this.holds = new StopTheWorld(threads);
         this.memory = new ProcessMemory(threads, holds);
         this.injector = new Injector(holds, memory);
@@ -243,6 +247,100 @@ public final class Tracer implements AutoCloseable {
         }
     }
 
+    // ---- waiting at return addresses ----
+
+    /**
+     * Arms a breakpoint that parks thread {@code tid} when it is about to execute {@code address} with its stack
+     * pointer at {@code sp} or above (the return from a frame whose CFA is {@code sp}): it stops there and is held
+     * until the next {@link #resumeAll()} or {@link #releaseParked()}. Keeps one already armed so; moves one armed
+     * elsewhere. The breakpoint dies with suture ({@link dev.suture.sys.PerfBreakpoint}).
+     *
+     * @throws SysException when the kernel refuses a perf breakpoint (a container's policy, an old kernel)
+     */
+    public void armReturn(int tid, long address, long sp) {
+        execute(() -> {
+            traps.arm(tid, address, sp);
+            return null;
+        });
+    }
+
+    /** Disarms the breakpoint of {@code tid}, if any. */
+    public void disarmReturn(int tid) {
+        execute(() -> {
+            traps.disarm(tid);
+            return null;
+        });
+    }
+
+    /** Disarms every breakpoint ({@link #close()} does too). */
+    public void disarmReturns() {
+        execute(() -> {
+            traps.disarmAll();
+            return null;
+        });
+    }
+
+    /** How a wait at return addresses ended: which of the threads waited for are parked, and which are not. */
+    public record ReturnWait(List<Integer> parked, List<Integer> waiting, boolean pastBudget) {
+        public boolean allParked() {
+            return waiting.isEmpty();
+        }
+    }
+
+    /**
+     * Lets the process run until every thread of {@code tids} is parked at its armed return (threads that exit
+     * count as parked), or {@code untilNanos} (System.nanoTime) passes with none parked, or the first parked one
+     * has been held {@code budgetNanos}: then the parked ones run on again ({@code pastBudget}). Past
+     * {@code untilNanos} with some parked, it waits within their budget.
+     */
+    public ReturnWait awaitReturns(List<Integer> tids, long untilNanos, long budgetNanos) {
+        return execute(() -> {
+            while (true) {
+                threads.serviceEvents();
+                if (threads.vanished()) {
+                    throw threads.gone("a wait at return addresses");
+                }
+                var parked = new ArrayList<Integer>();
+                var waiting = new ArrayList<Integer>();
+                long since = Long.MAX_VALUE;
+                for (int tid : tids) {
+                    var t = threads.get(tid);
+                    if (t != null && !(t.isStopped() && t.stop() == TracedThread.Stop.RETURN)) {
+                        waiting.add(tid);
+                    } else {
+                        parked.add(tid);
+                        if (t != null) {
+                            since = Math.min(since, t.heldSince());
+                        }
+                    }
+                }
+                long now = System.nanoTime();
+                if (waiting.isEmpty()) {
+                    return new ReturnWait(parked, waiting, false);
+                }
+                if (since != Long.MAX_VALUE && now - since > budgetNanos) {
+                    holds.releaseParked();
+                    return new ReturnWait(parked, waiting, true);
+                }
+                if (since == Long.MAX_VALUE && now > untilNanos) {
+                    return new ReturnWait(parked, waiting, false);
+                }
+                LockSupport.parkNanos(RETURN_POLL_NANOS);
+            }
+        });
+    }
+
+    /** How often a wait at return addresses looks for threads that came there (each look costs a waitid). */
+    private static final long RETURN_POLL_NANOS = 100_000;
+
+    /** Lets threads parked at a return run on, outside a hold. */
+    public void releaseParked() {
+        execute(() -> {
+            holds.releaseParked();
+            return null;
+        });
+    }
+
     // ---- system calls run inside the process ----
 
     /** Who is told about each borrowed thread before its registers change (the journal, principle 3). */
@@ -325,7 +423,11 @@ public final class Tracer implements AutoCloseable {
     }
 
     private void release() {
-        holds.releaseAll();
+        try {
+            traps.disarmAll(); // first: no trap fires while the threads are let go
+        } finally {
+            holds.releaseAll();
+        }
         memory.close();
     }
 

@@ -108,6 +108,22 @@ public final class Ptrace {
         return rawPtrace(s, request, tid, addr, data) == -1 ? s.errno() : 0;
     }
 
+    /**
+     * PTRACE_GETSIGINFO of a thread in a signal-delivery stop, into {@code out}: {si_code, si_addr, and the word at
+     * offset 24 (si_perf_data for a TRAP_PERF SIGTRAP)}. Returns errno, 0 when read.
+     */
+    public static int signalInfo(int tid, long[] out) {
+        Syscalls.Scratch s = Syscalls.SCRATCH.get();
+        var info = s.buffer(128);
+        if (rawPtrace(s, PTRACE_GETSIGINFO, tid, 0, info.address()) == -1) {
+            return s.errno();
+        }
+        out[0] = info.get(JAVA_INT, 8);
+        out[1] = info.get(JAVA_LONG, 16);
+        out[2] = info.get(JAVA_LONG, 24);
+        return 0;
+    }
+
     /** PTRACE_GETEVENTMSG: the new thread's id after a clone event, the exit status after an exit event. */
     public static long eventMessage(int tid) {
         Syscalls.Scratch s = Syscalls.SCRATCH.get();
@@ -183,6 +199,7 @@ public final class Ptrace {
             case PTRACE_SEIZE -> "PTRACE_SEIZE";
             case PTRACE_INTERRUPT -> "PTRACE_INTERRUPT";
             case PTRACE_LISTEN -> "PTRACE_LISTEN";
+            case PTRACE_GETSIGINFO -> "PTRACE_GETSIGINFO";
             default -> "request " + request;
         };
     }

@@ -48,8 +48,10 @@ import java.util.function.ToDoubleFunction;
  * {@code SUTURE_BENCH_ROOTS=dirA,dirB} it compares builds (checkouts with a built jar), interleaved so both meet
  * the same machine load. {@code SUTURE_BENCH_PATCH} picks the fix: {@code simple} (the default, {@code x + 2}),
  * {@code far} (the fix also reads libc's {@code environ}, which the program never referenced: a far-access thunk,
- * docs/patch-format.md 5.1) or {@code ifunc} (the fix calls an IFUNC of a library of the target that nothing
- * resolved yet: its resolver runs in the target on every apply, docs/apply.md).
+ * docs/patch-format.md 5.1), {@code ifunc} (the fix calls an IFUNC of a library of the target that nothing
+ * resolved yet: its resolver runs in the target on every apply, docs/apply.md) or {@code busy} (one of the
+ * sleeping threads instead loops calling a function that sleeps 200 ms inside itself, and the fix replaces that
+ * one too: apply waits for the thread at its return, docs/apply.md).
  */
 public final class ApplyBench {
     private static final String TARGET = """
@@ -69,6 +71,17 @@ public final class ApplyBench {
                 return x + 1;
             }
 
+            /* never idle when sampled: sleeps 200 ms inside itself (SUTURE_BENCH_PATCH=busy replaces it) */
+            __attribute__((noinline)) long inside(long x) {
+                nap(200000000);
+                return x + 3;
+            }
+
+            static void *busy(void *arg) {
+                for (long x = 0;; x = inside(x)) { }
+                return arg;
+            }
+
             static void *sleeper(void *arg) {
                 for (;;)
                     nap(5000000);
@@ -85,7 +98,7 @@ public final class ApplyBench {
                 int sleepers = atoi(argv[1]);
                 pthread_t t;
                 for (int i = 0; i < sleepers; i++)
-                    pthread_create(&t, 0, sleeper, 0);
+                    pthread_create(&t, 0, argc > 2 && i == 0 ? busy : sleeper, 0);
                 int v = 0;
                 long max = 0, last = now(), next = last;
                 printf("ready\\n");
@@ -143,10 +156,14 @@ public final class ApplyBench {
             case "simple" -> "return x + 2;";
             case "far" -> "extern char **environ; return x + 1 + (environ != 0);";
             case "ifunc" -> "extern int bench_ifunc(int); return bench_ifunc(x) + 1;";
-            default -> throw new IllegalArgumentException("SUTURE_BENCH_PATCH: simple, far or ifunc, not " + kind);
+            case "busy" -> "return x + 2;";
+            default -> throw new IllegalArgumentException("SUTURE_BENCH_PATCH: simple, far, ifunc or busy, not "
+                    + kind);
         };
+        boolean busy = kind.equals("busy");
         Path orig = compile(dir, "orig", TARGET);
-        Path patched = compile(dir, "patched", TARGET.replace("return x + 1;", fix));
+        Path patched = compile(dir, "patched", TARGET.replace("return x + 1;", fix)
+                .replace("return x + 3;", busy ? "return x + 4;" : "return x + 3;"));
         Path exe = dir.resolve("target");
         Files.writeString(dir.resolve("ifunc.c"), IFUNC_LIBRARY);
         Gcc.run(dir, "gcc", "-O2", "-fPIC", "-shared", "-o", "libbenchifunc.so", "ifunc.c");
@@ -159,7 +176,9 @@ public final class ApplyBench {
         }
         try (var trace = SchedTrace.open()) {
             for (int n : threads) {
-                try (var t = Target.start(exe, Integer.toString(Math.max(1, n - 1)))) {
+                var args = busy ? new String[] {Integer.toString(Math.max(1, n - 1)), "busy"}
+                        : new String[] {Integer.toString(Math.max(1, n - 1))};
+                try (var t = Target.start(exe, args)) {
                     t.awaitLine("ready", WAIT);
                     var tids = tasks(t.pid());
                     trace.follow(tids);
