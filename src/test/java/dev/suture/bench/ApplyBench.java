@@ -176,9 +176,9 @@ public final class ApplyBench {
         }
         try (var trace = SchedTrace.open()) {
             for (int n : threads) {
-                var args = busy ? new String[] {Integer.toString(Math.max(1, n - 1)), "busy"}
+                var targetArgs = busy ? new String[] {Integer.toString(Math.max(1, n - 1)), "busy"}
                         : new String[] {Integer.toString(Math.max(1, n - 1))};
-                try (var t = Target.start(exe, args)) {
+                try (var t = Target.start(exe, targetArgs)) {
                     t.awaitLine("ready", WAIT);
                     var tids = tasks(t.pid());
                     trace.follow(tids);
