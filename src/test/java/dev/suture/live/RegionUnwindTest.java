@@ -64,11 +64,38 @@ class RegionUnwindTest {
             """);
     static final String ID = "slow-cfi";
 
+    /** busy() sleeps inside itself and is called again at once: a window finds the thread in it, or in its fix. */
+    static final String BUSY = """
+            #include <stdio.h>
+            #include <time.h>
+            #include <unistd.h>
+
+            __attribute__((noipa)) void nap(long ms) {
+                struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+                nanosleep(&t, 0);
+            }
+
+            __attribute__((noipa)) int busy(void) {
+                nap(20);
+                return 1;
+            }
+
+            int main(void) {
+                alarm(120);
+                setvbuf(stdout, 0, _IOLBF, 0);
+                for (;;)
+                    printf("busy %d\\n", busy());
+            }
+            """;
+
     @TempDir
     static Path dir;
     static Path exe;
     static Path patch;
     static Path onTop;
+    static Path busyExe;
+    static Path busy2;
+    static Path busy3;
 
     @BeforeAll
     static void build() throws IOException {
@@ -80,6 +107,14 @@ class RegionUnwindTest {
         onTop = dir.resolve("slow-3.suture");
         Fixture.diff(exe, List.of(orig), List.of(Fixture.object(dir, "again", "prog",
                 FIXED.replace("return 2;", "return 3;"), flags)), "slow-3", onTop);
+        Path busyOrig = Fixture.object(dir, "orig", "busy", BUSY, flags);
+        busyExe = Fixture.link(dir, "busy", List.of(busyOrig), "-pie");
+        busy2 = dir.resolve("busy-2.suture");
+        Fixture.diff(busyExe, List.of(busyOrig), List.of(Fixture.object(dir, "patched", "busy",
+                BUSY.replace("nap(20);\n    return 1;", "nap(300);\n    return 2;"), flags)), "busy-2", busy2);
+        busy3 = dir.resolve("busy-3.suture");
+        Fixture.diff(busyExe, List.of(busyOrig), List.of(Fixture.object(dir, "again", "busy",
+                BUSY.replace("nap(20);\n    return 1;", "nap(300);\n    return 3;"), flags)), "busy-3", busy3);
     }
 
     /** The target with the fix applied and its main thread inside the new slow(). */
@@ -162,6 +197,32 @@ class RegionUnwindTest {
     private static Regions.Found region(Target t) {
         try (var memory = RemoteMemory.open(t.pidInt())) {
             return Regions.scan(t.pidInt(), Maps.read(t.pidInt()), memory).getFirst();
+        }
+    }
+
+    @Test
+    void aPatchOnTopAndRevertWaitForTheReturnOfTheNewCode() throws Exception {
+        // the thread is inside busy()'s fix at every window: only its CFI gives the return to wait at
+        try (var t = Target.start(busyExe)) {
+            String pid = Long.toString(t.pid());
+            Fixture.await(t, 0, "busy 1", 2);
+            var first = Cli.run("apply", "-p", pid, "--timeout", "10s", busy2.toString());
+            assertEquals(0, first.code(), first.out() + first.err());
+            Fixture.await(t, 0, "busy 2", 2);
+            var again = Cli.run("apply", "-p", pid, "--timeout", "10s", busy3.toString());
+            assertEquals(0, again.code(), again.out() + again.err());
+            assertTrue(again.out().contains("after waiting"), again.out());
+            Fixture.await(t, 0, "busy 3", 2);
+            // one at a time, newest first (revert --all of two patches of one function refuses: the older one's
+            // entry holds the newer one's jump, not its own)
+            for (String id : List.of("busy-3", "busy-2")) {
+                int mark = t.lines().size();
+                var revert = Cli.run("revert", "-p", pid, "--timeout", "10s", id);
+                assertEquals(0, revert.code(), revert.out() + revert.err());
+                assertTrue(revert.out().contains("after waiting"), revert.out());
+                Fixture.await(t, mark, id.equals("busy-3") ? "busy 2" : "busy 1", 2);
+            }
+            assertEquals(List.of(), Patcher.applied(t.pidInt()));
         }
     }
 
