@@ -42,7 +42,8 @@ final class RegionCode {
         var functions = new ArrayList<SymbolsByAddress.Entry>();
         for (var f : h.functions()) {
             if (code.contains(f.newAddress())) {
-                functions.add(new SymbolsByAddress.Entry(f.name(), f.newAddress(), Integer.toUnsignedLong(f.newSize())));
+                functions.add(new SymbolsByAddress.Entry(f.name(), f.newAddress(),
+                        Integer.toUnsignedLong(f.newSize())));
             }
         }
         byte[] ehFrame = null;

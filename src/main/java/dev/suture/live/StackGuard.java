@@ -21,9 +21,9 @@ import java.util.function.Supplier;
  *
  * <p>A thread whose unwind cannot be trusted to the end (an error, a frame stepped by frame pointer only — such
  * as a frame in code without CFI: a region's far-access thunks, a region whose .eh_frame {@link RegionCode} could
- * not trust — or too many frames) is checked conservatively instead: every
- * aligned word of its live stack that points into a forbidden range counts as a return address. A stale word can
- * make a function look busy (the transaction then retries); it can never make a busy function look idle.
+ * not trust — or too many frames) is checked conservatively instead: every aligned word of its live stack that
+ * points into a forbidden range counts as a return address. A stale word can make a function look busy (the
+ * transaction then retries); it can never make a busy function look idle.
  */
 final class StackGuard {
     /**

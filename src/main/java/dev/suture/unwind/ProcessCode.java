@@ -17,8 +17,8 @@ import java.util.concurrent.ConcurrentHashMap;
 /**
  * The code of a live process for unwinding: the executable ranges of every module ({@link Modules}: executable,
  * libraries, dynamic linker, vdso) with the module's CFI and symbols, code that lives only in memory (patch
- * regions, given by the caller), plus the address ranges of all mappings (to size stack copies). CFI and symbols are parsed once per file (build-id, else path) and cached across processes;
- * only the load bias is per process.
+ * regions, given by the caller), plus the address ranges of all mappings (to size stack copies). CFI and symbols
+ * are parsed once per file (build-id, else path) and cached across processes; only the load bias is per process.
  */
 public final class ProcessCode {
     private record FileKey(String identity, boolean debugFiles) {}
