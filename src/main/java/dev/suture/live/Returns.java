@@ -14,8 +14,9 @@ import java.util.concurrent.TimeUnit;
  * a window finds threads busy, and every one of them was unwound by CFI to its outermost frame, each gets a
  * breakpoint at the return address of its outermost frame in the forbidden code, the process runs on, and a
  * thread that returns there is held (parked) until every busy thread has; then the next window opens with them
- * parked outside the code. The breakpoints are perf events owned by suture ({@link Tracer#armReturn}), so nothing
- * is left in the target if suture dies.
+ * parked outside the code. The first busy window is retried after the backoff as before (a thread that was
+ * passing through the code is clear at the next); from the second on, it waits. The breakpoints are perf events
+ * owned by suture ({@link Tracer#armReturn}), so nothing is left in the target if suture dies.
  *
  * <p>Bounds: a parked thread is held at most half the {@code --max-pause} budget while the others come (then it
  * runs on, and is parked again at its next return); the window that follows counts its budget from the first
@@ -33,6 +34,7 @@ final class Returns implements AutoCloseable {
     private long recheck = FIRST_RECHECK_NANOS;
     private long waitedNanos;
     private int waits;
+    private int busyWindows;
     /** Why breakpoints cannot be used here (the kernel refused one), or null. */
     private String refused;
     /** The last wait's end, for the message when the transaction gives up. */
@@ -55,6 +57,9 @@ final class Returns implements AutoCloseable {
      * waited (the next window is due now), false when the caller should back off as before.
      */
     boolean await(List<StackGuard.Blocker> blockers, long deadline) {
+        if (++busyWindows < 2) {
+            return false; // code a thread was only passing through is clear at the next window, and holds no one
+        }
         if (refused != null || blockers.stream().anyMatch(b -> !b.waitable())) {
             disarm();
             return false;

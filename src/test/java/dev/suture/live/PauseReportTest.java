@@ -87,8 +87,12 @@ class PauseReportTest {
             var r = Patcher.apply(pid, built.patch(), Patcher.ApplyOptions.defaults());
             Fixture.await(t, 0, "value [110]", 2);
             var pause = r.pause();
-            var steps = pause.holds().stream().map(Hold::step).distinct().toList();
+            // two windows in a row may catch the spinning thread in value(): it is then held at value's return
+            // until the third (docs/apply.md), a hold named "return"
+            var steps = pause.holds().stream().map(Hold::step).filter(s -> !s.equals("return")).distinct().toList();
             assertEquals(List.of("mmap", "window", "release"), steps, pause.toString());
+            assertTrue(pause.holds().stream().filter(h -> h.step().equals("return"))
+                    .allMatch(h -> h.thread() == pid && h.running()), pause.toString());
             var mmap = pause.holds().stream().filter(h -> h.step().equals("mmap")).toList();
             assertEquals(1, mmap.size(), "the mmap borrows one thread: " + mmap);
             assertTrue(mmap.getFirst().thread() != pid && !mmap.getFirst().running(),
@@ -112,7 +116,8 @@ class PauseReportTest {
                     longest = Math.max(longest, h.get("micros").asDouble());
                 }
             }
-            assertEquals(List.of("window", "munmap", "release"), jsonSteps.stream().distinct().toList(),
+            assertEquals(List.of("window", "munmap", "release"), jsonSteps.stream().filter(s -> !s.equals("return"))
+                    .distinct().toList(),
                     reverted.toString());
             assertEquals(longest, reverted.get("longestRunningHoldMicros").asDouble(), reverted.toString());
             assertTrue(reverted.get("allStoppedMicros").asDouble() > 0, reverted.toString());
