@@ -8,6 +8,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 
@@ -44,13 +45,17 @@ final class RevertTransaction {
         refuseOutOfOrder(pid, regions, chosen);
         var forbidden = new ArrayList<Image.Range>();
         var writes = new ArrayList<ApplyTransaction.Write>();
+        // what each entry will hold once the newer patches' writes are in: a patch stacked on another put its
+        // jump where the older one's was, and gives the older one's back first
+        var planned = new HashMap<Long, byte[]>();
         for (var r : chosen) {
             forbidden.add(ApplyTransaction.textRange(r));
             writes.add(new ApplyTransaction.Write(r.address() + RegionHeader.STATE_OFFSET,
                     ApplyTransaction.stateBytes(RegionHeader.State.REVERTING),
                     ApplyTransaction.stateBytes(r.header().state())));
             for (var f : r.header().functions()) {
-                byte[] current = tracer.read(f.oldAddress(), 5);
+                byte[] current = planned.containsKey(f.oldAddress()) ? planned.get(f.oldAddress())
+                        : tracer.read(f.oldAddress(), 5);
                 if (r.header().state() == RegionHeader.State.APPLIED
                         && !Arrays.equals(current, f.installedBytes())) {
                     throw new SutureException(SutureException.Kind.UNSAFE, String.format("pid %d: the entry of"
@@ -60,6 +65,7 @@ final class RevertTransaction {
                 }
                 if (r.header().state() != RegionHeader.State.PREPARED) {
                     writes.add(new ApplyTransaction.Write(f.oldAddress(), f.savedBytes(), current));
+                    planned.put(f.oldAddress(), f.savedBytes());
                 }
             }
         }

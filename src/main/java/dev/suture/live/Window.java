@@ -180,8 +180,8 @@ final class Window {
                     if (System.nanoTime() - running <= budgetNanos) {
                         verdict = Verdict.DONE;
                         // the threads come back through the returns waited at, now into the new code: none may
-                        // park there again
-                        tracer.disarmReturns();
+                        // park there again (the breakpoints are closed after the resume, Returns.close)
+                        tracer.retireReturns();
                     } else {
                         undo(tracer, writes, writes.size(), null);
                     }

@@ -7,8 +7,10 @@ import dev.suture.sys.WaitStatus;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
@@ -31,6 +33,8 @@ final class ReturnTraps implements TracedThread.SignalFilter {
 
     private final int pid;
     private final Map<Integer, Armed> armed = new HashMap<>();
+    /** Breakpoints that park no thread any more, still to be closed ({@link #retireAll}). */
+    private final List<Armed> retired = new ArrayList<>();
     /** The cookie of the trap each thread stopped with last (swallowed; {@link #parks} consumes it). */
     private final Map<Integer, Long> lastTrap = new HashMap<>();
     /** Threads that ever had a breakpoint of this tracer: only they can owe us a trap. */
@@ -81,6 +85,19 @@ final class ReturnTraps implements TracedThread.SignalFilter {
         for (int tid : Set.copyOf(armed.keySet())) {
             disarm(tid);
         }
+        for (var a : retired) {
+            PerfBreakpoint.disarm(a.fd(), -1);
+        }
+        retired.clear();
+    }
+
+    /**
+     * From now on no breakpoint parks a thread (their traps are swallowed and the threads run on); closing them,
+     * which costs the kernel a tenth of a millisecond each, is left to {@link #disarmAll}, out of the window.
+     */
+    void retireAll() {
+        retired.addAll(armed.values());
+        armed.clear();
     }
 
     /**

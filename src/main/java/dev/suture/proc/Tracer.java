@@ -272,6 +272,17 @@ public final class Tracer implements AutoCloseable {
         });
     }
 
+    /**
+     * Inside a window that wrote: no breakpoint parks a thread any more, and none is closed yet (that waits for
+     * {@link #disarmReturns()}, after the resume).
+     */
+    public void retireReturns() {
+        execute(() -> {
+            traps.retireAll();
+            return null;
+        });
+    }
+
     /** Disarms every breakpoint ({@link #close()} does too). */
     public void disarmReturns() {
         execute(() -> {

@@ -222,6 +222,25 @@ class TransactionSafetyTest {
         }
     }
 
+    /** Two patches of one function, the second on top of the first, come out in one revert. */
+    @Test
+    void stackedPatchesRevertTogether() throws Exception {
+        try (var t = Target.start(exe)) {
+            Fixture.await(t, 0, "value 1", 1);
+            byte[] before = Fixture.text(t.pidInt(), exe);
+            assertEquals(0, Cli.run("apply", "-p", pid(t), value2.toString()).code());
+            assertEquals(0, Cli.run("apply", "-p", pid(t), value3.toString()).code());
+            int mark = t.lines().size();
+            Fixture.await(t, mark, "value 3 ", 2);
+            var both = Cli.run("revert", "-p", pid(t), "--all");
+            assertEquals(0, both.code(), both.out() + both.err());
+            mark = t.lines().size();
+            Fixture.await(t, mark + 1, "value 1 ", 2);
+            assertArrayEquals(before, Fixture.text(t.pidInt(), exe));
+            assertTrue(Patcher.applied(t.pidInt()).isEmpty());
+        }
+    }
+
     @Test
     void replaceSwapsEarlierPatchesInOneStep() throws Exception {
         try (var t = Target.start(exe)) {
