@@ -1,8 +1,9 @@
 package dev.suture.live;
 
+import dev.suture.elf.ElfFile;
 import dev.suture.proc.Mapping;
 import dev.suture.proc.Maps;
-import dev.suture.elf.ElfFile;
+import dev.suture.proc.ProcessIds;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -103,8 +104,7 @@ public final class Processes {
     public static long startTime(int pid) {
         try {
             String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
-            String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
-            return Long.parseLong(f[19]);
+            return Long.parseLong(ProcessIds.statFields(stat)[19]);
         } catch (IOException | RuntimeException e) {
             return 0;
         }

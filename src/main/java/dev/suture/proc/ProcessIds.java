@@ -63,8 +63,7 @@ public final class ProcessIds {
             throw new SutureException(SutureException.Kind.BAD_INPUT, pid + " is a thread of process " + tgid
                     + ", not a process; give the process id (" + tgid + ")");
         }
-        // the fields after the command name, which is in parentheses and may hold spaces or parentheses itself
-        String[] after = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+        String[] after = statFields(stat);
         long flags = after.length > 6 ? Long.parseLong(after[6]) : 0;
         if ((flags & PF_KTHREAD) != 0) {
             throw new SutureException(given ? SutureException.Kind.BAD_INPUT : SutureException.Kind.NOT_PERMITTED,
@@ -75,6 +74,14 @@ public final class ProcessIds {
             throw ProcessVanishedException.gone(pid, "pid " + pid + " has exited (a zombie that its parent has"
                     + " not reaped yet)");
         }
+    }
+
+    /**
+     * The fields of a /proc/PID/stat line after the command name, the state (field 3) first: the name is in
+     * parentheses and may hold spaces or parentheses itself, so the split starts after the last ')'.
+     */
+    public static String[] statFields(String stat) {
+        return stat.substring(stat.lastIndexOf(')') + 2).split(" ");
     }
 
     private static String field(String status, String name) {
