@@ -152,37 +152,42 @@ final class ReturnTraps implements TracedThread.SignalFilter {
         if (!everArmed.contains(t.tid()) || t.stop() == TracedThread.Stop.GROUP) {
             return; // a group-stopped thread must stay stopped; it owes a trap only if one fired as it stopped
         }
-        for (int round = 0; round < 4 && trapQueued(t.tid()); round++) {
-            t.resumeFromHold(pid); // with the signal its stop holds, if any: delivered now instead of at the release
-            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(100);
-            WaitStatus ws = null;
-            while (ws == null && System.nanoTime() < deadline) {
-                ws = Ptrace.waitpid(t.tid(), Ptrace.WNOHANG | Ptrace.__WALL);
-                if (ws == null) {
-                    LockSupport.parkNanos(20_000);
+        try {
+            for (int round = 0; round < 4 && trapQueued(t.tid()); round++) {
+                t.resumeFromHold(pid); // with the signal its stop holds, if any: delivered now, not at the release
+                long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(100);
+                WaitStatus ws = null;
+                while (ws == null && System.nanoTime() < deadline) {
+                    ws = Ptrace.waitpid(t.tid(), Ptrace.WNOHANG | Ptrace.__WALL);
+                    if (ws == null) {
+                        LockSupport.parkNanos(20_000);
+                    }
                 }
+                if (ws == null) {
+                    // a queued signal wakes any interruptible sleep: still running, it is in the kernel for long
+                    Ptrace.ptraceErrno(Ptrace.PTRACE_INTERRUPT, t.tid(), 0, 0);
+                    ws = Ptrace.waitpid(t.tid(), Ptrace.__WALL);
+                }
+                if (ws.gone()) {
+                    return;
+                }
+                if (ws.event() == 0 && !ws.syscallStop()) {
+                    t.stoppedWithSignal(ws.stopSignal()); // ours is swallowed; any other is passed on at release
+                } else {
+                    t.stoppedByEvent(ws.stopSignal());
+                }
+                lastTrap.remove(t.tid());
             }
-            if (ws == null) {
-                Ptrace.ptraceErrno(Ptrace.PTRACE_INTERRUPT, t.tid(), 0, 0); // a queued trap comes first anyway
-                ws = Ptrace.waitpid(t.tid(), Ptrace.__WALL);
-            }
-            if (ws.gone()) {
-                return;
-            }
-            if (ws.event() == 0 && !ws.syscallStop()) {
-                t.stoppedWithSignal(ws.stopSignal()); // ours is swallowed; any other is passed on at the release
-            } else {
-                t.stoppedByEvent(ws.stopSignal());
-            }
-            lastTrap.remove(t.tid());
+        } catch (RuntimeException e) {
+            // the thread or the process is gone: nothing is delivered to it any more
         }
     }
 
-    /** Whether a SIGTRAP is queued for thread {@code tid} (its SigPnd, or the process's ShdPnd). */
+    /** Whether a SIGTRAP is queued for thread {@code tid} (its SigPnd: a perf event's trap is sent to the thread). */
     private boolean trapQueued(int tid) {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/task/" + tid + "/status"))) {
-                if ((line.startsWith("SigPnd:") || line.startsWith("ShdPnd:"))
+                if (line.startsWith("SigPnd:")
                         && (Long.parseUnsignedLong(line.substring(7).strip(), 16) & SIGTRAP_MASK) != 0) {
                     return true;
                 }
