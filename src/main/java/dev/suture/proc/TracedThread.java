@@ -19,8 +19,6 @@ final class TracedThread {
 
     /** Decides what a signal-delivery stop delivers when the thread resumes: the signal, or 0 for a trap of ours. */
     interface SignalFilter {
-        SignalFilter NONE = (t, signal) -> signal;
-
         int deliver(TracedThread t, int signal);
     }
 
