@@ -130,11 +130,10 @@ final class Returns implements AutoCloseable {
         return "Retry when the program is idle, or with a longer --timeout";
     }
 
+    /** Disarms every breakpoint, those of a wait that failed half-way armed included. */
     private void disarm() {
-        if (!armed.isEmpty()) {
-            tracer.disarmReturns();
-            armed.clear();
-        }
+        tracer.disarmReturns();
+        armed.clear();
     }
 
     /** Disarms every breakpoint and lets any parked thread run on; a vanished process leaves nothing to do. */
