@@ -65,9 +65,10 @@ final class Preparation {
      * the pages the writes change copied-on-write.
      */
     static Window window(int pid, Tracer tracer, List<Image.Range> forbidden, List<ApplyTransaction.Write> writes) {
-        var regions = RegionCode.of(pid, Maps.read(pid), RemoteMemory.of(tracer));
+        var maps = Maps.read(pid);
+        var regions = RegionCode.of(pid, maps, RemoteMemory.of(tracer));
         var sampler = new StackSampler(tracer, ProcessCode.load(pid, false, regions));
-        var guard = new StackGuard(forbidden, sampler, StackGuard.ranges(Maps.read(pid)), () -> StackGuard.ranges(
+        var guard = new StackGuard(forbidden, sampler, StackGuard.ranges(maps), () -> StackGuard.ranges(
                 Maps.read(pid)));
         guard.rehearse(tracer);
         touch(tracer, writes);

@@ -2,10 +2,7 @@ package dev.suture.live;
 
 import dev.suture.proc.Tracer;
 import dev.suture.sys.SysException;
-import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.List;
-import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -30,7 +27,6 @@ final class Returns implements AutoCloseable {
 
     private final Tracer tracer;
     private final long parkBudgetNanos;
-    private final Set<Integer> armed = new HashSet<>();
     private long recheck = FIRST_RECHECK_NANOS;
     private long waitedNanos;
     private int waits;
@@ -61,27 +57,18 @@ final class Returns implements AutoCloseable {
             return false; // code a thread was only passing through is clear at the next window, and holds no one
         }
         if (refused != null || blockers.stream().anyMatch(b -> !b.waitable())) {
-            disarm();
+            tracer.disarmReturns();
             return false;
         }
-        var tids = new ArrayList<Integer>();
         try {
-            for (var b : blockers) {
-                tracer.armReturn(b.tid(), b.exitAddress(), b.exitSp());
-                tids.add(b.tid());
-            }
+            tracer.armReturns(blockers.stream().map(b -> new Tracer.Exit(b.tid(), b.exitAddress(), b.exitSp()))
+                    .toList());
         } catch (SysException e) {
             refused = e.getMessage();
-            disarm();
+            tracer.disarmReturns();
             return false;
         }
-        for (int tid : Set.copyOf(armed)) {
-            if (!tids.contains(tid)) {
-                tracer.disarmReturn(tid);
-            }
-        }
-        armed.clear();
-        armed.addAll(tids);
+        var tids = blockers.stream().map(StackGuard.Blocker::tid).toList();
         long start = System.nanoTime();
         var wait = tracer.awaitReturns(tids, Math.min(deadline, start + recheck), parkBudgetNanos);
         waitedNanos += System.nanoTime() - start;
@@ -128,12 +115,6 @@ final class Returns implements AutoCloseable {
                     + " hold the first to return while the others come; or retry with a longer --timeout";
         }
         return "Retry when the program is idle, or with a longer --timeout";
-    }
-
-    /** Disarms every breakpoint, those of a wait that failed half-way armed included. */
-    private void disarm() {
-        tracer.disarmReturns();
-        armed.clear();
     }
 
     /** Disarms every breakpoint and lets any parked thread run on; a vanished process leaves nothing to do. */

@@ -161,7 +161,7 @@ final class StackGuard {
         int outermost = -1;
         for (int f = 0; f < frames.count(); f++) {
             for (int i = 0; i < starts.length; i++) {
-                if (in(frames, f, i)) {
+                if (frames.executesIn(f, starts[i], ends[i])) {
                     if (first < 0) {
                         first = f;
                         firstRange = i;
@@ -178,12 +178,6 @@ final class StackGuard {
         boolean exit = above < frames.count() && !frames.exactPc(above);
         return new Blocker(tid, forbidden.get(firstRange).name(), first, frames.pc(first), frames.sp(first),
                 exit ? frames.pc(above) : 0, exit ? frames.sp(above) : 0);
-    }
-
-    /** Whether frame {@code f} executes in forbidden range {@code i} (a return address's call is at pc-1). */
-    private boolean in(FrameBuffer frames, int f, int i) {
-        long at = frames.exactPc(f) ? frames.pc(f) : frames.pc(f) - 1;
-        return Long.compareUnsigned(at, starts[i]) >= 0 && Long.compareUnsigned(at, ends[i]) < 0;
     }
 
     private Blocker scanStack(Tracer tracer, int tid, long rsp) {

@@ -29,7 +29,7 @@ final class ReturnTraps implements TracedThread.SignalFilter {
     private static final long SIGTRAP_MASK = 1L << (SIGTRAP - 1);
 
     /** A breakpoint: at {@code address}, for the return that leaves the stack pointer at {@code sp} or above. */
-    private record Armed(int fd, long cookie, long address, long sp) {}
+    private record Armed(int tid, int fd, long cookie, long address, long sp) {}
 
     private final int pid;
     private final Map<Integer, Armed> armed = new HashMap<>();
@@ -50,43 +50,45 @@ final class ReturnTraps implements TracedThread.SignalFilter {
     }
 
     /**
-     * Arms (or keeps) the breakpoint of thread {@code tid} at {@code address}, for the return that leaves its
-     * stack pointer at {@code sp}; a breakpoint it had elsewhere is disarmed.
+     * Arms exactly {@code exits}: keeps a breakpoint already armed at the same return, moves one armed elsewhere,
+     * disarms those of threads not listed.
      *
-     * @throws SysException when the kernel refuses a perf breakpoint
+     * @throws SysException when the kernel refuses a perf breakpoint (those armed before stay armed)
      */
-    void arm(int tid, long address, long sp) {
-        var old = armed.get(tid);
-        if (old != null && old.address() == address && old.sp() == sp) {
-            return;
+    void armOnly(List<Tracer.Exit> exits) {
+        var keep = new HashSet<Integer>();
+        for (var e : exits) {
+            keep.add(e.tid());
         }
-        disarm(tid);
-        long cookie = next++;
-        everArmed.add(tid);
-        armed.put(tid, new Armed(PerfBreakpoint.arm(tid, address, cookie), cookie, address, sp));
-    }
-
-    boolean isArmed(int tid) {
-        return armed.containsKey(tid);
-    }
-
-    boolean anyArmed() {
-        return !armed.isEmpty();
-    }
-
-    void disarm(int tid) {
-        var a = armed.remove(tid);
-        if (a != null) {
-            PerfBreakpoint.disarm(a.fd(), tid);
+        for (var a : List.copyOf(armed.values())) {
+            if (!keep.contains(a.tid())) {
+                disarm(a);
+            }
         }
+        for (var e : exits) {
+            var old = armed.get(e.tid());
+            if (old != null && old.address() == e.address() && old.sp() == e.sp()) {
+                continue;
+            }
+            if (old != null) {
+                disarm(old);
+            }
+            long cookie = next++;
+            everArmed.add(e.tid());
+            armed.put(e.tid(), new Armed(e.tid(), PerfBreakpoint.arm(e.tid(), e.address(), cookie), cookie,
+                    e.address(), e.sp()));
+        }
+    }
+
+    private void disarm(Armed a) {
+        armed.remove(a.tid(), a);
+        PerfBreakpoint.disarm(a.fd(), a.tid());
     }
 
     void disarmAll() {
-        for (int tid : Set.copyOf(armed.keySet())) {
-            disarm(tid);
-        }
+        retireAll();
         for (var a : retired) {
-            PerfBreakpoint.disarm(a.fd(), -1);
+            PerfBreakpoint.disarm(a.fd(), a.tid());
         }
         retired.clear();
     }

@@ -85,7 +85,7 @@ final class StopTheWorld implements HeldThreads {
         for (var t : threads.all()) {
             if (!t.isStopped()) {
                 (ThreadState.running(pid, t.tid(), stat) ? running : blocked).add(t);
-            } else if (t.stop() == TracedThread.Stop.RETURN) {
+            } else if (t.parked()) {
                 parkedSince = Math.min(parkedSince, t.heldSince());
             }
         }
@@ -227,7 +227,7 @@ final class StopTheWorld implements HeldThreads {
             for (int pass = 0; pass < 2; pass++) {
                 for (var t : all) {
                     if (t.isStopped() && t.heldRunning() == (pass == 0)) {
-                        String why = t.stop() == TracedThread.Stop.RETURN ? RETURN_STEP : step;
+                        String why = stepOf(t);
                         t.resumeFromHold(pid);
                         log.ended(t, why);
                     }
@@ -243,13 +243,18 @@ final class StopTheWorld implements HeldThreads {
     /** What the hold of a thread parked at a return is named: from its arrival there to its resume. */
     static final String RETURN_STEP = "return";
 
+    /** What the hold of {@code t} that ends now was for: the current step, or its wait at a return. */
+    private String stepOf(TracedThread t) {
+        return t.parked() ? RETURN_STEP : step;
+    }
+
     /** Lets the threads parked at a return run on (outside a hold): they waited past their budget. */
     void releaseParked() {
         if (held) {
             return;
         }
         for (var t : List.copyOf(threads.all())) {
-            if (t.isStopped() && t.stop() == TracedThread.Stop.RETURN) {
+            if (t.parked()) {
                 t.resumeFromHold(pid);
                 log.ended(t, RETURN_STEP);
             }
@@ -281,7 +286,7 @@ final class StopTheWorld implements HeldThreads {
         if (t.isStopped()) {
             threads.traps().drain(t);
         }
-        String why = t.stop() == TracedThread.Stop.RETURN ? RETURN_STEP : step;
+        String why = stepOf(t);
         t.detach(pid);
         log.ended(t, why);
         threads.forget(t);

@@ -63,6 +63,11 @@ final class TracedThread {
         return stop;
     }
 
+    /** Stopped at a return address by a breakpoint of ours ({@link #parkAtReturn}). */
+    boolean parked() {
+        return state == State.STOPPED && stop == Stop.RETURN;
+    }
+
     long heldSince() {
         return heldSince;
     }

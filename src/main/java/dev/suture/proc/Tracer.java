@@ -249,25 +249,20 @@ public final class Tracer implements AutoCloseable {
 
     // ---- waiting at return addresses ----
 
+    /** Where thread {@code tid} returns from a frame whose CFA is {@code sp}: to {@code address}. */
+    public record Exit(int tid, long address, long sp) {}
+
     /**
-     * Arms a breakpoint that parks thread {@code tid} when it is about to execute {@code address} with its stack
-     * pointer at {@code sp} or above (the return from a frame whose CFA is {@code sp}): it stops there and is held
-     * until the next {@link #resumeAll()} or {@link #releaseParked()}. Keeps one already armed so; moves one armed
-     * elsewhere. The breakpoint dies with suture ({@link dev.suture.sys.PerfBreakpoint}).
+     * Arms, for each of {@code exits}, a breakpoint that parks its thread when it is about to execute the address
+     * with its stack pointer at the exit's sp or above: it stops there and is held until the next
+     * {@link #resumeAll()} or {@link #releaseParked()}. A breakpoint already armed at the same exit is kept; those
+     * of threads not listed are disarmed. Each dies with suture ({@link dev.suture.sys.PerfBreakpoint}).
      *
      * @throws SysException when the kernel refuses a perf breakpoint (a container's policy, an old kernel)
      */
-    public void armReturn(int tid, long address, long sp) {
+    public void armReturns(List<Exit> exits) {
         execute(() -> {
-            traps.arm(tid, address, sp);
-            return null;
-        });
-    }
-
-    /** Disarms the breakpoint of {@code tid}, if any. */
-    public void disarmReturn(int tid) {
-        execute(() -> {
-            traps.disarm(tid);
+            traps.armOnly(exits);
             return null;
         });
     }
@@ -292,11 +287,7 @@ public final class Tracer implements AutoCloseable {
     }
 
     /** How a wait at return addresses ended: which of the threads waited for are parked, and which are not. */
-    public record ReturnWait(List<Integer> parked, List<Integer> waiting, boolean pastBudget) {
-        public boolean allParked() {
-            return waiting.isEmpty();
-        }
-    }
+    public record ReturnWait(List<Integer> parked, List<Integer> waiting, boolean pastBudget) {}
 
     /**
      * Lets the process run until every thread of {@code tids} is parked at its armed return (threads that exit
@@ -316,7 +307,7 @@ public final class Tracer implements AutoCloseable {
                 long since = Long.MAX_VALUE;
                 for (int tid : tids) {
                     var t = threads.get(tid);
-                    if (t != null && !(t.isStopped() && t.stop() == TracedThread.Stop.RETURN)) {
+                    if (t != null && !t.parked()) {
                         waiting.add(tid);
                     } else {
                         parked.add(tid);

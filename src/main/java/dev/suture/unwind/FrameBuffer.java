@@ -62,12 +62,17 @@ public final class FrameBuffer {
      */
     public int firstFrameIn(long start, long end) {
         for (int i = 0; i < count; i++) {
-            long at = exact[i] ? pc[i] : pc[i] - 1;
-            if (Long.compareUnsigned(at, start) >= 0 && Long.compareUnsigned(at, end) < 0) {
+            if (executesIn(i, start, end)) {
                 return i;
             }
         }
         return -1;
+    }
+
+    /** Whether frame {@code i} executes in {@code [start, end)}: its pc, or for a return address its call (pc-1). */
+    public boolean executesIn(int i, long start, long end) {
+        long at = exact[i] ? pc[i] : pc[i] - 1;
+        return Long.compareUnsigned(at, start) >= 0 && Long.compareUnsigned(at, end) < 0;
     }
 
     public StackEnd end() {
