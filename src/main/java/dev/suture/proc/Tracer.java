@@ -302,34 +302,45 @@ public final class Tracer implements AutoCloseable {
                 if (threads.vanished()) {
                     throw threads.gone("a wait at return addresses");
                 }
-                var parked = new ArrayList<Integer>();
-                var waiting = new ArrayList<Integer>();
+                int waiting = 0;
                 long since = Long.MAX_VALUE;
                 for (int tid : tids) {
                     var t = threads.get(tid);
-                    if (t != null && !t.parked()) {
-                        waiting.add(tid);
+                    if (t == null) {
+                        continue; // exited: as good as parked
+                    }
+                    if (t.parked()) {
+                        since = Math.min(since, t.heldSince());
                     } else {
-                        parked.add(tid);
-                        if (t != null) {
-                            since = Math.min(since, t.heldSince());
-                        }
+                        waiting++;
                     }
                 }
                 long now = System.nanoTime();
-                if (waiting.isEmpty()) {
-                    return new ReturnWait(parked, waiting, false);
+                if (waiting == 0) {
+                    return returnWait(tids, false);
                 }
                 if (since != Long.MAX_VALUE && now - since > budgetNanos) {
+                    var wait = returnWait(tids, true);
                     holds.releaseParked();
-                    return new ReturnWait(parked, waiting, true);
+                    return wait;
                 }
                 if (since == Long.MAX_VALUE && now > untilNanos) {
-                    return new ReturnWait(parked, waiting, false);
+                    return returnWait(tids, false);
                 }
                 LockSupport.parkNanos(RETURN_POLL_NANOS);
             }
         });
+    }
+
+    /** {@code tids} split into the parked (or exited) and the others, now. */
+    private ReturnWait returnWait(List<Integer> tids, boolean pastBudget) {
+        var parked = new ArrayList<Integer>();
+        var waiting = new ArrayList<Integer>();
+        for (int tid : tids) {
+            var t = threads.get(tid);
+            (t == null || t.parked() ? parked : waiting).add(tid);
+        }
+        return new ReturnWait(parked, waiting, pastBudget);
     }
 
     /** How often a wait at return addresses looks for threads that came there (each look costs a waitid). */
