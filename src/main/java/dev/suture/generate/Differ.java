@@ -96,7 +96,7 @@ public final class Differ {
         var pairs = pairObjects(originals, patched);
         var changes = compare(pairs);
         var resolver = new Resolver(target, request.linkOrder() ? originals : null, pairs, changes);
-        var replacement = verify(changes, resolver);
+        var replacement = verify(changes, resolver, unpaired(pairs));
         var warnings = new ArrayList<>(checkDeployedMatchesOriginal(replacement.replaced(), resolver,
                 request.force()));
         var inclusion = Inclusion.of(changes, replacement.replaced(), pairs, resolver);
@@ -167,6 +167,10 @@ public final class Differ {
      * name. An object without a key is known by its path relative to the directory all objects of its build are in.
      */
     static List<Pair> pairObjects(List<ObjectFile> originals, List<ObjectFile> patched) {
+        if (originals.size() == 1 && patched.size() == 1) { // one object each: they are the same file's builds
+            return List.of(new Pair(originals.getFirst(), patched.getFirst(),
+                    Correlation.of(originals.getFirst(), patched.getFirst())));
+        }
         var origByKey = byKey(originals);
         var patchedByKey = byKey(patched);
         var keyOf = new HashMap<ObjectFile, String>();
@@ -191,6 +195,11 @@ public final class Differ {
         }
         return pairs.parallelStream().map(x -> new Pair(x.original(), x.patched(),
                 Correlation.of(x.original(), x.patched()))).toList();
+    }
+
+    /** The patched objects that no original corresponds to. */
+    private static List<String> unpaired(List<Pair> pairs) {
+        return pairs.stream().filter(p -> p.original() == null).map(p -> p.patched().toString()).toList();
     }
 
     private static String lastName(String key) {
@@ -373,7 +382,7 @@ public final class Differ {
     record Replacement(List<Definition> replaced, List<String> warnings) {}
 
     /** Which changed functions the patch redirects; refuses a patch that cannot be made safe. */
-    static Replacement verify(Changes changes, Resolver resolver) {
+    static Replacement verify(Changes changes, Resolver resolver, List<String> unpaired) {
         var target = resolver.target;
         var replaced = new ArrayList<Definition>();
         var warnings = new ArrayList<String>();
@@ -382,7 +391,10 @@ public final class Differ {
             var lineOnly = lineOnlyNames(changes);
             throw new DiffRefusedException(DiffRefusedException.Reason.NOTHING_CHANGED, lineOnly.isEmpty()
                     ? "no function changed between the original and the patched objects; "
-                    + "there is nothing to patch (did the patched build pick up the change?)"
+                    + "there is nothing to patch (" + (unpaired.isEmpty()
+                    ? "did the patched build pick up the change?)"
+                    : "no original object corresponds to " + String.join(", ", unpaired) + ", so its functions "
+                    + "count as new: give each object at the same path relative to its build for both builds)")
                     : lineOnly.size() + " functions changed only in line numbers (" + String.join(", ", lineOnly)
                     + ") and none in meaning; there is nothing to patch");
         }

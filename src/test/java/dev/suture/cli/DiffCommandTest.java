@@ -74,6 +74,25 @@ class DiffCommandTest {
     }
 
     @Test
+    void oneObjectEachPairsWhateverTheirNames() throws Exception {
+        Files.copy(dir.resolve("patched/prog.o"), dir.resolve("prog-fixed.o"));
+        assertEquals(0, run("diff", "--target", p("prog"), "--orig", p("orig/prog.o"), "--patched",
+                p("prog-fixed.o"), "-o", p("fix.suture")), err.toString());
+        assertTrue(out.toString().contains("replaced: say"), out.toString());
+    }
+
+    @Test
+    void aPatchedObjectWithoutAnOriginalIsNamedWhenNothingChanged() throws Exception {
+        Files.copy(dir.resolve("orig/prog.o"), dir.resolve("orig/other.o"));
+        Files.copy(dir.resolve("patched/prog.o"), dir.resolve("patched/prog-fixed.o"));
+        Files.copy(dir.resolve("orig/prog.o"), dir.resolve("patched/other.o"));
+        assertEquals(3, run("diff", "--target", p("prog"), "--orig", p("orig/prog.o"), p("orig/other.o"),
+                "--patched", p("patched/prog-fixed.o"), p("patched/other.o"), "-o", p("fix.suture")));
+        assertTrue(err.toString().contains("no original object corresponds to " + p("patched/prog-fixed.o")),
+                err.toString());
+    }
+
+    @Test
     void diffJsonListsReplacedFunctions() throws Exception {
         assertEquals(0, run("diff", "--json", "--target", p("prog"), "--orig", p("orig/prog.o"), "--patched",
                 p("patched/prog.o"), "-o", p("fix.suture")), err.toString());

@@ -37,7 +37,7 @@ class DifferPhasesTest {
         assertEquals(List.of(), changes.refusals());
 
         var resolver = new Resolver(TargetBinary.open(b.target), originals, pairs, changes);
-        var replacement = Differ.verify(changes, resolver);
+        var replacement = Differ.verify(changes, resolver, List.of());
         assertEquals(List.of("greet"), names(replacement.replaced()));
         assertEquals(List.of(), Differ.checkDeployedMatchesOriginal(replacement.replaced(), resolver, false));
 
@@ -61,7 +61,7 @@ class DifferPhasesTest {
         var pairs = Differ.pairObjects(originals, open(b.patched));
         var changes = Differ.compare(pairs);
         var resolver = new Resolver(TargetBinary.open(b.target), originals, pairs, changes);
-        var e = assertThrows(DiffRefusedException.class, () -> Differ.verify(changes, resolver));
+        var e = assertThrows(DiffRefusedException.class, () -> Differ.verify(changes, resolver, List.of()));
         assertEquals(DiffRefusedException.Reason.NOTHING_CHANGED, e.reason());
     }
 
