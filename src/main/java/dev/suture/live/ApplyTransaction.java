@@ -17,6 +17,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * The apply transaction (principles 1, 4-6): everything that can be done while the target runs is done first —
@@ -83,7 +84,9 @@ final class ApplyTransaction {
             var patched = new PatchedEntries(regions, replacing);
             var saved = verify(module, patched);
 
-            var plan = Binder.plan(patch, module.path());
+            // a C++ program's unwinder must find the new code's CFI: registered with its libgcc (FrameRegistration)
+            var frames = FrameRegistration.find(modules);
+            var plan = Binder.plan(patch, module.path(), frames.isPresent());
             String exe = modules.executable().map(Module::path).orElse(null);
             long at = Placement.find(maps, module.start(), module.end(), plan.size(), plan.maxEnd(),
                     Placement.brkZone(maps, exe), "pid " + pid + " (" + module.name() + ")");
@@ -93,8 +96,10 @@ final class ApplyTransaction {
             if (options.dryRun()) {
                 String calls = externals.needsResolverCalls() ? " and call the IFUNC resolvers of "
                         + String.join(", ", externals.resolversToCall()) : "";
+                String register = plan.layout().hasFrames() ? ", register the new code's unwind information with "
+                        + frames.get().module().name() : "";
                 return result(module, image, Patcher.Outcome.DRY_RUN, replacing, Window.Result.NONE, "dry run: would map "
-                        + plan.size() + " bytes at 0x" + Long.toHexString(at) + calls + " and write "
+                        + plan.size() + " bytes at 0x" + Long.toHexString(at) + calls + register + " and write "
                         + image.entries().size() + " jump(s); nothing was written");
             }
             var text = textRange(at, plan.layout());
@@ -126,13 +131,16 @@ final class ApplyTransaction {
                     throw new SutureException(SutureException.Kind.INTERNAL, String.format("pid %d: the region"
                             + " was mapped at 0x%x, not at 0x%x", pid, base, at));
                 }
-                var window = install(module, plan, base, image, regions, replacing, patched, saved, writes);
-                return finish(module, window, replacing);
+                var window = install(module, plan, base, image, regions, replacing, patched, saved, writes,
+                        frames);
+                return finish(module, modules, window, replacing);
             } catch (RuntimeException e) {
                 if (journal.committed()) {
                     throw e; // the jumps are in: the region must stay; recover finishes the rest
                 }
                 try {
+                    // registered before the window: taken back from libgcc first, or the region stays
+                    FrameRegistration.release(tracer, base, plan.layout(), modules, patch.id());
                     tracer.munmap(base, plan.size());
                     journal.journal().unmapped(base);
                     long end = base + plan.size();
@@ -146,12 +154,15 @@ final class ApplyTransaction {
         }
 
         /** After the window: the replaced patches' regions go, and the journal with them. */
-        private Patcher.ApplyResult finish(Module module, Installed installed, List<Regions.Found> replacing) {
+        private Patcher.ApplyResult finish(Module module, Modules modules, Installed installed,
+                                           List<Regions.Found> replacing) {
             for (var r : replacing) {
                 try {
+                    FrameRegistration.release(tracer, r.address(), r.header().layout(), modules, r.header().patchId());
                     tracer.munmap(r.address(), r.header().regionSize());
                 } catch (RuntimeException ignored) {
-                    // the old code is unreachable already; a leftover mapping is harmless
+                    // the old code is unreachable already; a leftover mapping is harmless (one whose unwind
+                    // information libgcc could not give back must stay)
                 }
             }
             journal.end();
@@ -163,7 +174,8 @@ final class ApplyTransaction {
 
         private Installed install(Module module, Binder.Plan plan, long base, Image image,
                                   List<Regions.Found> regions, List<Regions.Found> replacing, PatchedEntries patched,
-                                  List<byte[]> saved, List<Write> writes) {
+                                  List<byte[]> saved, List<Write> writes,
+                                  Optional<FrameRegistration.EntryPoints> frames) {
             var layout = plan.layout();
             if (layout.dataOffset() < plan.size()) {
                 tracer.mprotect(base + layout.dataOffset(), plan.size() - layout.dataOffset(),
@@ -199,7 +211,14 @@ final class ApplyTransaction {
                     patch.targetBuildId(), module.path(), patch.targetName(), functions);
             byte[] bytes = image.bytes();
             System.arraycopy(header.encode(), 0, bytes, 0, plan.headerSize());
+            if (layout.hasFrames()) {
+                FrameRegistration.lay(bytes, layout);
+            }
             tracer.write(base, bytes);
+            if (layout.hasFrames()) {
+                // before the window: the first exception through the new code may come right after it
+                FrameRegistration.register(tracer, base, layout, frames.orElseThrow(), patch.id());
+            }
 
             var forbidden = new ArrayList<>(image.replacedCode());
             forbidden.addAll(patched.currentReplacements(image));

@@ -44,7 +44,12 @@ final class Binder {
     record Plan(int headerSize, Map<Integer, Integer> sectionOffsets, RegionHeader.Layout layout, long size,
                 long maxEnd, List<String> functionNames) {}
 
-    static Plan plan(PatchFile patch, String modulePath) {
+    /**
+     * With {@code frames}, a patch with an {@code .eh_frame} also gets what registering it with the target's
+     * unwinder takes ({@link FrameRegistration}): a zero terminator after the {@code .eh_frame}, the helper at the
+     * end of the text and the block in the data.
+     */
+    static Plan plan(PatchFile patch, String modulePath, boolean frames) {
         var names = new ArrayList<String>();
         for (ReplacedFunction f : patch.replaced()) {
             if (!f.part()) {
@@ -83,12 +88,17 @@ final class Binder {
         for (PatchSection s : readOnly) {
             off = align(off, s.align());
             offsets.put(s.index(), (int) off);
+            off += s.size();
             if (ehFrameSize == 0 && s.name().equals(".eh_frame") && !s.isNobits() && s.size() > 0) {
                 // recorded in the header: the unwinder reads the new code's CFI from the target (docs/region-format.md)
-                ehFrameOffset = (int) off;
+                ehFrameOffset = (int) (off - s.size());
                 ehFrameSize = (int) s.size();
+                off += 4; // a zero length ends the records for libgcc (the image is zeros there)
             }
-            off += s.size();
+        }
+        frames &= ehFrameSize > 0;
+        if (frames) {
+            off = align(off, 16) + FrameRegistration.HELPER_SPACE;
         }
         int textOffset = headerSize;
         int textSize = (int) (off - textOffset);
@@ -104,8 +114,13 @@ final class Binder {
             offsets.put(s.index(), (int) end);
             end += s.size();
         }
+        long framesOffset = 0;
+        if (frames) {
+            framesOffset = align(end, 16);
+            end = framesOffset + FrameRegistration.BLOCK_SIZE;
+        }
         long size = align(end, PAGE);
-        if (writable.isEmpty()) {
+        if (writable.isEmpty() && !frames) {
             dataOffset = size;
         }
         if (size > MAX_REGION) {
@@ -113,7 +128,7 @@ final class Binder {
                     + " the " + MAX_REGION + " suture maps for one patch");
         }
         var layout = new RegionHeader.Layout(textOffset, textSize, (int) jumpTable, jumps, (int) got, slots,
-                (int) dataOffset, (int) (end - dataOffset), ehFrameOffset, ehFrameSize);
+                (int) dataOffset, (int) (end - dataOffset), ehFrameOffset, ehFrameSize, (int) framesOffset);
         return new Plan(headerSize, offsets, layout, size, maxEnd(patch), names);
     }
 

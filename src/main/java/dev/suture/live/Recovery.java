@@ -3,6 +3,7 @@ package dev.suture.live;
 import dev.suture.SutureException;
 import dev.suture.proc.Mapping;
 import dev.suture.proc.Maps;
+import dev.suture.proc.Modules;
 import dev.suture.proc.ProcessIds;
 import dev.suture.proc.Registers;
 import dev.suture.proc.RemoteMemory;
@@ -62,8 +63,10 @@ final class Recovery {
                 Preparation.beforeFirstHold(tracer);
                 try (var journal = Journal.resume(pending)) {
                     tracer.injectionLog(journal);
-                    var threads = giveThreadsBack(tracer, pending.injections(), pending.stubs());
-                    var steps = new Steps(pid, tracer, journal, pending, timeout, maxPause);
+                    var given = giveThreadsBack(tracer, pending.injections(), pending.stubs());
+                    var threads = given.threads();
+                    var steps = new Steps(pid, tracer, journal, pending, timeout, maxPause,
+                            !given.stillCalling().isEmpty());
                     var done = switch (pending.operation()) {
                         case APPLY -> steps.apply();
                         case REVERT -> steps.revert();
@@ -133,13 +136,13 @@ final class Recovery {
      * {@code syscall}): it gets the registers it had before it was borrowed. Its own interrupted system call then
      * restarts as it would have. Then every stub still in place gets its original bytes back.
      */
-    private static List<Integer> giveThreadsBack(Tracer tracer, List<JournalReader.Injection> injections,
-                                                 List<JournalReader.Stub> stubs) {
+    private static Back giveThreadsBack(Tracer tracer, List<JournalReader.Injection> injections,
+                                        List<JournalReader.Stub> stubs) {
         if (injections.isEmpty() && stubs.isEmpty()) {
-            return List.of();
+            return new Back(List.of(), Set.of());
         }
         var stillCalling = awaitCalls(tracer, injections);
-        return tracer.onTracerThread(() -> {
+        return new Back(tracer.onTracerThread(() -> {
             var back = new ArrayList<Integer>();
             tracer.stopAll("recover");
             try {
@@ -166,8 +169,11 @@ final class Recovery {
                 tracer.resumeAll();
             }
             return back;
-        });
+        }), stillCalling);
     }
+
+    /** The threads that got their registers back, and the stubs of those still inside a function suture called. */
+    private record Back(List<Integer> threads, Set<Long> stillCalling) {}
 
     /**
      * A thread borrowed to run a function (an IFUNC resolver, {@link StubSite#runsAFunction}) and not journaled as
@@ -264,7 +270,7 @@ final class Recovery {
 
     /** The steps that finish or undo one interrupted transaction. */
     private record Steps(int pid, Tracer tracer, Journal journal, JournalReader.Pending pending, Duration timeout,
-                         Duration maxPause) {
+                         Duration maxPause, boolean calling) {
         /**
          * An apply whose window completed (or whose every write is in) is finished: the regions it replaced go.
          * Otherwise every write is undone — through a window that proves no thread runs the new code, since the
@@ -366,8 +372,12 @@ final class Recovery {
          */
         private void unmap(long address, long size) {
             var maps = Maps.read(pid);
+            RegionHeader own = null;
             try (var memory = RemoteMemory.open(pid)) {
                 for (var r : Regions.scan(pid, maps, memory)) {
+                    if (r.address() == address) {
+                        own = r.header();
+                    }
                     for (var f : r.header().functions()) {
                         byte[] now = tracer.read(f.oldAddress(), 5);
                         String held = intoRegion(f.oldAddress(), now, address, size) ? "holds"
@@ -381,6 +391,15 @@ final class Recovery {
                         }
                     }
                 }
+            }
+            if (own != null && own.layout().hasFrames()) {
+                if (calling) {
+                    // it may be registering or taking back this region's unwind information, from its helper
+                    throw new SutureException(SutureException.Kind.UNSAFE, String.format("pid %d: a thread still"
+                            + " runs a function suture called in it, so the region at 0x%x stays mapped; the journal"
+                            + " %s is kept: run 'suture recover -p %d' again", pid, address, pending.file(), pid));
+                }
+                FrameRegistration.release(tracer, address, own.layout(), Modules.of(pid), own.patchId());
             }
             tracer.munmap(address, size);
         }

@@ -72,13 +72,25 @@ public record RegionHeader(
     /**
      * Offsets (from the region start) and sizes of the region's parts. The patch's relocated {@code .eh_frame} lies
      * inside the text ({@code ehFrameOffset} and {@code ehFrameSize} both 0 when the patch has none, and in regions
-     * written before suture recorded it).
+     * written before suture recorded it). {@code framesOffset} is the block in the data through which that CFI is
+     * registered with the target's unwinder ({@link FrameRegistration}), 0 when it is not.
      */
     public record Layout(int textOffset, int textSize, int jumpTableOffset, int jumpTableCount, int gotOffset,
-                         int gotCount, int dataOffset, int dataSize, int ehFrameOffset, int ehFrameSize) {
+                         int gotCount, int dataOffset, int dataSize, int ehFrameOffset, int ehFrameSize,
+                         int framesOffset) {
         /** Whether the region records where its {@code .eh_frame} lies. */
         public boolean hasEhFrame() {
             return ehFrameSize > 0;
+        }
+
+        /** Whether the region has the block and the helper through which its CFI is registered. */
+        public boolean hasFrames() {
+            return framesOffset != 0;
+        }
+
+        /** Where the helper of {@link FrameRegistration} lies: the last bytes of the text. */
+        public int framesHelperOffset() {
+            return textOffset + textSize - FrameRegistration.HELPER_SPACE;
         }
     }
 
@@ -183,6 +195,7 @@ public record RegionHeader(
         b.putInt(0x70, functionsOffset);
         b.putInt(0x74, layout.ehFrameOffset());
         b.putInt(0x78, layout.ehFrameSize());
+        b.putInt(0x7c, layout.framesOffset());
         for (int i = 0; i < functions.size(); i++) {
             Function f = functions.get(i);
             int at = functionsOffset + i * FUNCTION_SIZE;
@@ -240,7 +253,7 @@ public record RegionHeader(
         long regionSize = b.getLong(0x10);
         int count = b.getInt(0x34);
         var layout = new Layout(b.getInt(0x38), b.getInt(0x3c), b.getInt(0x40), b.getInt(0x44), b.getInt(0x48),
-                b.getInt(0x4c), b.getInt(0x50), b.getInt(0x54), b.getInt(0x74), b.getInt(0x78));
+                b.getInt(0x4c), b.getInt(0x50), b.getInt(0x54), b.getInt(0x74), b.getInt(0x78), b.getInt(0x7c));
         int stringsOffset = b.getInt(0x58);
         int stringsSize = b.getInt(0x5c);
         int functionsOffset = b.getInt(0x70);
@@ -270,7 +283,12 @@ public record RegionHeader(
                 && within(l.dataOffset(), l.dataSize(), regionSize)
                 && (l.ehFrameOffset() == 0 && l.ehFrameSize() == 0
                     || l.ehFrameSize() > 0 && l.ehFrameOffset() >= l.textOffset()
-                    && within(l.ehFrameOffset() - l.textOffset(), l.ehFrameSize(), l.textSize()));
+                    && within(l.ehFrameOffset() - l.textOffset(), l.ehFrameSize(), l.textSize()))
+                && (l.framesOffset() == 0
+                    || l.hasEhFrame() && l.framesOffset() % 8 == 0 && l.framesOffset() >= l.dataOffset()
+                    && within(l.framesOffset() - (long) l.dataOffset(), FrameRegistration.BLOCK_SIZE, l.dataSize())
+                    // the helper after the .eh_frame and its zero terminator, at the end of the text
+                    && l.ehFrameOffset() + (long) l.ehFrameSize() + 4 <= l.framesHelperOffset());
         if (!ok) {
             throw new RegionFormatException(where + ": region layout does not fit its " + regionSize + " bytes");
         }

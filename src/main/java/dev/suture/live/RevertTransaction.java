@@ -2,6 +2,7 @@ package dev.suture.live;
 
 import dev.suture.proc.Maps;
 import dev.suture.SutureException;
+import dev.suture.proc.Modules;
 import dev.suture.proc.RemoteMemory;
 import dev.suture.proc.Tracer;
 import java.time.Duration;
@@ -88,14 +89,29 @@ final class RevertTransaction {
         }
         journal.commit();
         var out = new ArrayList<Patcher.RevertResult>();
+        var modules = chosen.stream().anyMatch(r -> r.header().layout().hasFrames()) ? Modules.of(pid) : null;
+        SutureException kept = null;
         for (var r : chosen) {
-            tracer.munmap(r.address(), r.header().regionSize());
+            try {
+                // no jump leads into the region any more: its unwind information goes from libgcc, then the region
+                FrameRegistration.release(tracer, r.address(), r.header().layout(), modules, r.header().patchId());
+                tracer.munmap(r.address(), r.header().regionSize());
+            } catch (SutureException e) {
+                if (e.kind() == SutureException.Kind.VANISHED) {
+                    throw e;
+                }
+                kept = kept == null ? e : kept; // the region stays, its state word says so; the others go on
+            }
             out.add(new Patcher.RevertResult(pid, r.header().patchId(), r.header().modulePath(),
                     r.header().functions().stream().map(RegionHeader.Function::name).toList(),
                     window.pauseNanos(), window.attempts(), window.abandoned(), window.longestNanos(),
                     new Pause(List.of(), window.allStoppedNanos(), window.waitedNanos())));
         }
         journal.end();
+        if (kept != null) {
+            throw new SutureException(kept.kind(), "pid " + pid + ": the jumps were taken out, but " + kept.getMessage()
+                    + "; nothing runs the region's code any more", kept);
+        }
         return out;
     }
 

@@ -141,13 +141,17 @@ final class Injector {
     }
 
     /**
-     * Calls {@code function} (no arguments, as the dynamic linker calls an x86-64 IFUNC resolver) on a borrowed
-     * thread while the others run, and returns what it returned. The thread gets a frame below its red zone, runs
+     * Calls {@code function} with up to six integer arguments (rdi, rsi, rdx, rcx, r8, r9; none, as the dynamic
+     * linker calls an x86-64 IFUNC resolver) on a borrowed thread while the others run, and returns what it
+     * returned. The thread gets a frame below its red zone, runs
      * the function from the {@link #CALL_STUB} and is given back with every register as it was. A function that
      * crashes (its signal is dropped) or does not return within {@code timeoutNanos} is abandoned the same way,
      * and this throws; so does a call made while the process is held.
      */
-    long call(String name, long function, long timeoutNanos) {
+    long call(String name, long function, long timeoutNanos, long... args) {
+        if (args.length > ARGUMENT_REGISTERS.length) {
+            throw new IllegalArgumentException(name + ": " + args.length + " arguments, more than registers carry");
+        }
         if (threads.isHeld()) {
             throw new SutureException(SutureException.Kind.INTERNAL, "process " + pid + ": " + name
                     + " is called only while the process runs");
@@ -156,7 +160,7 @@ final class Injector {
         try {
             placeStub();
             threads.holdOne(name);
-            return runCall(name, function, timeoutNanos);
+            return runCall(name, function, timeoutNanos, args);
         } finally {
             try {
                 threads.resumeAll();
@@ -171,7 +175,10 @@ final class Injector {
         }
     }
 
-    private long runCall(String name, long function, long timeoutNanos) {
+    /** Where the psABI passes a function's integer arguments, in order, as indices into {@link Registers}. */
+    private static final int[] ARGUMENT_REGISTERS = {14, 13, 12, 11, 9, 8}; // rdi rsi rdx rcx r8 r9
+
+    private long runCall(String name, long function, long timeoutNanos, long[] args) {
         TracedThread t = borrowable();
         long[] saved = new long[Registers.WORDS];
         Ptrace.getRegisters(t.tid(), saved);
@@ -184,7 +191,10 @@ final class Injector {
             regs[16] = site.address(); // rip
             regs[6] = function; // r11
             regs[15] = -1; // orig_rax: no system call of the thread's is restarted into ours
-            regs[14] = regs[13] = regs[12] = regs[11] = regs[9] = regs[8] = regs[10] = 0; // rdi rsi rdx rcx r8 r9 rax
+            regs[10] = 0; // rax: no vector registers carry arguments
+            for (int i = 0; i < ARGUMENT_REGISTERS.length; i++) {
+                regs[ARGUMENT_REGISTERS[i]] = i < args.length ? args[i] : 0;
+            }
             regs[18] &= ~0x400L; // the direction flag is clear at a call (psABI)
             Ptrace.setRegisters(t.tid(), regs);
             resume(t, Ptrace.PTRACE_SYSCALL);

@@ -382,12 +382,13 @@ public final class Tracer implements AutoCloseable {
     }
 
     /**
-     * Calls {@code function} with no arguments on a borrowed thread while the rest of the process runs, as the
-     * dynamic linker calls an IFUNC resolver, and returns its result; a function that crashes or does not return
-     * within {@code timeout} is abandoned and the thread given back as it was (an exception says which).
+     * Calls {@code function} with up to six integer arguments (none, as the dynamic linker calls an IFUNC
+     * resolver) on a borrowed thread while the rest of the process runs, and returns its result; a function that
+     * crashes or does not return within {@code timeout} is abandoned and the thread given back as it was (an
+     * exception says which).
      */
-    public long call(String name, long function, java.time.Duration timeout) {
-        return execute(() -> injector.call(name, function, timeout.toNanos()));
+    public long call(String name, long function, java.time.Duration timeout, long... args) {
+        return execute(() -> injector.call(name, function, timeout.toNanos(), args));
     }
 
     public void mprotect(long address, long length, int prot) {

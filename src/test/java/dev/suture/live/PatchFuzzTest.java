@@ -293,7 +293,7 @@ class PatchFuzzTest {
             var module = modules.byBuildId(patch.targetBuildId()).orElseThrow(() -> new SutureException(
                     SutureException.Kind.DOES_NOT_FIT, "no module with build-id " + patch.targetBuildId()));
             // apply plans after the hash check; planning first lets every mutant reach the planner
-            var plan = Binder.plan(patch, module.path());
+            var plan = Binder.plan(patch, module.path(), false);
             for (var f : patch.replaced()) {
                 long address = module.runtime(f.targetAddress());
                 if (!module.contains(address) || !module.contains(address + f.size() - 1)) {

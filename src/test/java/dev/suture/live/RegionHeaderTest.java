@@ -23,7 +23,7 @@ class RegionHeaderTest {
         int size = RegionHeader.sizeFor("fix-42", "ab".repeat(20), "/usr/bin/demo", "demo",
                 List.of("thread3_say", "helper"));
         var layout = new RegionHeader.Layout(size, 0x100, size + 0x100, 2, size + 0x120, 3, 0x1000, 0x40,
-                size + 0xc0, 0x38);
+                size + 0xc0, 0x38, 0);
         return new RegionHeader(1, RegionHeader.State.APPLIED, size, 0x2000, 1_700_000_000_000_000_000L,
                 1_700_000_000_500_000_000L, 0, 2, layout, "fix-42", "ab".repeat(20), "/usr/bin/demo", "demo",
                 List.of(f1, f2));
