@@ -133,4 +133,73 @@ class CxxExceptionTest {
                     dev.suture.proc.RemoteMemory.open(t.pidInt())).isEmpty(), "a region is left");
         }
     }
+
+    /**
+     * Principle 3 with the registration in the transactions: suture kills itself before every step of an apply
+     * and of a revert of the patch (the registration call and the deregistration call among them); each time,
+     * after {@code recover}, the program runs untraced, catches every exception (the fix's or the original's, by
+     * what its code now is), no journal is left, and a revert leaves no region.
+     */
+    @Test
+    void aKillAtEveryStepOfApplyAndRevertLeavesTheProgramCatchingAfterRecover() throws Exception {
+        var project = project("kill");
+        Path patch = project.built("prog", dir.resolve("out"));
+        Path runDir = Files.createDirectories(dir.resolve("run"));
+        System.setProperty("suture.runDir", runDir.toString());
+        try (var t = Target.start(project.deployed().resolve("prog"))) {
+            t.awaitLine(l -> l.startsWith("caught old 3"), Fixture.WAIT);
+            int pid = t.pidInt();
+            String p = Integer.toString(pid);
+            int applySteps = countSteps(runDir, "apply", "-p", p, patch.toString());
+            int revertSteps = countSteps(runDir, "revert", "-p", p, "--all");
+            var outcomes = new ArrayList<String>();
+            for (int revert = 0; revert <= 1; revert++) {
+                for (int k = 1; k <= (revert == 1 ? revertSteps : applySteps); k++) {
+                    if (revert == 1) {
+                        Patcher.apply(pid, dev.suture.patch.PatchFile.read(patch), Patcher.ApplyOptions.defaults());
+                    }
+                    String[] args = revert == 1 ? new String[] {"revert", "-p", p, "--all"}
+                            : new String[] {"apply", "-p", p, patch.toString()};
+                    String what = args[0] + " killed at step " + k;
+                    var r = SutureProcess.run(dir, Duration.ofSeconds(60), Map.of("SUTURE_RUN_DIR",
+                            runDir.toString(), "SUTURE_FAULT_KILL_AT", Integer.toString(k)), args);
+                    assertTrue(r.killed() || r.status() == 0, what + ": " + r);
+                    assertTrue(t.alive(), what + ": the program died:\n" + t.output());
+                    var recovered = Patcher.recover(pid, Duration.ofSeconds(5));
+                    for (int tid : Procs.tids(pid)) {
+                        assertEquals(0, Procs.tracerOf(pid, tid), what + ": still traced");
+                    }
+                    assertTrue(Procs.threadStates(pid).values().stream().noneMatch(c -> c == 't' || c == 'T'),
+                            what + ": a thread is stopped");
+                    assertFalse(Files.exists(runDir.resolve(pid + ".journal")), what + ": the journal is left");
+                    boolean patched = !Patcher.applied(pid).isEmpty();
+                    int mark = t.lines().size();
+                    printsRepeatedly(t, mark, patched ? "caught new " : "caught old ");
+                    printsRepeatedly(t, mark, patched ? "through deep " : "middle ");
+                    if (patched) {
+                        Patcher.revert(pid, List.of(), true, Duration.ofSeconds(5));
+                        printsRepeatedly(t, t.lines().size(), "caught old ");
+                    }
+                    assertTrue(Patcher.applied(pid).isEmpty(), what + ": a region is left");
+                    outcomes.add(args[0] + " " + k + ": " + (patched ? "patched" : "original") + " "
+                            + recovered.outcome() + (r.killed() ? "" : " (not killed)"));
+                }
+            }
+            System.out.println("C++ frame registration kill points: " + outcomes);
+            assertFalse(t.output().contains("terminate called"), t.output());
+        } finally {
+            System.clearProperty("suture.runDir");
+        }
+    }
+
+    /** Runs the command with the step log on; it must succeed; returns its step count. */
+    private int countSteps(Path runDir, String... args) throws Exception {
+        Path log = dir.resolve("steps-" + args[0] + ".log");
+        var r = SutureProcess.run(dir, Duration.ofSeconds(60), Map.of("SUTURE_RUN_DIR", runDir.toString(),
+                "SUTURE_FAULT_LOG", log.toString()), args);
+        assertEquals(0, r.status(), r.toString());
+        var steps = Files.readAllLines(log);
+        System.out.println(args[0] + ": " + steps.size() + " steps");
+        return steps.size();
+    }
 }
