@@ -93,6 +93,44 @@ class RegionHeaderTest {
         }
     }
 
+    /** {@link #sample} with a frames block (FrameRegistration): the .eh_frame early in the text, the block in data. */
+    private static RegionHeader withFrames(int ehFrameOffset, int ehFrameSize, int framesOffset) {
+        var s = sample();
+        var l = s.layout();
+        var layout = new RegionHeader.Layout(l.textOffset(), l.textSize(), l.jumpTableOffset(), l.jumpTableCount(),
+                l.gotOffset(), l.gotCount(), 0x1000, 0x100, ehFrameOffset, ehFrameSize, framesOffset);
+        return new RegionHeader(1, s.state(), s.headerSize(), s.regionSize(), s.createdNanos(), s.appliedNanos(),
+                s.moduleBias(), s.sequence(), layout, s.patchId(), s.buildId(), s.modulePath(), s.targetName(),
+                s.functions());
+    }
+
+    @Test
+    void theFramesBlockRoundTripsAndItsHelperEndsTheText() {
+        int text = sample().layout().textOffset();
+        var h = withFrames(text + 0x40, 0x38, 0x1040);
+        byte[] bytes = h.encode();
+        assertEquals(0x1040, ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).getInt(0x7c));
+        var d = RegionHeader.decode(bytes, "x");
+        assertEquals(h, d);
+        assertTrue(d.layout().hasFrames());
+        assertEquals(text + 0x100 - FrameRegistration.HELPER_SPACE, d.layout().framesHelperOffset());
+        assertFalse(sample().layout().hasFrames());
+    }
+
+    @Test
+    void aFramesBlockOutsideTheDataOrWithoutCfiIsACorruptHeader() {
+        int text = sample().layout().textOffset();
+        // unaligned; before the data; past its end; no .eh_frame; an .eh_frame (and its terminator) over the helper
+        for (var bad : List.of(withFrames(text + 0x40, 0x38, 0x1044), withFrames(text + 0x40, 0x38, 0xf00),
+                withFrames(text + 0x40, 0x38, 0x1080), withFrames(0, 0, 0x1040),
+                withFrames(text + 0xc0, 0x38, 0x1040), withFrames(text + 0x40, 0x9d, 0x1040))) {
+            var e = assertThrows(RegionFormatException.class, () -> RegionHeader.decode(bad.encode(), "x"),
+                    bad.layout().toString());
+            assertTrue(e.getMessage().contains("layout"), e.getMessage());
+        }
+        assertTrue(RegionHeader.decode(withFrames(text + 0x40, 0x9c, 0x1040).encode(), "x").layout().hasFrames());
+    }
+
     @Test
     void stateFlipsAndTimestampsSurvive() {
         var h = sample().withState(RegionHeader.State.REVERTING, 99);
