@@ -49,9 +49,12 @@ import java.util.function.ToDoubleFunction;
  * the same machine load. {@code SUTURE_BENCH_PATCH} picks the fix: {@code simple} (the default, {@code x + 2}),
  * {@code far} (the fix also reads libc's {@code environ}, which the program never referenced: a far-access thunk,
  * docs/patch-format.md 5.1), {@code ifunc} (the fix calls an IFUNC of a library of the target that nothing
- * resolved yet: its resolver runs in the target on every apply, docs/apply.md) or {@code busy} (one of the
+ * resolved yet: its resolver runs in the target on every apply, docs/apply.md), {@code busy} (one of the
  * sleeping threads instead loops calling a function that sleeps 200 ms inside itself, and the fix replaces that
- * one too: apply waits for the thread at its return, docs/apply.md).
+ * one too: apply waits for the thread at its return, docs/apply.md) or {@code libgcc} (the simple fix, in a target
+ * that also loads libgcc_s.so.1, as every C++ program does: the region's CFI is registered with it on every apply,
+ * docs/apply.md). <b>call held</b> is the longest hold, as apply reports it in --json, of a thread borrowed to run
+ * a function (an IFUNC resolver, the registration of the CFI); 0 when none ran.
  */
 public final class ApplyBench {
     private static final String TARGET = """
@@ -139,8 +142,8 @@ public final class ApplyBench {
     record Build(Path root, Map<Integer, List<Apply>> rows) {}
 
     /** One apply, in ms (cpu in s). */
-    record Apply(double allStopped, double spinningHeld, double anyHeld, double says, double cpu, double gap,
-                 double wall) {}
+    record Apply(double allStopped, double spinningHeld, double anyHeld, double says, double callHeld, double cpu,
+                 double gap, double wall) {}
 
     public static void main(String[] args) throws Exception {
         int reps = args.length > 0 ? Integer.parseInt(args[0]) : 5;
@@ -156,8 +159,8 @@ public final class ApplyBench {
             case "simple" -> "return x + 2;";
             case "far" -> "extern char **environ; return x + 1 + (environ != 0);";
             case "ifunc" -> "extern int bench_ifunc(int); return bench_ifunc(x) + 1;";
-            case "busy" -> "return x + 2;";
-            default -> throw new IllegalArgumentException("SUTURE_BENCH_PATCH: simple, far, ifunc or busy, not "
+            case "busy", "libgcc" -> "return x + 2;";
+            default -> throw new IllegalArgumentException("SUTURE_BENCH_PATCH: simple, far, ifunc, busy or libgcc, not "
                     + kind);
         };
         boolean busy = kind.equals("busy");
@@ -167,8 +170,12 @@ public final class ApplyBench {
         Path exe = dir.resolve("target");
         Files.writeString(dir.resolve("ifunc.c"), IFUNC_LIBRARY);
         Gcc.run(dir, "gcc", "-O2", "-fPIC", "-shared", "-o", "libbenchifunc.so", "ifunc.c");
-        Gcc.run(dir, "gcc", "-pthread", "-no-pie", "-o", exe.toString(), orig.toString(), "-L" + dir,
-                "-Wl,--no-as-needed", "-lbenchifunc", "-Wl,-rpath," + dir);
+        var link = new ArrayList<>(List.of("gcc", "-pthread", "-no-pie", "-o", exe.toString(), orig.toString(),
+                "-L" + dir, "-Wl,--no-as-needed", "-lbenchifunc", "-Wl,-rpath," + dir));
+        if (kind.equals("libgcc")) {
+            link.add("-lgcc_s"); // after --no-as-needed: loaded, though the C program calls nothing of it
+        }
+        Gcc.run(dir, link);
         Path patch = dir.resolve("tick.suture");
         Differ.diff(DiffRequest.ofFiles(exe, List.of(orig), List.of(patched), "bench-tick", false), patch);
         for (var b : builds) {
@@ -194,14 +201,18 @@ public final class ApplyBench {
                 + " ms, cpu in s%n", reps, Files.readString(Path.of("/proc/loadavg")).strip());
         for (var b : builds) {
             System.out.println(b.root());
-            System.out.printf("%-8s %-15s %-15s %-15s %-15s %-15s %-15s %-15s%n", "threads", "all stopped",
-                    "spinning held", "any held", "apply says", "cpu (s)", "target's gap", "wall (s)");
-            b.rows().forEach((n, r) -> System.out.printf("%-8s %-15s %-15s %-15s %-15s %-15s %-15s %-15s%n",
+            System.out.printf("%-8s %-15s %-15s %-15s %-15s %-15s %-15s %-15s %-15s%n", "threads", "all stopped",
+                    "spinning held", "any held", "apply says", "call held", "cpu (s)", "target's gap", "wall (s)");
+            b.rows().forEach((n, r) -> System.out.printf("%-8s %-15s %-15s %-15s %-15s %-15s %-15s %-15s %-15s%n",
                     n == 1 ? "1 (+1)" : Integer.toString(n), cell(r, Apply::allStopped), cell(r, Apply::spinningHeld),
-                    cell(r, Apply::anyHeld), cell(r, Apply::says), cell(r, Apply::cpu), cell(r, Apply::gap),
-                    cell(r, Apply::wall)));
+                    cell(r, Apply::anyHeld), cell(r, Apply::says), cell(r, Apply::callHeld), cell(r, Apply::cpu),
+                    cell(r, Apply::gap), cell(r, Apply::wall)));
         }
     }
+
+    /** The steps of holds that run no function in the target (docs/apply.md): every other hold borrows a thread for one. */
+    private static final Set<String> NOT_CALLS = Set.of("mmap", "mprotect", "munmap", "window", "release", "return",
+            "write", "recover");
 
     /** One apply measured, then its revert. */
     private static void measure(Build b, int n, int rep, Target t, Path patch, SchedTrace trace, Set<Integer> tids)
@@ -223,9 +234,15 @@ public final class ApplyBench {
                     r.output().lastIndexOf('}') + 1)).get("results").get(0);
             double says = (json.has("longestRunningHoldMicros") ? json.get("longestRunningHoldMicros")
                     : json.get("pauseMicros")).asDouble() / 1000;
+            double callHeld = 0;
+            for (JsonNode h : json.path("holds")) {
+                if (!NOT_CALLS.contains(h.get("step").asText())) {
+                    callHeld = Math.max(callHeld, h.get("micros").asDouble() / 1000);
+                }
+            }
             var apply = new Apply(holds.allStopped(tids.size()) / 1e6, holds.longest((int) t.pid()) / 1e6,
-                    holds.longest() / 1e6, says, Double.parseDouble(cpu[0]) + Double.parseDouble(cpu[1]), gap,
-                    Double.parseDouble(cpu[2]));
+                    holds.longest() / 1e6, says, callHeld, Double.parseDouble(cpu[0]) + Double.parseDouble(cpu[1]),
+                    gap, Double.parseDouble(cpu[2]));
             b.rows().computeIfAbsent(n, k -> new ArrayList<>()).add(apply);
             System.err.printf(Locale.ROOT, "%s threads %d rep %d: %s%n", b.root().getFileName(), n, rep, apply);
         } finally {
