@@ -38,6 +38,7 @@ class CxxExceptionTest {
             }
             __attribute__((noipa)) void deep(int n) { throw std::runtime_error("deep " + std::to_string(n)); }
             __attribute__((noipa)) int middle(int n) { if (n < 0) puts("negative"); return n + 1; }
+            __attribute__((noipa)) int guarded(int n) { if (n < 0) puts("negative"); return n + 1; }
             int main() {
                 alarm(120);
                 for (int i = 0;; i++) {
@@ -45,6 +46,7 @@ class CxxExceptionTest {
                     try { printf("middle %d\\n", middle(i)); } catch (const std::exception &e) {
                         printf("through %s\\n", e.what());
                     }
+                    printf("guarded %d\\n", guarded(i));
                     fflush(stdout);
                 }
             }
@@ -52,7 +54,11 @@ class CxxExceptionTest {
 
     /** The fix: toss throws another message; middle calls an old function that throws, through the new code. */
     static final String FIXED = PROG.replace("\"old \"", "\"new \"")
-            .replace("return n + 1; }", "deep(n); return n + 2; }");
+            .replace("int middle(int n) { if (n < 0) puts(\"negative\"); return n + 1; }",
+                    "int middle(int n) { if (n < 0) puts(\"negative\"); deep(n); return n + 2; }")
+            .replace("int guarded(int n) { if (n < 0) puts(\"negative\"); return n + 1; }", "int guarded(int n) {"
+                    + " try { deep(n); } catch (const std::exception &e) { printf(\"inner %s\\\\n\", e.what()); }"
+                    + " return n + 2; }");
 
     /** A second fix, stacked on the first: toss again. */
     static final String NEWER = FIXED.replace("\"new \"", "\"newer \"");
@@ -89,6 +95,7 @@ class CxxExceptionTest {
             int mark = t.lines().size();
             printsRepeatedly(t, mark, "caught new ");
             printsRepeatedly(t, mark, "through deep ");
+            printsRepeatedly(t, mark, "inner deep "); // caught inside the new code
 
             var revert = Cli.run("revert", "-p", pid, "--all");
             assertEquals(0, revert.code(), revert.out() + revert.err());
