@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.suture.cli.Cli;
 import dev.suture.testing.Commands;
-import dev.suture.testing.Procs;
 import dev.suture.testing.SutureProcess;
 import dev.suture.testing.Target;
 import java.nio.file.Files;
@@ -168,17 +167,7 @@ class CxxExceptionTest {
                     String[] args = revert == 1 ? new String[] {"revert", "-p", p, "--all"}
                             : new String[] {"apply", "-p", p, patch.toString()};
                     String what = args[0] + " killed at step " + k;
-                    var r = SutureProcess.run(dir, Duration.ofSeconds(60), Map.of("SUTURE_RUN_DIR",
-                            runDir.toString(), "SUTURE_FAULT_KILL_AT", Integer.toString(k)), args);
-                    assertTrue(r.killed() || r.status() == 0, what + ": " + r);
-                    assertTrue(t.alive(), what + ": the program died:\n" + t.output());
-                    var recovered = Patcher.recover(pid, Duration.ofSeconds(5));
-                    for (int tid : Procs.tids(pid)) {
-                        assertEquals(0, Procs.tracerOf(pid, tid), what + ": still traced");
-                    }
-                    assertTrue(Procs.threadStates(pid).values().stream().noneMatch(c -> c == 't' || c == 'T'),
-                            what + ": a thread is stopped");
-                    assertFalse(Files.exists(runDir.resolve(pid + ".journal")), what + ": the journal is left");
+                    var recovered = Fixture.killAndRecover(dir, runDir, t, k, what, args);
                     boolean patched = !Patcher.applied(pid).isEmpty();
                     int mark = t.lines().size();
                     printsRepeatedly(t, mark, patched ? "caught new " : "caught old ");
@@ -189,7 +178,7 @@ class CxxExceptionTest {
                     }
                     assertTrue(Patcher.applied(pid).isEmpty(), what + ": a region is left");
                     outcomes.add(args[0] + " " + k + ": " + (patched ? "patched" : "original") + " "
-                            + recovered.outcome() + (r.killed() ? "" : " (not killed)"));
+                            + recovered.outcome());
                 }
             }
             System.out.println("C++ frame registration kill points: " + outcomes);

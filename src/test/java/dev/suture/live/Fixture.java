@@ -1,5 +1,9 @@
 package dev.suture.live;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.suture.proc.Maps;
 import dev.suture.generate.DiffRequest;
 import dev.suture.generate.Differ;
@@ -8,6 +12,7 @@ import dev.suture.proc.RemoteMemory;
 import dev.suture.cli.Cli;
 import dev.suture.testing.Commands;
 import dev.suture.testing.Gcc;
+import dev.suture.testing.Procs;
 import dev.suture.testing.Target;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -159,6 +164,28 @@ public final class Fixture {
             }
         }
         return out.toByteArray();
+    }
+
+    /**
+     * Runs suture with {@code args}, killing itself before step {@code k}, then {@code recover}: suture must have
+     * been killed (or succeeded), and afterwards the program lives, no thread of it is traced or stopped, and its
+     * journal in {@code runDir} is gone. {@code what} names the point in assertion messages.
+     */
+    static Patcher.RecoverResult killAndRecover(Path dir, Path runDir, Target t, int k, String what, String... args)
+            throws IOException {
+        int pid = t.pidInt();
+        var r = dev.suture.testing.SutureProcess.run(dir, Duration.ofSeconds(60), Map.of("SUTURE_RUN_DIR",
+                runDir.toString(), "SUTURE_FAULT_KILL_AT", Integer.toString(k)), args);
+        assertTrue(r.killed() || r.status() == 0, what + ": " + r);
+        assertTrue(t.alive(), what + ": the program died:\n" + t.output());
+        var recovered = Patcher.recover(pid, Duration.ofSeconds(5));
+        for (int tid : Procs.tids(pid)) {
+            assertEquals(0, Procs.tracerOf(pid, tid), what + ": still traced");
+        }
+        assertTrue(Procs.threadStates(pid).values().stream().noneMatch(c -> c == 't' || c == 'T'),
+                what + ": a thread is stopped");
+        assertFalse(Files.exists(runDir.resolve(pid + ".journal")), what + ": the journal is left");
+        return recovered;
     }
 
     public static void sleep(long ms) {

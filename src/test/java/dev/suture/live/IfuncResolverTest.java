@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.suture.cli.Cli;
-import dev.suture.testing.Procs;
 import dev.suture.testing.SutureProcess;
 import dev.suture.testing.Target;
 import java.nio.file.Files;
@@ -152,19 +151,9 @@ class IfuncResolverTest {
             assertTrue(first > 0 && last > first + 5, "the call's steps: " + first + "-" + last + " of " + steps);
             var outcomes = new ArrayList<String>();
             for (int k = first; k <= last; k++) {
-                var r = SutureProcess.run(dir, Duration.ofSeconds(60), Map.of("SUTURE_RUN_DIR", runDir.toString(),
-                        "SUTURE_FAULT_KILL_AT", Integer.toString(k)), "apply", "-p", Integer.toString(pid),
-                        patch.toString());
                 String what = "killed at step " + k + " (" + steps.get(k - 1) + ")";
-                assertTrue(r.killed() || r.status() == 0, what + ": " + r);
-                assertTrue(t.alive(), what + ": the program died");
-                var recovered = Patcher.recover(pid, Duration.ofSeconds(5));
-                for (int tid : Procs.tids(pid)) {
-                    assertEquals(0, Procs.tracerOf(pid, tid), what + ": still traced");
-                }
-                assertTrue(Procs.threadStates(pid).values().stream().noneMatch(c -> c == 't' || c == 'T'),
-                        what + ": a thread is stopped");
-                assertFalse(Files.exists(runDir.resolve(pid + ".journal")), what + ": the journal is left");
+                var recovered = Fixture.killAndRecover(dir, runDir, t, k, what, "apply", "-p", Integer.toString(pid),
+                        patch.toString());
                 boolean patched = !Patcher.applied(pid).isEmpty();
                 int mark = t.lines().size();
                 String line = t.awaitLine(l -> l.startsWith(patched ? "fixed " : "report "), Duration.ofSeconds(15),
@@ -177,8 +166,7 @@ class IfuncResolverTest {
                     assertTrue(line.endsWith("version 7"), what + ": " + line);
                 }
                 assertEquals(text, allText(pid), what + ": the text of some module changed");
-                outcomes.add(k + ": " + (patched ? "patched" : "original") + " " + recovered.outcome()
-                        + (r.killed() ? "" : " (not killed)"));
+                outcomes.add(k + ": " + (patched ? "patched" : "original") + " " + recovered.outcome());
             }
             System.out.println("IFUNC call kill points: " + outcomes);
             assertTrue(t.alive());
