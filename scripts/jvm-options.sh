@@ -1,4 +1,5 @@
-# Sourced by ./suture and by the installed /usr/bin/suture: the JVM options suture runs with.
+# Sourced by ./suture and by the installed /usr/bin/suture: the JVM options suture runs with, and the fast path that
+# starts no JVM at all when a running agent serves the command (suture_via_agent, below).
 # suture_java_options ARG...: sets the array SUTURE_JAVA_OPTS for a suture run with these arguments. Builtins only:
 # every process spawned here is paid by each start.
 suture_java_options() {
