@@ -90,3 +90,11 @@ run_bench() {
   exec "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED "${opts[@]}" \
     -cp "target/classes:target/test-classes:target/suture.jar" "dev.suture.bench.$class" "$@"
 }
+
+# build_client OUT: compiles the agent's client (src/main/c/suture-client.c, docs/agent.md "The fast path") to OUT,
+# hardened like a distribution's binaries; fails when there is no C compiler or it does not compile.
+build_client() {
+  command -v cc >/dev/null || return 1
+  cc -O2 -Wall -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE -pie -Wl,-z,relro,-z,now \
+      -o "$1.new" "$SUTURE_ROOT/src/main/c/suture-client.c" && mv -f "$1.new" "$1" || { rm -f "$1.new"; return 1; }
+}

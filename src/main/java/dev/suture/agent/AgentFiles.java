@@ -29,11 +29,6 @@ final class AgentFiles {
         return Patcher.checkedRunDirectory();
     }
 
-    /** The run directory if it exists and is in trusted hands (not created). */
-    static Optional<Path> existingDir() {
-        return Patcher.existingRunDirectory();
-    }
-
     /** The lines of {@code name} in the run directory; empty when there is no such file. */
     static List<String> read(String name) {
         try {

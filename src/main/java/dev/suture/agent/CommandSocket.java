@@ -10,17 +10,15 @@ import java.nio.ByteBuffer;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
-import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
-import java.util.Optional;
 import java.util.function.UnaryOperator;
 import jdk.net.ExtendedSocketOptions;
 import jdk.net.UnixDomainPrincipal;
 
 /**
- * The agent's socket, {@code agent.sock} in the checked run directory (docs/agent.md, "The fast path"): a CLI
- * command sends its request, the agent runs it in its warm JVM and sends the reply. Only a peer running as root or
+ * The agent's socket, {@code agent.sock} in the checked run directory (docs/agent.md, "The fast path"): the
+ * launchers' {@code suture-client} sends a command's request, the agent runs it in its warm JVM and sends the reply. Only a peer running as root or
  * as the agent's own user (SO_PEERCRED) is served; anyone else is answered with nothing and the connection closed.
  * The bytes of a request and of a reply are the caller's business ({@code cli} encodes them).
  */
@@ -91,40 +89,5 @@ public final class CommandSocket {
             }
         }
         return out.toByteArray();
-    }
-
-    /** Whether an agent's socket is there (in a run directory in trusted hands): worth encoding a request for. */
-    public static boolean listening() {
-        return socket().isPresent();
-    }
-
-    private static Optional<Path> socket() {
-        try {
-            return AgentFiles.existingDir().map(d -> d.resolve(NAME))
-                    .filter(p -> Files.exists(p, LinkOption.NOFOLLOW_LINKS));
-        } catch (SutureException e) {
-            return Optional.empty();
-        }
-    }
-
-    /**
-     * Sends {@code request} to the running agent and returns its reply; empty when no agent listens (no socket, or
-     * nobody answers), so the caller does the work itself. The run directory is checked first (principle 9): a
-     * socket someone else could have planted is never spoken to.
-     */
-    public static Optional<byte[]> send(byte[] request) {
-        var path = socket();
-        if (path.isEmpty()) {
-            return Optional.empty();
-        }
-        try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
-            ch.connect(UnixDomainSocketAddress.of(path.get()));
-            ch.write(ByteBuffer.wrap(request));
-            ch.shutdownOutput();
-            byte[] reply = readAll(ch);
-            return reply.length == 0 ? Optional.empty() : Optional.of(reply);
-        } catch (IOException e) {
-            return Optional.empty();
-        }
     }
 }

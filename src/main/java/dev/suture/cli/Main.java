@@ -51,8 +51,8 @@ public final class Main implements Runnable {
         if (Boolean.getBoolean("suture.aotTraining")) {
             Patcher.rehearse(); // the launcher's AOT training run: the hold paths' classes go into the cache too
         }
-        var served = ViaAgent.tryForward(args, System.out, System.err);
-        System.exit(served.isPresent() ? served.get() : run(args));
+        // A running agent's fast path is taken by the launchers before this JVM starts (ViaAgent.main).
+        System.exit(run(args));
     }
 
     /** Runs the command line and returns the exit code; tests call this in-process. */

@@ -1,99 +1,122 @@
 package dev.suture.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.suture.agent.CommandSocket;
-import java.io.PrintStream;
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Objects;
-import java.util.Optional;
 import java.util.Set;
 
 /**
- * The fast path (docs/agent.md): when an agent runs, {@code apply}, {@code revert} and {@code info} are sent to it
- * over its socket and run in its warm JVM, which has rehearsed its holds already; this JVM only prints the reply.
- * A request is the command line, the working directory (relative paths are resolved against it, not the agent's)
- * and $SUTURE_TRUST_DIR; an agent configured with another trust directory declines, and the command runs here.
- * {@code SUTURE_NO_AGENT=1} runs every command here.
+ * The agent's side of the fast path (docs/agent.md): when an agent runs, the launchers send {@code apply},
+ * {@code revert} and {@code info} to it over its socket with {@code suture-client} (src/main/c, no JVM started) and
+ * the command runs here, in the agent's warm JVM, which has rehearsed its holds already. A request is the command
+ * line, the caller's working directory (relative paths are resolved against it, not the agent's) and its
+ * $SUTURE_TRUST_DIR; an agent configured with another trust directory declines, and the command runs in the
+ * caller's own JVM. The wire format is described in the client's source; both ends ship together, and a request
+ * of another version is declined.
  */
 final class ViaAgent {
     private static final Set<String> SERVED = Set.of("apply", "revert", "info");
-    private static final ThreadLocal<Boolean> SERVING = ThreadLocal.withInitial(() -> false);
+    private static final int VERSION = 2;
 
     private ViaAgent() {}
 
-    /** Made only when there is an agent to speak to: a cold command without one pays nothing for it. */
-    private static final class Json {
-        static final ObjectMapper MAPPER = new ObjectMapper();
-    }
+    /** What a request carries. */
+    record Request(List<String> args, String cwd, String trustDir) {}
 
-    /** Runs {@code args} through the agent when one serves them; the exit code, or empty to run them here. */
-    static Optional<Integer> tryForward(String[] args, PrintStream out, PrintStream err) {
-        if (args.length == 0 || !SERVED.contains(args[0]) || SERVING.get() || System.getenv("SUTURE_NO_AGENT") != null
-                || List.of(args).contains("--help") || List.of(args).contains("-h") || !CommandSocket.listening()) {
-            return Optional.empty();
-        }
-        try {
-            var request = new LinkedHashMap<String, Object>();
-            request.put("args", List.of(args));
-            request.put("cwd", Path.of("").toAbsolutePath().toString());
-            request.put("trustDir", System.getenv("SUTURE_TRUST_DIR"));
-            var reply = CommandSocket.send(Json.MAPPER.writeValueAsBytes(request));
-            if (reply.isEmpty()) {
-                return Optional.empty();
-            }
-            var doc = Json.MAPPER.readTree(reply.get());
-            if (!doc.path("served").asBoolean()) {
-                return Optional.empty();
-            }
-            out.print(doc.path("out").asText());
-            out.flush();
-            err.print(doc.path("err").asText());
-            err.flush();
-            return Optional.of(doc.path("code").asInt(ExitCodes.INTERNAL));
-        } catch (java.io.IOException | RuntimeException e) {
-            return Optional.empty(); // the agent is not there or not sane: do the work here
-        }
+    /** What a reply carries; {@code served} false when the agent declined. */
+    record Reply(boolean served, int code, String out, String err) {}
+
+    /** Whether the agent serves this command line at all (help is always printed by the caller). */
+    static boolean forwardable(String[] args) {
+        return args.length > 0 && SERVED.contains(args[0]) && !List.of(args).contains("--help")
+                && !List.of(args).contains("-h");
     }
 
     /** The agent's side: runs one request's command line in this JVM, its output captured. */
     static byte[] serve(byte[] requestBytes) {
-        var reply = new LinkedHashMap<String, Object>();
+        Request request;
         try {
-            var request = Json.MAPPER.readTree(requestBytes);
-            var args = new ArrayList<String>();
-            request.path("args").forEach(a -> args.add(a.asText()));
-            String trustDir = request.path("trustDir").isNull() ? null : request.path("trustDir").asText(null);
-            if (args.isEmpty() || !SERVED.contains(args.getFirst())
-                    || !Objects.equals(trustDir, System.getenv("SUTURE_TRUST_DIR"))) {
-                reply.put("served", false);
-                return Json.MAPPER.writeValueAsBytes(reply);
-            }
-            Path cwd = Path.of(request.path("cwd").asText("/"));
-            var out = new StringWriter();
-            var err = new StringWriter();
-            int code;
-            SERVING.set(true);
-            try {
-                var cl = Main.commandLine();
-                cl.registerConverter(Path.class, s -> cwd.resolve(s));
-                cl.setOut(new PrintWriter(out, true));
-                cl.setErr(new PrintWriter(err, true));
-                code = cl.execute(args.toArray(String[]::new));
-            } finally {
-                SERVING.set(false);
-            }
-            reply.put("served", true);
-            reply.put("code", code);
-            reply.put("out", out.toString());
-            reply.put("err", err.toString());
-            return Json.MAPPER.writeValueAsBytes(reply);
-        } catch (java.io.IOException e) {
-            return ("{\"served\":false}").getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            request = decodeRequest(requestBytes);
+        } catch (IOException e) {
+            return encode(new Reply(false, 0, "", ""));
         }
+        if (!forwardable(request.args().toArray(String[]::new))
+                || !Objects.equals(request.trustDir(), System.getenv("SUTURE_TRUST_DIR"))) {
+            return encode(new Reply(false, 0, "", ""));
+        }
+        Path cwd = Path.of(request.cwd());
+        var out = new StringWriter();
+        var err = new StringWriter();
+        var cl = Main.commandLine();
+        cl.registerConverter(Path.class, s -> cwd.resolve(s));
+        cl.setOut(new PrintWriter(out, true));
+        cl.setErr(new PrintWriter(err, true));
+        int code = cl.execute(request.args().toArray(String[]::new));
+        return encode(new Reply(true, code, out.toString(), err.toString()));
+    }
+
+    static Request decodeRequest(byte[] bytes) throws IOException {
+        var d = new DataInputStream(new ByteArrayInputStream(bytes));
+        if (d.readInt() != VERSION) {
+            throw new IOException("a request of another version");
+        }
+        int n = d.readInt();
+        if (n < 0 || n > 4096) {
+            throw new IOException("a request of " + n + " arguments");
+        }
+        var args = new ArrayList<String>(n);
+        for (int i = 0; i < n; i++) {
+            args.add(string(d));
+        }
+        String cwd = string(d);
+        String trustDir = d.readBoolean() ? string(d) : null;
+        return new Request(List.copyOf(args), cwd, trustDir);
+    }
+
+    static byte[] encode(Reply r) {
+        return write(d -> {
+            d.writeInt(VERSION);
+            d.writeBoolean(r.served());
+            d.writeInt(r.code());
+            string(d, r.out());
+            string(d, r.err());
+        });
+    }
+
+    private interface Writing {
+        void to(DataOutputStream d) throws IOException;
+    }
+
+    private static byte[] write(Writing w) {
+        var bytes = new ByteArrayOutputStream();
+        try (var d = new DataOutputStream(bytes)) {
+            w.to(d);
+        } catch (IOException e) {
+            throw new IllegalStateException("writing to memory failed", e);
+        }
+        return bytes.toByteArray();
+    }
+
+    private static void string(DataOutputStream d, String s) throws IOException {
+        byte[] b = s.getBytes(StandardCharsets.UTF_8);
+        d.writeInt(b.length);
+        d.write(b);
+    }
+
+    private static String string(DataInputStream d) throws IOException {
+        int n = d.readInt();
+        if (n < 0 || n > d.available()) {
+            throw new IOException("a string of " + n + " bytes where " + d.available() + " are left");
+        }
+        return new String(d.readNBytes(n), StandardCharsets.UTF_8);
     }
 }

@@ -167,11 +167,6 @@ public final class Patcher {
         return RunDirectory.ensure();
     }
 
-    /** The run directory if it exists, refused (exit 5) unless it is in trusted hands; empty when there is none. */
-    public static java.util.Optional<Path> existingRunDirectory() {
-        return RunDirectory.existing();
-    }
-
     /** Where journals and per-process locks live (docs/journal.md); not checked here. */
     public static Path runDirectory() {
         return RunDirectory.path();

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.suture.live.Fixture;
+import dev.suture.testing.AgentClient;
 import dev.suture.testing.Commands;
 import dev.suture.testing.Target;
 import java.nio.file.Files;
@@ -159,23 +160,28 @@ class AgentTest {
             agent.start();
             String pid = Long.toString(t.pid());
             // a relative path (to the working directory, which the request carries)
-            var apply = dev.suture.testing.SutureProcess.run(dir, Duration.ofSeconds(60), agent.env(), "apply", "-p",
-                    pid, Path.of("").toAbsolutePath().relativize(built.patchFile()).toString());
+            var client = AgentClient.build(dir);
+            var apply = client.run(agent.env(), "apply", "-p", pid,
+                    Path.of("").toAbsolutePath().relativize(built.patchFile()).toString());
             assertEquals(0, apply.status(), apply.toString());
             assertTrue(apply.out().contains("applied served-v2"), apply.toString());
             Fixture.await(t, t.lines().size(), "tick 2", 1);
             agent.awaitLog("served a request from root on the socket");
-            var info = dev.suture.testing.SutureProcess.run(dir, Duration.ofSeconds(60), agent.env(), "info", "-p",
-                    pid, "--json");
+            var info = client.run(agent.env(), "info", "-p", pid, "--json");
             assertEquals("served-v2", json(info.out()).get("patches").get(0).get("patch").asText(), info.toString());
-            var revert = dev.suture.testing.SutureProcess.run(dir, Duration.ofSeconds(60), agent.env(), "revert",
-                    "-p", pid, "served-v2");
+            var revert = client.run(agent.env(), "revert", "-p", pid, "served-v2");
             assertEquals(0, revert.status(), revert.toString());
             Fixture.await(t, t.lines().size(), "tick 1", 1);
             // errors come back with their exit code
-            var bad = dev.suture.testing.SutureProcess.run(dir, Duration.ofSeconds(60), agent.env(), "revert", "-p",
-                    pid, "no-such-patch");
-            assertTrue(bad.status() != 0 && !bad.err().isEmpty(), bad.toString());
+            var bad = client.run(agent.env(), "revert", "-p", pid, "no-such-patch");
+            assertTrue(bad.status() != 0 && bad.status() != AgentClient.NOT_SERVED && !bad.err().isEmpty(),
+                    bad.toString());
+            // what the agent does not serve is left to the caller's JVM: help, other commands, another trust dir
+            assertEquals(AgentClient.NOT_SERVED, client.run(agent.env(), "apply", "--help").status());
+            assertEquals(AgentClient.NOT_SERVED, client.run(agent.env(), "status").status());
+            var otherTrust = new java.util.HashMap<>(agent.env());
+            otherTrust.put("SUTURE_TRUST_DIR", dir.resolve("keys").toString());
+            assertEquals(AgentClient.NOT_SERVED, client.run(otherTrust, "info", "-p", pid).status());
             assertTrue(agent.log().split("served a request", -1).length >= 5, agent.log());
         }
     }

@@ -18,8 +18,9 @@ import java.util.regex.Pattern;
  * Benchmark (not a unit test) of {@code suture agent} (docs/agent.md): (1) N new processes of a program whose patch
  * is in the store, one after another: how many printed the new code from their first call in main, and from the
  * agent's log the delay from the exec (the fanotify event) to the process running on with the patch (median and
- * worst); (2) the wall time of {@code ./suture apply} and {@code revert} through the agent's socket, against a cold
- * CLI ({@code SUTURE_NO_AGENT=1}) and against the JVM start alone ({@code ./suture --version}).
+ * worst); (2) the wall time of {@code ./suture apply} and {@code revert} through the agent's socket (the launcher
+ * runs {@code suture-client}: no JVM starts), the time the agent's log gives for serving each, against a cold CLI
+ * ({@code SUTURE_NO_AGENT=1}) and against the JVM start alone ({@code ./suture --version}).
  *
  * <p>Run: {@code bench/agent.sh [N [repetitions]]} (default 100 and 10). Prints numbers; no assertions.
  */
@@ -84,7 +85,7 @@ public final class AgentBench {
                     StandardCopyOption.ATOMIC_MOVE);
             await(log, "every process is at the store's state (store change)");
             exec(n, oneShot.exe(), log);
-            apply(root, run, longRunning, reps);
+            apply(root, run, longRunning, reps, log);
         } finally {
             agent.destroyForcibly();
             agent.waitFor();
@@ -124,7 +125,10 @@ public final class AgentBench {
                 stats(late));
     }
 
-    private static void apply(Path root, Path run, Fixture.Built built, int reps) throws Exception {
+    private static final Pattern SERVED = Pattern.compile("served a request from \\S+ on the socket in ([0-9.]+) ms");
+
+    private static void apply(Path root, Path run, Fixture.Built built, int reps, Path log) throws Exception {
+        long logged = Files.readAllLines(log).size();
         try (var t = Target.start(built.exe())) {
             t.awaitLine(l -> l.startsWith("tick"), Duration.ofSeconds(30));
             var floor = new ArrayList<Double>();
@@ -140,11 +144,22 @@ public final class AgentBench {
                 cold.add(time(root, run, true, "apply", "-p", pid, built.patchFile().toString()));
                 revertCold.add(time(root, run, true, "revert", "-p", pid, "bench-apply"));
             }
+            var servedApply = new ArrayList<Double>();
+            var servedRevert = new ArrayList<Double>();
+            for (String line : Files.readAllLines(log).stream().skip(logged).toList()) {
+                var m = SERVED.matcher(line);
+                if (m.find()) {
+                    (servedApply.size() == servedRevert.size() ? servedApply : servedRevert)
+                            .add(Double.parseDouble(m.group(1)));
+                }
+            }
             System.out.printf("wall time of ./suture, %d runs each (ms):%n", reps);
             System.out.println("  --version (JVM start, no work):  " + stats(floor));
             System.out.println("  apply through the agent:          " + stats(viaAgent));
+            System.out.println("  apply served inside the agent:    " + stats(servedApply));
             System.out.println("  apply, cold CLI (SUTURE_NO_AGENT): " + stats(cold));
             System.out.println("  revert through the agent:         " + stats(revertAgent));
+            System.out.println("  revert served inside the agent:   " + stats(servedRevert));
             System.out.println("  revert, cold CLI:                  " + stats(revertCold));
         }
     }

@@ -93,6 +93,18 @@ class InstalledPackageTest {
             Fixture.await(t, mark, "patched", 3);
             assertEquals("say-fix", Patcher.applied(pid).getFirst().patchId());
 
+            // with the installed agent running, info is served by it through the package's client (no JVM)
+            var served = ok(root.run(DPKG, """
+                    install -d -m 755 /run/test-store
+                    suture agent --store /run/test-store > /run/agent.log 2>&1 &
+                    agent=$!
+                    for i in $(seq 600); do [ -S /run/suture/agent.sock ] && break; sleep 0.1; done
+                    suture info -p %d
+                    kill $agent; wait $agent
+                    cat /run/agent.log
+                    """.formatted(pid)));
+            assertTrue(served.contains("say-fix") && served.contains("served a request from root"), served);
+
             // upgrading suture keeps the patch package and what it applied
             ok(root.run(DPKG, "dpkg -i " + upgrade));
             assertTrue(ok(root.run(DPKG, "dpkg-query -W suture; suture info")).contains("0.1.0~test2"));

@@ -1,0 +1,258 @@
+/*
+ * suture-client: the fast path of suture's launchers (docs/agent.md, "The fast path").
+ *
+ * When an agent runs, `suture apply|revert|info ...` is sent over the agent's socket and runs in the agent's warm
+ * JVM; this program sends the request and prints the reply, so such a command starts no JVM at all. It is run by
+ * the launchers (./suture, the package's /usr/bin/suture) with the command line, and exits with the command's exit
+ * code; it exits with NOT_SERVED (100) when the command is to run in a JVM after all: no agent, an agent that
+ * declined it (another $SUTURE_TRUST_DIR, another protocol version), or a run directory or socket that is not in
+ * trusted hands (the JVM then says what is wrong with it).
+ *
+ * Trust (DESIGN.md principle 9), the same rules as sys.TrustedFiles: the run directory must be a real directory
+ * owned by root or this user and not writable by group or others, every directory above it (as named and as
+ * resolved) owned by root or this user and not writable by others unless sticky; the socket must be a socket owned
+ * by root or this user; and the process answering it (SO_PEERCRED) must run as root or as this user.
+ *
+ * The wire format is cli.ViaAgent's (both ends ship together): big-endian int32 version 2, int32 argument count,
+ * each argument, the working directory, a byte 1 + $SUTURE_TRUST_DIR or a byte 0; a string is an int32 byte count
+ * and UTF-8 bytes. The reply: int32 version 2, a byte served, int32 exit code, stdout, stderr.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define NOT_SERVED 100
+#define VERSION 2
+#define REPLY_LIMIT (64u << 20)
+
+struct buffer {
+    unsigned char *data;
+    size_t size, capacity;
+};
+
+static void not_served(void) {
+    exit(NOT_SERVED);
+}
+
+/* snprintf that gives up (not served) rather than cut a path short. */
+static void format(char *out, size_t size, const char *fmt, const char *a, const char *b) {
+    int n = snprintf(out, size, fmt, a, b);
+    if (n < 0 || (size_t) n >= size) {
+        not_served();
+    }
+}
+
+static void put(struct buffer *b, const void *bytes, size_t n) {
+    if (b->size + n > b->capacity) {
+        size_t capacity = b->capacity ? b->capacity : 4096;
+        while (capacity < b->size + n) {
+            capacity *= 2;
+        }
+        b->data = realloc(b->data, capacity);
+        if (!b->data) {
+            not_served();
+        }
+        b->capacity = capacity;
+    }
+    memcpy(b->data + b->size, bytes, n);
+    b->size += n;
+}
+
+static void put_int(struct buffer *b, uint32_t v) {
+    unsigned char be[4] = {v >> 24, v >> 16, v >> 8, v};
+    put(b, be, 4);
+}
+
+static void put_string(struct buffer *b, const char *s) {
+    size_t n = strlen(s);
+    put_int(b, (uint32_t) n);
+    put(b, s, n);
+}
+
+/* Whether a file of this owner may hold what suture trusts: root's or this user's. */
+static int trusted_owner(uid_t uid) {
+    return uid == 0 || uid == geteuid();
+}
+
+/* Every directory above `path` (a copy is cut in place) is in trusted hands. */
+static int trusted_ancestors(char *path) {
+    for (char *slash = strrchr(path, '/'); slash; slash = strrchr(path, '/')) {
+        if (slash == path) {
+            slash[1] = '\0';
+        } else {
+            *slash = '\0';
+        }
+        struct stat st;
+        if (lstat(path, &st) != 0 || !trusted_owner(st.st_uid)
+                || (S_ISDIR(st.st_mode) && (st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))) {
+            return 0;
+        }
+        if (slash == path) {
+            return 1;
+        }
+    }
+    return 1;
+}
+
+static int trusted_directory(const char *dir) {
+    struct stat st;
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || !trusted_owner(st.st_uid) || (st.st_mode & 022)) {
+        return 0;
+    }
+    char named[PATH_MAX], resolved[PATH_MAX];
+    format(named, sizeof named, "%s%s", dir, "");
+    if (!trusted_ancestors(named) || !realpath(dir, resolved)) {
+        return 0;
+    }
+    /* the directory itself was checked above; its resolved ancestors are checked here */
+    return trusted_ancestors(resolved);
+}
+
+/* The run directory, as live.RunDirectory.path() names it. */
+static void run_directory(char *out, size_t size) {
+    const char *env = getenv("SUTURE_RUN_DIR");
+    struct stat st;
+    if (env && env[strspn(env, " \t")]) {
+        if (env[0] == '/') {
+            format(out, size, "%s%s", env, "");
+        } else {
+            char cwd[PATH_MAX];
+            if (!getcwd(cwd, sizeof cwd)) {
+                not_served();
+            }
+            format(out, size, "%s/%s", cwd, env);
+        }
+    } else if (lstat("/run/suture", &st) == 0 && S_ISDIR(st.st_mode) ? access("/run/suture", W_OK) == 0
+                                                                      : access("/run", W_OK) == 0) {
+        format(out, size, "%s%s", "/run/suture", "");
+    } else if ((env = getenv("XDG_RUNTIME_DIR")) && env[strspn(env, " \t")] && stat(env, &st) == 0
+               && S_ISDIR(st.st_mode)) {
+        format(out, size, "%s%s", env, "/suture");
+    } else {
+        struct passwd *pw = getpwuid(geteuid());
+        if (!pw) {
+            not_served();
+        }
+        format(out, size, "%s%s", "/tmp/suture-", pw->pw_name);
+    }
+}
+
+static uint32_t get_int(const unsigned char **p, const unsigned char *end) {
+    if (end - *p < 4) {
+        return UINT32_MAX;
+    }
+    uint32_t v = (uint32_t) (*p)[0] << 24 | (uint32_t) (*p)[1] << 16 | (uint32_t) (*p)[2] << 8 | (*p)[3];
+    *p += 4;
+    return v;
+}
+
+static int write_all(int fd, const unsigned char *data, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(fd, data, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            return 0;
+        }
+        data += w;
+        n -= (size_t) w;
+    }
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    char dir[PATH_MAX], sock_path[sizeof ((struct sockaddr_un *) 0)->sun_path], cwd[PATH_MAX];
+    run_directory(dir, sizeof dir);
+    if (!trusted_directory(dir) || !getcwd(cwd, sizeof cwd)) {
+        not_served();
+    }
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    format(sock_path, sizeof addr.sun_path, "%s%s", dir, "/agent.sock");
+    size_t n = strlen(sock_path);
+    struct stat st;
+    if (lstat(sock_path, &st) != 0 || !S_ISSOCK(st.st_mode)
+            || !trusted_owner(st.st_uid)) {
+        not_served();
+    }
+    memcpy(addr.sun_path, sock_path, n + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct ucred peer;
+    socklen_t peer_size = sizeof peer;
+    if (fd < 0 || connect(fd, (struct sockaddr *) &addr, sizeof addr) != 0
+            || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_size) != 0 || !trusted_owner(peer.uid)) {
+        not_served();
+    }
+
+    struct buffer request = {0};
+    put_int(&request, VERSION);
+    put_int(&request, (uint32_t) (argc - 1));
+    for (int i = 1; i < argc; i++) {
+        put_string(&request, argv[i]);
+    }
+    put_string(&request, cwd);
+    const char *trust = getenv("SUTURE_TRUST_DIR");
+    put(&request, trust ? "\1" : "\0", 1);
+    if (trust) {
+        put_string(&request, trust);
+    }
+    if (!write_all(fd, request.data, request.size) || shutdown(fd, SHUT_WR) != 0) {
+        not_served();
+    }
+
+    struct buffer reply = {0};
+    unsigned char chunk[65536];
+    for (;;) {
+        ssize_t r = read(fd, chunk, sizeof chunk);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0 || reply.size + (size_t) r > REPLY_LIMIT) {
+            break;
+        }
+        if (r == 0) {
+            break;
+        }
+        put(&reply, chunk, (size_t) r);
+    }
+    if (reply.size == 0) {
+        not_served(); /* the agent closed without a word: it did not take the request */
+    }
+    const unsigned char *p = reply.data, *end = reply.data + reply.size;
+    uint32_t version = get_int(&p, end);
+    if (version != VERSION || p == end) {
+        not_served();
+    }
+    int served = *p++;
+    if (!served) {
+        not_served();
+    }
+    uint32_t code = get_int(&p, end);
+    uint32_t out_size = get_int(&p, end);
+    if (out_size > (size_t) (end - p)) {
+        goto cut;
+    }
+    const unsigned char *out = p;
+    p += out_size;
+    uint32_t err_size = get_int(&p, end);
+    if (err_size != (size_t) (end - p) || code > 255) {
+        goto cut;
+    }
+    write_all(STDOUT_FILENO, out, out_size);
+    write_all(STDERR_FILENO, p, err_size);
+    return (int) code;
+cut:
+    /* The agent took the request and its reply was cut short: the command may have run, so it is not run again. */
+    fprintf(stderr, "suture: the agent's reply to %s was cut short; whether it ran is not known: see suture info"
+                    " and the agent's log\n", argc > 1 ? argv[1] : "the command");
+    return 1;
+}
