@@ -131,8 +131,8 @@ final class ApplyTransaction {
                     throw new SutureException(SutureException.Kind.INTERNAL, String.format("pid %d: the region"
                             + " was mapped at 0x%x, not at 0x%x", pid, base, at));
                 }
-                var window = install(module, plan, base, image, regions, replacing, patched, saved, writes,
-                        frames);
+                var window = install(module, modules, plan, base, image, regions, replacing, patched, saved,
+                        writes, frames);
                 return finish(module, modules, window, replacing);
             } catch (RuntimeException e) {
                 if (journal.committed()) {
@@ -172,7 +172,7 @@ final class ApplyTransaction {
 
         private record Installed(Image image, Window.Result window) {}
 
-        private Installed install(Module module, Binder.Plan plan, long base, Image image,
+        private Installed install(Module module, Modules modules, Binder.Plan plan, long base, Image image,
                                   List<Regions.Found> regions, List<Regions.Found> replacing, PatchedEntries patched,
                                   List<byte[]> saved, List<Write> writes,
                                   Optional<FrameRegistration.EntryPoints> frames) {
@@ -217,7 +217,7 @@ final class ApplyTransaction {
             tracer.write(base, bytes);
             if (layout.hasFrames()) {
                 // before the window: the first exception through the new code may come right after it
-                FrameRegistration.register(tracer, base, layout, frames.orElseThrow(), patch.id());
+                FrameRegistration.register(tracer, base, layout, modules, frames.orElseThrow(), patch.id());
             }
 
             var forbidden = new ArrayList<>(image.replacedCode());

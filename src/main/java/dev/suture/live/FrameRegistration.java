@@ -75,8 +75,10 @@ final class FrameRegistration {
      * Registers the region's CFI; before its window, with the region written. A call that fails leaves the state
      * word as it was (the helper stores it only once the call returned), and this throws.
      */
-    static void register(Tracer tracer, long base, RegionHeader.Layout l, EntryPoints e, String patchId) {
-        run(tracer, base, l, e.register(), REGISTERED, REGISTER + " (" + e.module().name() + ") for patch " + patchId);
+    static void register(Tracer tracer, long base, RegionHeader.Layout l, Modules modules, EntryPoints e,
+                         String patchId) {
+        run(tracer, base, l, e.register(), REGISTERED, REGISTER + " (" + e.module().name() + ") for patch " + patchId,
+                guard(modules, e));
         long state = state(tracer, base, l);
         if (state != REGISTERED) {
             throw new SutureException(SutureException.Kind.INTERNAL, String.format("patch %s: after %s returned,"
@@ -100,7 +102,8 @@ final class FrameRegistration {
                         + " %s any more; the region at 0x%x stays mapped", patchId, DEREGISTER, base)));
         long returned;
         try {
-            returned = run(tracer, base, l, e.deregister(), DEREGISTERED, what + " (" + e.module().name() + ")");
+            returned = run(tracer, base, l, e.deregister(), DEREGISTERED, what + " (" + e.module().name() + ")",
+                    guard(modules, e));
         } catch (SutureException ex) {
             throw new SutureException(ex.kind(), ex.getMessage() + "; the region at 0x" + Long.toHexString(base)
                     + " stays mapped, its unwind information registered (run revert or recover again)", ex);
@@ -123,14 +126,41 @@ final class FrameRegistration {
         return base + l.framesOffset() + 8;
     }
 
+    /**
+     * Keeps the calls off a thread that may hold libgcc's object lock, which both take: one stopped inside libgcc
+     * (its unwinder holds the lock while it searches, and calls the C library's {@code malloc} and
+     * {@code pthread_mutex_*} with it held), or running in the C library or the dynamic linker. A thread blocked in
+     * a system call of the C library, or running anywhere else (the program's own code), holds it only in a
+     * {@code malloc} that grows the heap from inside the unwinder; that case is not told apart
+     * (docs/real-fixes.md).
+     */
+    private static Tracer.CallGuard guard(Modules modules, EntryPoints e) {
+        var libgcc = e.module();
+        var runtime = modules.all().stream().filter(m -> m.name().startsWith("libc.so")
+                || m.name().startsWith("ld-linux")).toList();
+        return new Tracer.CallGuard() {
+            @Override
+            public boolean mayBorrow(long rip, boolean inSystemCall) {
+                return !libgcc.contains(rip) && (inSystemCall || runtime.stream().noneMatch(m -> m.contains(rip)));
+            }
+
+            @Override
+            public String why() {
+                return "inside " + libgcc.name() + ", or running in the C library, where it may hold libgcc's object"
+                        + " lock";
+            }
+        };
+    }
+
     /** Calls {@code function(begin, ob)} through the region's helper, which then stores {@code state}. */
-    private static long run(Tracer tracer, long base, RegionHeader.Layout l, long function, long state, String what) {
+    private static long run(Tracer tracer, long base, RegionHeader.Layout l, long function, long state, String what,
+                            Tracer.CallGuard guard) {
         long helper = base + l.framesHelperOffset();
         if (!Arrays.equals(tracer.read(helper, HELPER.length), HELPER)) {
             throw new SutureException(SutureException.Kind.UNSAFE, String.format("%s: the region's helper at 0x%x is"
                     + " not the code suture writes there; suture will not run it", what, helper));
         }
-        return tracer.call(what, helper, TIMEOUT, base + l.ehFrameOffset(), objectAddress(base, l), function,
+        return tracer.call(what, helper, TIMEOUT, guard, base + l.ehFrameOffset(), objectAddress(base, l), function,
                 base + l.framesOffset(), state);
     }
 }

@@ -148,7 +148,8 @@ final class ProcessExternals implements Externals {
      */
     void callResolvers(Tracer tracer) {
         for (var e : Map.copyOf(uncalled).entrySet()) {
-            long impl = tracer.call("the resolver of " + e.getValue(), e.getKey(), RESOLVER_TIMEOUT);
+            long impl = tracer.call("the resolver of " + e.getValue(), e.getKey(), RESOLVER_TIMEOUT,
+                    Tracer.CallGuard.ANY);
             boolean code = Maps.read(pid).stream().anyMatch(m -> m.executable() && m.contains(impl));
             if (!code) {
                 throw new DoesNotFitException(String.format("pid %d: the resolver of %s returned 0x%x, which is in"

@@ -148,7 +148,7 @@ final class Injector {
      * crashes (its signal is dropped) or does not return within {@code timeoutNanos} is abandoned the same way,
      * and this throws; so does a call made while the process is held.
      */
-    long call(String name, long function, long timeoutNanos, long... args) {
+    long call(String name, long function, long timeoutNanos, Tracer.CallGuard guard, long... args) {
         if (args.length > ARGUMENT_REGISTERS.length) {
             throw new IllegalArgumentException(name + ": " + args.length + " arguments, more than registers carry");
         }
@@ -156,32 +156,53 @@ final class Injector {
             throw new SutureException(SutureException.Kind.INTERNAL, "process " + pid + ": " + name
                     + " is called only while the process runs");
         }
-        prepareSite(CALL_STUB);
-        try {
-            placeStub();
-            threads.holdOne(name);
-            return runCall(name, function, timeoutNanos, args);
-        } finally {
+        long deadline = System.nanoTime() + timeoutNanos;
+        for (int refused = 0; ; refused++) {
+            prepareSite(CALL_STUB);
+            Long result;
             try {
-                threads.resumeAll();
+                placeStub();
+                threads.holdOne(name);
+                result = runCall(name, function, timeoutNanos, guard, args);
             } finally {
-                if (given != 0) {
-                    log.returned(given);
-                    given = 0;
+                try {
+                    threads.resumeAll();
+                } finally {
+                    if (given != 0) {
+                        log.returned(given);
+                        given = 0;
+                    }
+                    removeStub();
+                    stub = STUB;
                 }
-                removeStub();
-                stub = STUB;
             }
+            if (result != null) {
+                return result;
+            }
+            if (System.nanoTime() > deadline) {
+                throw new SutureException(SutureException.Kind.DOES_NOT_FIT, String.format("process %d: %s was not"
+                        + " called: %d time(s) in %d ms the thread held for it was where the call could wait for"
+                        + " itself (%s); nothing was changed, retry", pid, name, refused + 1,
+                        TimeUnit.NANOSECONDS.toMillis(timeoutNanos), guard.why()));
+            }
+            LockSupport.parkNanos(REFUSED_PAUSE_NANOS); // the thread runs on, out of there
         }
     }
+
+    /** How long a thread the guard refused runs on before it is held again. */
+    private static final long REFUSED_PAUSE_NANOS = TimeUnit.MILLISECONDS.toNanos(2);
 
     /** Where the psABI passes a function's integer arguments, in order, as indices into {@link Registers}. */
     private static final int[] ARGUMENT_REGISTERS = {14, 13, 12, 11, 9, 8}; // rdi rsi rdx rcx r8 r9
 
-    private long runCall(String name, long function, long timeoutNanos, long[] args) {
+    /** What the function returned; null when the guard refused the thread (it is held as it was, untouched). */
+    private Long runCall(String name, long function, long timeoutNanos, Tracer.CallGuard guard, long[] args) {
         TracedThread t = borrowable();
         long[] saved = new long[Registers.WORDS];
         Ptrace.getRegisters(t.tid(), saved);
+        if (!guard.mayBorrow(saved[16], saved[15] >= 0)) { // rip; orig_rax: inside a system call
+            return null;
+        }
         log.borrowing(t.tid(), site.address(), original(), stub.clone(), saved.clone());
         boolean restored = false;
         try {

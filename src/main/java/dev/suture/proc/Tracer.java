@@ -385,10 +385,36 @@ public final class Tracer implements AutoCloseable {
      * Calls {@code function} with up to six integer arguments (none, as the dynamic linker calls an IFUNC
      * resolver) on a borrowed thread while the rest of the process runs, and returns its result; a function that
      * crashes or does not return within {@code timeout} is abandoned and the thread given back as it was (an
-     * exception says which).
+     * exception says which). A thread the {@code guard} refuses is given back untouched and held again later.
      */
-    public long call(String name, long function, java.time.Duration timeout, long... args) {
-        return execute(() -> injector.call(name, function, timeout.toNanos(), args));
+    public long call(String name, long function, java.time.Duration timeout, CallGuard guard, long... args) {
+        return execute(() -> injector.call(name, function, timeout.toNanos(), guard, args));
+    }
+
+    /**
+     * Where a held thread may not run a function for suture: a function that takes a lock the thread itself may
+     * hold (libgcc's object lock, taken by its unwinder) would wait for it forever. A thread refused is given back
+     * untouched, runs on for a moment, and is held again, until the call's timeout.
+     */
+    public interface CallGuard {
+        /** Whether the thread stopped at {@code rip}, inside a system call or not, may run the function. */
+        boolean mayBorrow(long rip, boolean inSystemCall);
+
+        /** What a refusal means, for the message when the timeout ends the retries. */
+        String why();
+
+        /** Any thread: a function that takes no lock (an IFUNC resolver). */
+        CallGuard ANY = new CallGuard() {
+            @Override
+            public boolean mayBorrow(long rip, boolean inSystemCall) {
+                return true;
+            }
+
+            @Override
+            public String why() {
+                return "never";
+            }
+        };
     }
 
     public void mprotect(long address, long length, int prot) {

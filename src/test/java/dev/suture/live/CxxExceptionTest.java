@@ -56,7 +56,7 @@ class CxxExceptionTest {
             .replace("int middle(int n) { if (n < 0) puts(\"negative\"); return n + 1; }",
                     "int middle(int n) { if (n < 0) puts(\"negative\"); deep(n); return n + 2; }")
             .replace("int guarded(int n) { if (n < 0) puts(\"negative\"); return n + 1; }", "int guarded(int n) {"
-                    + " try { deep(n); } catch (const std::exception &e) { printf(\"inner %s\\\\n\", e.what()); }"
+                    + " try { deep(n); } catch (const std::exception &e) { printf(\"inner %s\\n\", e.what()); }"
                     + " return n + 2; }");
 
     /** A second fix, stacked on the first: toss again. */
@@ -197,5 +197,46 @@ class CxxExceptionTest {
         var steps = Files.readAllLines(log);
         System.out.println(args[0] + ": " + steps.size() + " steps");
         return steps.size();
+    }
+
+    static final String SPIN = """
+            #include <cstdio>
+            #include <stdexcept>
+            #include <string>
+            #include <unistd.h>
+            __attribute__((noipa)) void spin(long n) { throw std::runtime_error("old " + std::to_string(n)); }
+            int main() {
+                alarm(120);
+                for (long i = 0;; i++) {
+                    try { spin(i); } catch (const std::exception &e) {
+                        if (i % 20000 == 0) { printf("spun %s\\n", e.what()); fflush(stdout); }
+                    }
+                }
+            }
+            """;
+
+    /**
+     * A thread that throws all the time is inside libgcc's unwinder, holding its object lock, a good part of the
+     * time once a region is registered: the calls are not made on it there (it would wait for itself), but where
+     * it holds no lock, so the deregistration of a revert, and a second registration, go through.
+     */
+    @Test
+    void aThreadThatThrowsAllTheTimeIsNotBorrowedInsideTheUnwinder() throws Exception {
+        var project = Fixture.project(dir, "spin", Map.of("prog.cpp", SPIN, "Makefile", MAKEFILE),
+                Map.of("prog.cpp", SPIN.replace("\"old \"", "\"new \"")));
+        Path patch = project.built("prog", dir.resolve("out"));
+        try (var t = Target.start(project.deployed().resolve("prog"))) {
+            t.awaitLine(l -> l.startsWith("spun old "), Fixture.WAIT);
+            String pid = Long.toString(t.pid());
+            for (int round = 0; round < 3; round++) {
+                var apply = Cli.run("apply", "-p", pid, patch.toString());
+                assertEquals(0, apply.code(), apply.out() + apply.err());
+                printsRepeatedly(t, t.lines().size(), "spun new ");
+                var revert = Cli.run("revert", "-p", pid, "--all");
+                assertEquals(0, revert.code(), revert.out() + revert.err());
+                printsRepeatedly(t, t.lines().size(), "spun old ");
+            }
+            assertFalse(t.output().contains("terminate called") || t.output().contains("futex"), t.output());
+        }
     }
 }
