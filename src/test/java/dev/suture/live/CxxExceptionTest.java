@@ -149,23 +149,32 @@ class CxxExceptionTest {
     @Test
     void aKillAtEveryStepOfApplyAndRevertLeavesTheProgramCatchingAfterRecover() throws Exception {
         var project = project("kill");
+        Path exe = project.deployed().resolve("prog");
         Path patch = project.built("prog", dir.resolve("out"));
         Path runDir = Files.createDirectories(dir.resolve("run"));
         System.setProperty("suture.runDir", runDir.toString());
-        try (var t = Target.start(project.deployed().resolve("prog"))) {
-            t.awaitLine(l -> l.startsWith("caught old 3"), Fixture.WAIT);
-            int pid = t.pidInt();
-            String p = Integer.toString(pid);
+        Target t = null;
+        try {
+            t = startCatching(exe);
+            String p = Integer.toString(t.pidInt());
             int applySteps = countSteps(runDir, "apply", "-p", p, patch.toString());
             int revertSteps = countSteps(runDir, "revert", "-p", p, "--all");
             var outcomes = new ArrayList<String>();
+            int used = 0;
             for (int revert = 0; revert <= 1; revert++) {
                 for (int k = 1; k <= (revert == 1 ? revertSteps : applySteps); k++) {
+                    if (used++ == STEPS_PER_TARGET) {
+                        // a target lives 120 s (its alarm): the walk goes on with a fresh one
+                        t = replace(t, exe);
+                        used = 1;
+                    }
+                    int pid = t.pidInt();
+                    String pidText = Integer.toString(pid);
                     if (revert == 1) {
                         Patcher.apply(pid, dev.suture.patch.PatchFile.read(patch), Patcher.ApplyOptions.defaults());
                     }
-                    String[] args = revert == 1 ? new String[] {"revert", "-p", p, "--all"}
-                            : new String[] {"apply", "-p", p, patch.toString()};
+                    String[] args = revert == 1 ? new String[] {"revert", "-p", pidText, "--all"}
+                            : new String[] {"apply", "-p", pidText, patch.toString()};
                     String what = args[0] + " killed at step " + k;
                     var recovered = Fixture.killAndRecover(dir, runDir, t, k, what, args);
                     boolean patched = !Patcher.applied(pid).isEmpty();
@@ -185,7 +194,34 @@ class CxxExceptionTest {
             assertFalse(t.output().contains("terminate called"), t.output());
         } finally {
             System.clearProperty("suture.runDir");
+            if (t != null) {
+                t.close();
+            }
         }
+    }
+
+    /** Kill steps walked on one target: about a second each, well inside its 120 s alarm on a loaded machine. */
+    private static final int STEPS_PER_TARGET = 30;
+
+    private static Target startCatching(Path exe) throws Exception {
+        var t = Target.start(exe);
+        try {
+            t.awaitLine(l -> l.startsWith("caught old 3"), Fixture.WAIT);
+            return t;
+        } catch (Exception | AssertionError e) {
+            t.close();
+            throw e;
+        }
+    }
+
+    /** Closes {@code old} once its output shows no terminate, and starts a fresh target. */
+    private static Target replace(Target old, Path exe) throws Exception {
+        try {
+            assertFalse(old.output().contains("terminate called"), old.output());
+        } finally {
+            old.close();
+        }
+        return startCatching(exe);
     }
 
     /** Runs the command with the step log on; it must succeed; returns its step count. */
