@@ -18,9 +18,10 @@ import jdk.net.UnixDomainPrincipal;
 
 /**
  * The agent's socket, {@code agent.sock} in the checked run directory (docs/agent.md, "The fast path"): the
- * launchers' {@code suture-client} sends a command's request, the agent runs it in its warm JVM and sends the reply. Only a peer running as root or
- * as the agent's own user (SO_PEERCRED) is served; anyone else is answered with nothing and the connection closed.
- * The bytes of a request and of a reply are the caller's business ({@code cli} encodes them).
+ * launchers' {@code suture-client} sends a command's request, the agent runs it in its warm JVM and sends the
+ * reply. Only a peer running as root or as the agent's own user (SO_PEERCRED) is served; anyone else is answered
+ * with nothing and the connection closed. The bytes of a request and of a reply are the caller's business
+ * ({@code cli.ViaAgent} decodes and encodes them).
  */
 public final class CommandSocket {
     static final String NAME = "agent.sock";

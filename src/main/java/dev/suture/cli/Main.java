@@ -51,7 +51,7 @@ public final class Main implements Runnable {
         if (Boolean.getBoolean("suture.aotTraining")) {
             Patcher.rehearse(); // the launcher's AOT training run: the hold paths' classes go into the cache too
         }
-        // A running agent's fast path is taken by the launchers before this JVM starts (ViaAgent.main).
+        // A command a running agent serves never gets here: the launchers send it with suture-client (ViaAgent).
         System.exit(run(args));
     }
 
