@@ -1,14 +1,11 @@
 package dev.suture.testing;
 
-import java.io.File;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 
 /**
  * The launchers' {@code suture-client} (src/main/c/suture-client.c), built with the machine's gcc (warnings are
@@ -35,27 +32,8 @@ public final class AgentClient {
 
     /** Runs the client with {@code env} added to its environment, bounded by a minute. */
     public SutureProcess.Result run(Map<String, String> env, String... args) throws IOException {
-        Path out = Files.createTempFile("suture-client", ".out");
-        Path err = Files.createTempFile("suture-client", ".err");
-        try {
-            var cmd = new ArrayList<>(List.of(binary.toString()));
-            cmd.addAll(List.of(args));
-            var pb = new ProcessBuilder(cmd).redirectOutput(out.toFile()).redirectError(err.toFile())
-                    .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
-            pb.environment().putAll(env);
-            var p = pb.start();
-            if (!p.waitFor(Duration.ofMinutes(1).toMillis(), TimeUnit.MILLISECONDS)) {
-                p.destroyForcibly();
-                p.waitFor(10, TimeUnit.SECONDS);
-                throw new AssertionError("suture-client did not finish within a minute: " + cmd);
-            }
-            return new SutureProcess.Result(p.exitValue(), Files.readString(out), Files.readString(err));
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IOException(e);
-        } finally {
-            Files.deleteIfExists(out);
-            Files.deleteIfExists(err);
-        }
+        var cmd = new ArrayList<>(List.of(binary.toString()));
+        cmd.addAll(List.of(args));
+        return SutureProcess.runProgram(binary.getParent(), Duration.ofMinutes(1), env, cmd);
     }
 }

@@ -39,9 +39,15 @@ public final class SutureProcess implements AutoCloseable {
 
     /** Starts suture with {@code env} added to its environment; its output goes to files in {@code dir}. */
     public static SutureProcess start(Path dir, Map<String, String> env, String... args) throws IOException {
+        return startProgram(dir, env, command(args));
+    }
+
+    /** Starts {@code cmd}, a program of suture's own (the launchers' suture-client), the same way. */
+    public static SutureProcess startProgram(Path dir, Map<String, String> env, List<String> cmd)
+            throws IOException {
         Path out = Files.createTempFile(dir, "suture", ".out");
         Path err = Files.createTempFile(dir, "suture", ".err");
-        var pb = new ProcessBuilder(command(args)).redirectOutput(out.toFile()).redirectError(err.toFile())
+        var pb = new ProcessBuilder(cmd).redirectOutput(out.toFile()).redirectError(err.toFile())
                 .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
         pb.environment().putAll(env);
         return new SutureProcess(pb.start(), out, err);
@@ -50,6 +56,14 @@ public final class SutureProcess implements AutoCloseable {
     /** Runs suture to its end, bounded by {@code timeout}. */
     public static Result run(Path dir, Duration timeout, Map<String, String> env, String... args) throws IOException {
         try (var p = start(dir, env, args)) {
+            return p.await(timeout);
+        }
+    }
+
+    /** Runs {@code cmd} (see {@link #startProgram}) to its end, bounded by {@code timeout}. */
+    public static Result runProgram(Path dir, Duration timeout, Map<String, String> env, List<String> cmd)
+            throws IOException {
+        try (var p = startProgram(dir, env, cmd)) {
             return p.await(timeout);
         }
     }
