@@ -36,9 +36,8 @@ final class ViaAgent {
     record Reply(boolean served, int code, String out, String err) {}
 
     /** Whether the agent serves this command line at all (help is always printed by the caller). */
-    static boolean forwardable(String[] args) {
-        return args.length > 0 && SERVED.contains(args[0]) && !List.of(args).contains("--help")
-                && !List.of(args).contains("-h");
+    static boolean forwardable(List<String> args) {
+        return !args.isEmpty() && SERVED.contains(args.getFirst()) && !args.contains("--help") && !args.contains("-h");
     }
 
     /** The agent's side: runs one request's command line in this JVM, its output captured. */
@@ -49,7 +48,7 @@ final class ViaAgent {
         } catch (IOException e) {
             return encode(new Reply(false, 0, "", ""));
         }
-        if (!forwardable(request.args().toArray(String[]::new))
+        if (!forwardable(request.args())
                 || !Objects.equals(request.trustDir(), System.getenv("SUTURE_TRUST_DIR"))) {
             return encode(new Reply(false, 0, "", ""));
         }
