@@ -63,7 +63,7 @@ final class Returns implements AutoCloseable {
         try {
             tracer.armReturns(blockers.stream().map(b -> new Tracer.Exit(b.tid(), b.exitAddress(), b.exitSp()))
                     .toList());
-        } catch (SysException e) {
+        } catch (SysException | Tracer.CannotWait e) {
             refused = e.getMessage();
             tracer.disarmReturns();
             return false;

@@ -283,9 +283,6 @@ final class StopTheWorld implements HeldThreads {
     }
 
     private void detach(TracedThread t) {
-        if (t.isStopped()) {
-            threads.traps().drain(t);
-        }
         String why = stepOf(t);
         t.detach(pid);
         log.ended(t, why);

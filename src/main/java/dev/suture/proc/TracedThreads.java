@@ -41,10 +41,6 @@ final class TracedThreads {
         this.traps = traps;
     }
 
-    ReturnTraps traps() {
-        return traps;
-    }
-
     int pid() {
         return pid;
     }
@@ -233,9 +229,9 @@ final class TracedThreads {
                     t.cont(0);
                     return;
                 }
-                t.stoppedWithSignal(sig); // a signal on its way to the thread: passed on, unless a trap of ours
+                t.stoppedWithSignal(sig); // a signal on its way to the thread: passed on, unless our breakpoint's
                 int deliver = t.takePendingSignal();
-                if (sig != ReturnTraps.SIGTRAP || deliver != 0 || !traps.parks(t, System.nanoTime())) {
+                if (sig != traps.signal() || deliver != 0 || !traps.parks(t, System.nanoTime())) {
                     t.cont(deliver);
                 }
             }

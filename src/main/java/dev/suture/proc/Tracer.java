@@ -259,6 +259,7 @@ public final class Tracer implements AutoCloseable {
      * of threads not listed are disarmed. Each dies with suture ({@link dev.suture.sys.PerfBreakpoint}).
      *
      * @throws SysException when the kernel refuses a perf breakpoint (a container's policy, an old kernel)
+     * @throws CannotWait when the program catches or blocks every signal a breakpoint could send it
      */
     public void armReturns(List<Exit> exits) {
         execute(() -> {
@@ -276,6 +277,16 @@ public final class Tracer implements AutoCloseable {
             traps.retireAll();
             return null;
         });
+    }
+
+    /**
+     * Why suture cannot wait at returns in this process (the kernel's refusal of a perf breakpoint is a
+     * {@link SysException}): the program catches every signal a breakpoint could send it without harm.
+     */
+    public static final class CannotWait extends SutureException {
+        CannotWait(String message) {
+            super(Kind.UNSAFE, message);
+        }
     }
 
     /** Disarms every breakpoint ({@link #close()} does too). */

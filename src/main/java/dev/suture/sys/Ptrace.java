@@ -110,7 +110,7 @@ public final class Ptrace {
 
     /**
      * PTRACE_GETSIGINFO of a thread in a signal-delivery stop, into {@code out}: {si_code, si_addr, and the word at
-     * offset 24 (si_perf_data for a TRAP_PERF SIGTRAP)}. Returns errno, 0 when read.
+     * offset 24 (si_fd, in its low half, for a POLL_IN signal)}. Returns errno, 0 when read.
      */
     public static int signalInfo(int tid, long[] out) {
         Syscalls.Scratch s = Syscalls.SCRATCH.get();
