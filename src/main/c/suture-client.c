@@ -5,21 +5,26 @@
  * JVM; this program sends the request and prints the reply, so such a command starts no JVM at all. It is run by
  * the launchers (./suture, the package's /usr/bin/suture) with the command line, and exits with the command's exit
  * code; it exits with NOT_SERVED (100) when the command is to run in a JVM after all: no agent, an agent that
- * declined it (another $SUTURE_TRUST_DIR, another protocol version), or a run directory or socket that is not in
- * trusted hands (the JVM then says what is wrong with it).
+ * declined it (another $SUTURE_TRUST_DIR, another protocol version), an agent that did not take it within 5 s
+ * (stopped or wedged: said on stderr), or a run directory or socket that is not in trusted hands (the JVM then says
+ * what is wrong with it).
  *
  * Trust (DESIGN.md principle 9), the same rules as sys.TrustedFiles: the run directory must be a real directory
  * owned by root or this user and not writable by group or others, every directory above it (as named and as
  * resolved) owned by root or this user and not writable by others unless sticky; the socket must be a socket owned
  * by root or this user; and the process answering it (SO_PEERCRED) must run as root or as this user.
  *
- * The wire format is cli.ViaAgent's (both ends ship together): big-endian int32 version 2, int32 argument count,
- * each argument, the working directory, a byte 1 + $SUTURE_TRUST_DIR or a byte 0; a string is an int32 byte count
- * and UTF-8 bytes. The reply: int32 version 2, a byte served, int32 exit code, stdout, stderr.
+ * The exchange is cli.ViaAgent's (both ends ship together). The request: big-endian int32 version 3, int32
+ * argument count, each argument, the working directory, a byte 1 + $SUTURE_TRUST_DIR or a byte 0; a string is an
+ * int32 byte count and UTF-8 bytes. The agent answers one byte: 1 taken, 0 declined. When taken within TAKE_WAIT_MS,
+ * the client sends a byte 1 (go) and only then does the command run; an agent that does not answer in time (stopped,
+ * wedged) gets no go, so the command never runs there, and it runs in a JVM instead. The reply: int32 version 3,
+ * int32 exit code, stdout, stderr.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <pwd.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,10 +33,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define NOT_SERVED 100
-#define VERSION 2
+#define VERSION 3
+#define TAKEN 1
+#define GO 1
+#define TAKE_WAIT_MS 5000
 #define REPLY_LIMIT (64u << 20)
 
 struct buffer {
@@ -170,6 +179,37 @@ static int write_all(int fd, const unsigned char *data, size_t n) {
     return 1;
 }
 
+/* The agent's one-byte answer to the request: TAKEN, another byte (declined), 0x100 for a close without a word, or
+ * -1 when none came within TAKE_WAIT_MS. */
+static int take_answer(int fd) {
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long waited = (now.tv_sec - start.tv_sec) * 1000L + (now.tv_nsec - start.tv_nsec) / 1000000L;
+        if (waited >= TAKE_WAIT_MS) {
+            return -1;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, (int) (TAKE_WAIT_MS - waited));
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            return 0x100;
+        }
+        if (r == 0) {
+            return -1;
+        }
+        unsigned char b;
+        ssize_t n = read(fd, &b, 1);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        return n == 1 ? b : 0x100;
+    }
+}
+
 int main(int argc, char **argv) {
     char dir[PATH_MAX], sock_path[sizeof ((struct sockaddr_un *) 0)->sun_path], cwd[PATH_MAX];
     run_directory(dir, sizeof dir);
@@ -205,8 +245,18 @@ int main(int argc, char **argv) {
     if (trust) {
         put_string(&request, trust);
     }
-    if (!write_all(fd, request.data, request.size) || shutdown(fd, SHUT_WR) != 0) {
+    if (!write_all(fd, request.data, request.size)) {
         not_served();
+    }
+    int answer = take_answer(fd);
+    if (answer < 0) {
+        fprintf(stderr, "suture: the agent at %s did not take the request within %d s (is it stopped?); running %s"
+                        " without it\n", sock_path, TAKE_WAIT_MS / 1000, argc > 1 ? argv[1] : "the command");
+        not_served();
+    }
+    unsigned char go = GO;
+    if (answer != TAKEN || !write_all(fd, &go, 1) || shutdown(fd, SHUT_WR) != 0) {
+        not_served(); /* declined, or closed without a word: the command did not run there */
     }
 
     struct buffer reply = {0};
@@ -224,17 +274,9 @@ int main(int argc, char **argv) {
         }
         put(&reply, chunk, (size_t) r);
     }
-    if (reply.size == 0) {
-        not_served(); /* the agent closed without a word: it did not take the request */
-    }
     const unsigned char *p = reply.data, *end = reply.data + reply.size;
-    uint32_t version = get_int(&p, end);
-    if (version != VERSION || p == end) {
-        not_served();
-    }
-    int served = *p++;
-    if (!served) {
-        not_served();
+    if (get_int(&p, end) != VERSION) {
+        goto cut;
     }
     uint32_t code = get_int(&p, end);
     uint32_t out_size = get_int(&p, end);
@@ -251,7 +293,7 @@ int main(int argc, char **argv) {
     write_all(STDERR_FILENO, p, err_size);
     return (int) code;
 cut:
-    /* The agent took the request and its reply was cut short: the command may have run, so it is not run again. */
+    /* The agent was told to go and its reply was cut short: the command may have run, so it is not run again. */
     fprintf(stderr, "suture: the agent's reply to %s was cut short; whether it ran is not known: see suture info"
                     " and the agent's log\n", argc > 1 ? argv[1] : "the command");
     return 1;

@@ -45,7 +45,7 @@ public final class Agent {
      */
     public record Config(Path store, TrustedKeys keys, Duration timeout, Duration maxPause, Duration rescan,
                          java.util.function.Consumer<String> log,
-                         java.util.function.UnaryOperator<byte[]> requests) {}
+                         CommandSocket.Exchange requests) {}
 
     private final Config config;
     private final Failures failures = new Failures();

@@ -1,10 +1,12 @@
 package dev.suture.cli;
 
-import java.io.ByteArrayInputStream;
+import dev.suture.agent.CommandSocket;
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
@@ -20,38 +22,61 @@ import java.util.Set;
  * the command runs here, in the agent's warm JVM, which has rehearsed its holds already. A request is the command
  * line, the caller's working directory (relative paths are resolved against it, not the agent's) and its
  * $SUTURE_TRUST_DIR; an agent configured with another trust directory declines, and the command runs in the
- * caller's own JVM. The wire format is described in the client's source; both ends ship together, and a request
- * of another version is declined.
+ * caller's own JVM.
+ *
+ * <p>The exchange, on one connection: the request; the agent's answer, one byte, {@link #TAKEN} or
+ * {@link #DECLINED}; when taken, the client's {@link #GO} — which it sends only if the answer came within its wait
+ * (an agent that is stopped or wedged does not hold the command: the client runs it in a JVM instead) — and only
+ * then does the command run; the reply. A client that gave up sends no GO, so a command is never run twice. The
+ * byte layout is described in the client's source; both ends ship together, and a request of another version is
+ * declined.
  */
 final class ViaAgent {
     private static final Set<String> SERVED = Set.of("apply", "revert", "info");
-    private static final int VERSION = 2;
+    static final int VERSION = 3;
+    static final int TAKEN = 1;
+    static final int DECLINED = 0;
+    static final int GO = 1;
+    /** Larger than any command line a person or a script types; a larger request is refused unread. */
+    private static final int LIMIT = 1 << 20;
 
     private ViaAgent() {}
 
     /** What a request carries. */
     record Request(List<String> args, String cwd, String trustDir) {}
 
-    /** What a reply carries; {@code served} false when the agent declined. */
-    record Reply(boolean served, int code, String out, String err) {}
+    /** What a reply carries. */
+    record Reply(int code, String out, String err) {}
 
     /** Whether the agent serves this command line at all (help is always printed by the caller). */
     static boolean forwardable(List<String> args) {
         return !args.isEmpty() && SERVED.contains(args.getFirst()) && !args.contains("--help") && !args.contains("-h");
     }
 
-    /** The agent's side: runs one request's command line in this JVM, its output captured. */
-    static byte[] serve(byte[] requestBytes) {
+    /** The agent's side of one connection: reads a request, and runs its command line here if the client says go. */
+    static CommandSocket.Outcome serve(InputStream in, OutputStream out) throws IOException {
         Request request;
         try {
-            request = decodeRequest(requestBytes);
+            request = readRequest(in);
         } catch (IOException e) {
-            return encode(new Reply(false, 0, "", ""));
+            out.write(DECLINED);
+            return CommandSocket.Outcome.DECLINED;
         }
         if (!forwardable(request.args())
                 || !Objects.equals(request.trustDir(), System.getenv("SUTURE_TRUST_DIR"))) {
-            return encode(new Reply(false, 0, "", ""));
+            out.write(DECLINED);
+            return CommandSocket.Outcome.DECLINED;
         }
+        out.write(TAKEN);
+        out.flush();
+        if (in.read() != GO) {
+            return CommandSocket.Outcome.ABANDONED;
+        }
+        out.write(encode(run(request)));
+        return CommandSocket.Outcome.SERVED;
+    }
+
+    private static Reply run(Request request) {
         Path cwd = Path.of(request.cwd());
         var out = new StringWriter();
         var err = new StringWriter();
@@ -60,11 +85,12 @@ final class ViaAgent {
         cl.setOut(new PrintWriter(out, true));
         cl.setErr(new PrintWriter(err, true));
         int code = cl.execute(request.args().toArray(String[]::new));
-        return encode(new Reply(true, code, out.toString(), err.toString()));
+        return new Reply(code, out.toString(), err.toString());
     }
 
-    static Request decodeRequest(byte[] bytes) throws IOException {
-        var d = new DataInputStream(new ByteArrayInputStream(bytes));
+    /** Reads one request from {@code in}, no more: the client's GO follows it on the same stream. */
+    static Request readRequest(InputStream in) throws IOException {
+        var d = new DataInputStream(in);
         if (d.readInt() != VERSION) {
             throw new IOException("a request of another version");
         }
@@ -72,19 +98,19 @@ final class ViaAgent {
         if (n < 0 || n > 4096) {
             throw new IOException("a request of " + n + " arguments");
         }
+        int[] left = {LIMIT};
         var args = new ArrayList<String>(n);
         for (int i = 0; i < n; i++) {
-            args.add(string(d));
+            args.add(string(d, left));
         }
-        String cwd = string(d);
-        String trustDir = d.readBoolean() ? string(d) : null;
+        String cwd = string(d, left);
+        String trustDir = d.readBoolean() ? string(d, left) : null;
         return new Request(List.copyOf(args), cwd, trustDir);
     }
 
     static byte[] encode(Reply r) {
         return write(d -> {
             d.writeInt(VERSION);
-            d.writeBoolean(r.served());
             d.writeInt(r.code());
             string(d, r.out());
             string(d, r.err());
@@ -111,11 +137,17 @@ final class ViaAgent {
         d.write(b);
     }
 
-    private static String string(DataInputStream d) throws IOException {
+    /** A string of the request; {@code left[0]}: the bytes the request may still take, less this one's. */
+    private static String string(DataInputStream d, int[] left) throws IOException {
         int n = d.readInt();
-        if (n < 0 || n > d.available()) {
-            throw new IOException("a string of " + n + " bytes where " + d.available() + " are left");
+        if (n < 0 || n > left[0]) {
+            throw new IOException("a request larger than " + LIMIT + " bytes");
         }
-        return new String(d.readNBytes(n), StandardCharsets.UTF_8);
+        left[0] -= n;
+        byte[] b = d.readNBytes(n);
+        if (b.length != n) {
+            throw new IOException("a request cut short");
+        }
+        return new String(b, StandardCharsets.UTF_8);
     }
 }

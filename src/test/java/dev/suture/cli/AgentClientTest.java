@@ -11,7 +11,9 @@ import java.io.File;
 import java.io.IOException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
-import java.nio.ByteBuffer;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.channels.Channels;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.FileSystems;
@@ -24,7 +26,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
-import java.util.function.Function;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -49,38 +50,71 @@ class AgentClientTest {
                 PosixFilePermissions.fromString("rwx------")));
     }
 
-    /** A server on {@code run/agent.sock} in this JVM: answers each request with {@code answer}, keeps requests. */
+    /**
+     * A server on {@code run/agent.sock} in this JVM: reads each request, then does {@code then} with the
+     * connection; keeps each request, and whether its client said go.
+     */
     private final class Server implements AutoCloseable {
-        final List<byte[]> requests = new ArrayList<>();
+        final List<ViaAgent.Request> requests = new ArrayList<>();
+        final List<Boolean> goes = new ArrayList<>();
         private final ServerSocketChannel channel;
         private final Thread thread;
 
-        Server(Path socket, Function<byte[], byte[]> answer) throws IOException {
+        /** What the server does once a request is read: answers, says nothing, hangs... */
+        interface Then {
+            void with(ViaAgent.Request request, InputStream in, OutputStream out, Server server) throws IOException;
+        }
+
+        Server(Path socket, Then then) throws IOException {
             channel = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
             channel.bind(UnixDomainSocketAddress.of(socket));
             thread = Thread.ofPlatform().daemon().start(() -> {
                 try {
                     while (true) {
                         try (SocketChannel ch = channel.accept()) {
-                            byte[] request = readAll(ch);
+                            var in = Channels.newInputStream(ch);
+                            var out = Channels.newOutputStream(ch);
+                            var request = ViaAgent.readRequest(in);
                             synchronized (requests) {
                                 requests.add(request);
                             }
-                            byte[] reply = answer.apply(request);
-                            if (reply != null) {
-                                ch.write(ByteBuffer.wrap(reply));
+                            then.with(request, in, out, this);
+                        } catch (IOException e) {
+                            if (!channel.isOpen()) {
+                                return;
                             }
                         }
                     }
-                } catch (IOException e) {
+                } catch (RuntimeException e) {
                     // closed
                 }
             });
         }
 
+        /** Answers taken, and records whether the client said go. */
+        boolean taken(InputStream in, OutputStream out) {
+            boolean go;
+            try {
+                out.write(ViaAgent.TAKEN);
+                go = in.read() == ViaAgent.GO;
+            } catch (IOException e) {
+                go = false; // the client is gone
+            }
+            synchronized (requests) {
+                goes.add(go);
+            }
+            return go;
+        }
+
         int requestCount() {
             synchronized (requests) {
                 return requests.size();
+            }
+        }
+
+        List<Boolean> goes() {
+            synchronized (requests) {
+                return List.copyOf(goes);
             }
         }
 
@@ -95,14 +129,13 @@ class AgentClientTest {
         }
     }
 
-    private static byte[] readAll(SocketChannel ch) throws IOException {
-        var out = new java.io.ByteArrayOutputStream();
-        var buf = ByteBuffer.allocate(8192);
-        while (ch.read(buf) >= 0) {
-            out.write(buf.array(), 0, buf.position());
-            buf.clear();
-        }
-        return out.toByteArray();
+    /** A server that takes every request and replies {@code reply} to it once the client says go. */
+    private Server replying(java.util.function.Function<ViaAgent.Request, byte[]> reply) throws IOException {
+        return new Server(run.resolve("agent.sock"), (request, in, out, server) -> {
+            if (server.taken(in, out)) {
+                out.write(reply.apply(request));
+            }
+        });
     }
 
     private Map<String, String> env() {
@@ -115,52 +148,138 @@ class AgentClientTest {
 
     @Test
     void theRequestAndReplyAreViaAgentsFormat() throws Exception {
-        try (var server = new Server(run.resolve("agent.sock"), request -> {
-            try {
-                var r = ViaAgent.decodeRequest(request);
-                return ViaAgent.encode(new ViaAgent.Reply(true, 7, "out: " + String.join("|", r.args()) + " in "
-                        + r.cwd() + "\n", "err: " + r.trustDir() + " ü\n"));
-            } catch (IOException e) {
-                throw new AssertionError(e);
-            }
-        })) {
+        try (var server = replying(r -> ViaAgent.encode(new ViaAgent.Reply(7, "out: " + String.join("|", r.args())
+                + " in " + r.cwd() + "\n", "err: " + r.trustDir() + " ü\n")))) {
             var env = new java.util.HashMap<>(env());
             env.put("SUTURE_TRUST_DIR", "/etc/keys");
             var r = client.run(env, "apply", "-p", "1", "a b.suture", "ü");
             assertEquals(7, r.status(), r.toString());
             assertEquals("out: apply|-p|1|a b.suture|ü in " + Path.of("").toAbsolutePath() + "\n", r.out());
             assertEquals("err: /etc/keys ü\n", r.err());
+            assertEquals(List.of(true), server.goes());
         }
     }
 
     @Test
     void aDeclineOrSilenceLeavesTheCommandToTheJvmAndACutReplyIsAnError() throws Exception {
-        try (var server = new Server(run.resolve("agent.sock"), _ -> ViaAgent.encode(
-                new ViaAgent.Reply(false, 0, "", "")))) {
+        try (var server = new Server(run.resolve("agent.sock"), (r, in, out, s) -> out.write(ViaAgent.DECLINED))) {
             assertEquals(AgentClient.NOT_SERVED, client.run(env(), "info", "-p", "1").status());
             assertEquals(1, server.requestCount());
         }
         Files.delete(run.resolve("agent.sock"));
-        try (var server = new Server(run.resolve("agent.sock"), _ -> null)) {
+        try (var server = new Server(run.resolve("agent.sock"), (r, in, out, s) -> { })) {
             assertEquals(AgentClient.NOT_SERVED, client.run(env(), "info", "-p", "1").status());
         }
         Files.delete(run.resolve("agent.sock"));
-        byte[] whole = ViaAgent.encode(new ViaAgent.Reply(true, 0, "applied\n", ""));
-        try (var server = new Server(run.resolve("agent.sock"), _ -> java.util.Arrays.copyOf(whole, whole.length - 3))) {
+        byte[] whole = ViaAgent.encode(new ViaAgent.Reply(0, "applied\n", ""));
+        try (var server = replying(_ -> java.util.Arrays.copyOf(whole, whole.length - 3))) {
             var r = client.run(env(), "apply", "-p", "1", "x.suture");
             assertEquals(1, r.status(), r.toString());
             assertTrue(r.err().contains("the agent's reply to apply was cut short"), r.toString());
             assertEquals("", r.out());
+        }
+        // told to go, then gone without a word (the agent killed while it ran the command): not a decline either
+        Files.delete(run.resolve("agent.sock"));
+        try (var server = replying(_ -> new byte[0])) {
+            var r = client.run(env(), "revert", "-p", "1", "fix");
+            assertEquals(1, r.status(), r.toString());
+            assertTrue(r.err().contains("the agent's reply to revert was cut short"), r.toString());
         }
         // no socket at all
         Files.delete(run.resolve("agent.sock"));
         assertEquals(AgentClient.NOT_SERVED, client.run(env(), "info", "-p", "1").status());
     }
 
+    /**
+     * An agent that is stopped or wedged (here: it reads the request and says nothing) does not hold the command:
+     * after its wait the client leaves it to the JVM, saying so, and never says go, so the agent, were it to wake
+     * up and take the request, would not run it a second time.
+     */
+    @Test
+    void anAgentThatDoesNotTakeTheRequestInTimeNeverRunsIt() throws Exception {
+        try (var server = new Server(run.resolve("agent.sock"), (r, in, out, s) -> {
+            try {
+                Thread.sleep(6_000); // past the client's 5 s wait
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            s.taken(in, out); // wakes up, takes it: the client is gone
+        })) {
+            long start = System.nanoTime();
+            var r = client.run(env(), "apply", "-p", "1", "fix.suture");
+            long waited = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+            assertEquals(AgentClient.NOT_SERVED, r.status(), r.toString());
+            assertTrue(r.err().contains("did not take the request within 5 s"), r.toString());
+            assertTrue(waited >= 5_000 && waited < 30_000, waited + " ms");
+            long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+            while (server.goes().isEmpty() && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+            }
+            assertEquals(List.of(false), server.goes(), "the agent was told to go after the client gave up");
+        }
+    }
+
+    /** A request as the client's source lays it out. */
+    private static byte[] request(String... args) throws IOException {
+        var bytes = new java.io.ByteArrayOutputStream();
+        try (var d = new java.io.DataOutputStream(bytes)) {
+            d.writeInt(ViaAgent.VERSION);
+            d.writeInt(args.length);
+            for (String a : args) {
+                byte[] b = a.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+                d.writeInt(b.length);
+                d.write(b);
+            }
+            d.writeInt(1);
+            d.write('/');
+            d.writeBoolean(false);
+        }
+        return bytes.toByteArray();
+    }
+
+    /** The agent's side: nothing runs until the client says go; a request it does not serve is declined. */
+    @Test
+    void theAgentRunsACommandOnlyOnceTheClientSaysGo() throws Exception {
+        byte[] info = request("info", "-p", "999999999");
+        var out = new java.io.ByteArrayOutputStream();
+        assertEquals(dev.suture.agent.CommandSocket.Outcome.ABANDONED,
+                ViaAgent.serve(new java.io.ByteArrayInputStream(info), out));
+        assertEquals(List.of((byte) ViaAgent.TAKEN), toList(out.toByteArray()), "taken, and no reply: nothing ran");
+
+        out.reset();
+        byte[] go = java.util.Arrays.copyOf(info, info.length + 1);
+        go[info.length] = ViaAgent.GO;
+        assertEquals(dev.suture.agent.CommandSocket.Outcome.SERVED,
+                ViaAgent.serve(new java.io.ByteArrayInputStream(go), out));
+        var d = new java.io.DataInputStream(new java.io.ByteArrayInputStream(out.toByteArray()));
+        assertEquals(ViaAgent.TAKEN, d.read());
+        assertEquals(ViaAgent.VERSION, d.readInt());
+        int code = d.readInt();
+        String stdout = new String(d.readNBytes(d.readInt()), java.nio.charset.StandardCharsets.UTF_8);
+        String stderr = new String(d.readNBytes(d.readInt()), java.nio.charset.StandardCharsets.UTF_8);
+        assertEquals(-1, d.read(), "one reply");
+        assertTrue(code != 0 && stdout.isEmpty() && stderr.contains("999999999"), code + " " + stdout + stderr);
+
+        for (byte[] declined : List.of(request("demo"), request("apply", "--help"), new byte[] {0, 0, 0, 2})) {
+            out.reset();
+            assertEquals(dev.suture.agent.CommandSocket.Outcome.DECLINED,
+                    ViaAgent.serve(new java.io.ByteArrayInputStream(declined), out));
+            assertEquals(List.of((byte) ViaAgent.DECLINED), toList(out.toByteArray()));
+        }
+    }
+
+    private static List<Byte> toList(byte[] bytes) {
+        var list = new ArrayList<Byte>();
+        for (byte b : bytes) {
+            list.add(b);
+        }
+        return list;
+    }
+
     @Test
     void aRunDirectoryOrSocketAnotherUserCouldHavePlantedIsNotSpokenTo() throws Exception {
         Path sock = run.resolve("agent.sock");
-        try (var server = new Server(sock, _ -> ViaAgent.encode(new ViaAgent.Reply(true, 0, "planted\n", "")))) {
+        try (var server = replying(_ -> ViaAgent.encode(new ViaAgent.Reply(0, "planted\n", "")))) {
             assertEquals(0, client.run(env(), "info", "-p", "1").status()); // as it is: trusted, spoken to
             assertEquals(1, server.requestCount());
 
