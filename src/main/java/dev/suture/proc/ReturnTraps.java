@@ -57,7 +57,7 @@ final class ReturnTraps implements TracedThread.SignalFilter {
      * disarms those of threads not listed.
      *
      * @throws SysException when the kernel refuses a perf breakpoint (those armed before stay armed)
-     * @throws Tracer.CannotWait when the program catches every signal a breakpoint could send it
+     * @throws Tracer.CannotWait when the program catches, or these threads block, every signal it could send
      */
     void armOnly(List<Tracer.Exit> exits) {
         if (signal == 0 && !exits.isEmpty()) {
