@@ -8,9 +8,11 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.suture.live.Fixture;
 import dev.suture.testing.AgentClient;
 import dev.suture.testing.Commands;
+import dev.suture.testing.Stranger;
 import dev.suture.testing.Target;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -183,6 +185,26 @@ class AgentTest {
             otherTrust.put("SUTURE_TRUST_DIR", dir.resolve("keys").toString());
             assertEquals(AgentClient.NOT_SERVED, client.run(otherTrust, "info", "-p", pid).status());
             assertTrue(agent.log().split("served a request", -1).length >= 5, agent.log());
+
+            // The attack on the agent's second line: a stranger who can reach the socket (its mode and the
+            // directories' widened, as a mistake would) sends an apply. The agent checks its peer's credentials,
+            // answers nothing and runs nothing; the client leaves the command to the stranger's own JVM (100).
+            Path sock = agent.runDir.resolve("agent.sock");
+            try {
+                Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx--x--x"));
+                Files.setPosixFilePermissions(agent.runDir, PosixFilePermissions.fromString("rwx--x--x"));
+                Files.setPosixFilePermissions(sock, PosixFilePermissions.fromString("rw-rw-rw-"));
+                var stranger = Stranger.run("SUTURE_RUN_DIR=" + agent.runDir + " " + client.binary() + " apply -p "
+                        + pid + " " + built.patchFile());
+                assertEquals(AgentClient.NOT_SERVED, stranger.status(), stranger.output());
+                agent.awaitLog("refused a request on the socket from user nobody");
+            } finally {
+                Files.setPosixFilePermissions(sock, PosixFilePermissions.fromString("rw-------"));
+                Files.setPosixFilePermissions(agent.runDir, PosixFilePermissions.fromString("rwx------"));
+                Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
+            }
+            assertEquals(List.of(), dev.suture.live.Patcher.applied(t.pidInt()), "the stranger's apply ran");
+            Fixture.await(t, t.lines().size(), "tick 1", 1);
         }
     }
 

@@ -30,6 +30,11 @@ public final class AgentClient {
         return new AgentClient(binary);
     }
 
+    /** The client's binary (mode 0755). */
+    public Path binary() {
+        return binary;
+    }
+
     /** Runs the client with {@code env} added to its environment, bounded by a minute. */
     public SutureProcess.Result run(Map<String, String> env, String... args) throws IOException {
         var cmd = new ArrayList<>(List.of(binary.toString()));
