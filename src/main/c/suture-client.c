@@ -210,6 +210,23 @@ static int take_answer(int fd) {
     }
 }
 
+/* write_all for the socket: an agent that closed it (it refused us, or died) is an error here, not a SIGPIPE that
+ * would kill the client and make its exit code 141, as if the command had run and failed. */
+static int send_all(int fd, const unsigned char *data, size_t n) {
+    while (n > 0) {
+        ssize_t w = send(fd, data, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            return 0;
+        }
+        data += w;
+        n -= (size_t) w;
+    }
+    return 1;
+}
+
 int main(int argc, char **argv) {
     char dir[PATH_MAX], sock_path[sizeof ((struct sockaddr_un *) 0)->sun_path], cwd[PATH_MAX];
     run_directory(dir, sizeof dir);
@@ -245,7 +262,7 @@ int main(int argc, char **argv) {
     if (trust) {
         put_string(&request, trust);
     }
-    if (!write_all(fd, request.data, request.size)) {
+    if (!send_all(fd, request.data, request.size)) {
         not_served();
     }
     int answer = take_answer(fd);
@@ -255,7 +272,7 @@ int main(int argc, char **argv) {
         not_served();
     }
     unsigned char go = GO;
-    if (answer != TAKEN || !write_all(fd, &go, 1) || shutdown(fd, SHUT_WR) != 0) {
+    if (answer != TAKEN || !send_all(fd, &go, 1) || shutdown(fd, SHUT_WR) != 0) {
         not_served(); /* declined, or closed without a word: the command did not run there */
     }
 

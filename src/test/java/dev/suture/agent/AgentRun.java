@@ -49,7 +49,8 @@ final class AgentRun implements AutoCloseable {
             for (Path p : files.filter(f -> f.getFileName().toString().startsWith("suture")
                     && f.getFileName().toString().endsWith(".out")).toList()) {
                 String text = Files.readString(p);
-                if (agent != null && text.contains("suture-agent: starting (pid " + agent.pid() + ",")) {
+                // the text log's first line, or the --json log's first object
+                if (agent != null && text.contains("starting (pid " + agent.pid() + ",")) {
                     return text;
                 }
             }

@@ -208,6 +208,26 @@ class AgentTest {
         }
     }
 
+    /** {@code --json}: every line of the log is one object, {"time": an instant, "message": what the text says}. */
+    @Test
+    void theJsonLogIsOneObjectALine() throws Exception {
+        try (var agent = new AgentRun(dir)) {
+            agent.start("--json");
+            var lines = agent.log().lines().filter(l -> !l.isBlank()).toList();
+            assertTrue(lines.size() >= 2, agent.log());
+            var messages = new ArrayList<String>();
+            for (String line : lines) {
+                JsonNode o = json(line);
+                assertEquals(2, o.size(), line);
+                java.time.Instant.parse(o.get("time").asText());
+                messages.add(o.get("message").asText());
+            }
+            assertTrue(messages.getFirst().startsWith("starting (pid " + agent.pid() + ","), messages.toString());
+            assertTrue(messages.stream().anyMatch(m -> m.startsWith("every process is at the store's state (start)")),
+                    messages.toString());
+        }
+    }
+
     static final String LIBRARY = """
             int lib_version(void) { return 1; }
             """;

@@ -191,6 +191,32 @@ class AgentClientTest {
     }
 
     /**
+     * An agent that closes the connection unread (as it does to a peer it refuses, or as a dying one does) is no
+     * command run: the client, its request still being written, leaves the command to the JVM (100) instead of
+     * dying of SIGPIPE (141, which the launcher would pass on as the command's exit code).
+     */
+    @Test
+    void anAgentThatClosesUnreadLeavesTheCommandToTheJvm() throws Exception {
+        try (var server = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+            server.bind(UnixDomainSocketAddress.of(run.resolve("agent.sock")));
+            var closer = Thread.ofPlatform().daemon().start(() -> {
+                try {
+                    server.accept().close();
+                } catch (IOException e) {
+                    // closed
+                }
+            });
+            var args = new ArrayList<>(List.of("apply", "-p", "1"));
+            for (int i = 0; i < 8; i++) {
+                args.add("x".repeat(100_000)); // more than the socket's buffer: the client is still writing
+            }
+            var r = client.run(env(), args.toArray(String[]::new));
+            assertEquals(AgentClient.NOT_SERVED, r.status(), r.toString());
+            closer.join(5000);
+        }
+    }
+
+    /**
      * An agent that is stopped or wedged (here: it reads the request and says nothing) does not hold the command:
      * after its wait the client leaves it to the JVM, saying so, and never says go, so the agent, were it to wake
      * up and take the request, would not run it a second time.
