@@ -142,10 +142,15 @@ final class Preparation {
 
     /**
      * Starts {@code sleep} detached (through a shell that exits at once, so it is not this JVM's child: the JVM
-     * reaps its children, and would take their ptrace stops) and returns its pid once it sleeps.
+     * reaps its children, and would take their ptrace stops) and returns its pid once it sleeps. It may use one
+     * second of CPU ({@code ulimit -t 1}; sleeping and rehearsed on, it uses milliseconds): a suture killed while a
+     * rehearsed system call runs leaves the decoy's thread in the stub's self-loop ({@code jmp .}), which no
+     * recovery undoes (the rehearsal's journal is nobody's), and the kernel then kills it after a second instead
+     * of letting it spin forever.
      */
-    private static int startDecoy() throws IOException, InterruptedException {
-        var shell = new ProcessBuilder("/bin/sh", "-c", "sleep 30 </dev/null >/dev/null 2>&1 & echo $!")
+    static int startDecoy() throws IOException, InterruptedException {
+        var shell = new ProcessBuilder("/bin/sh", "-c",
+                "(ulimit -c 0; ulimit -t 1; exec sleep 30) </dev/null >/dev/null 2>&1 & echo $!")
                 .redirectErrorStream(true).start();
         String out = new String(shell.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
         if (!shell.waitFor(2, TimeUnit.SECONDS)) {
