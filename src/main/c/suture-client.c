@@ -164,9 +164,11 @@ static uint32_t get_int(const unsigned char **p, const unsigned char *end) {
     return v;
 }
 
-static int write_all(int fd, const unsigned char *data, size_t n) {
+/* Writes all of it; to the socket (`sock`) with MSG_NOSIGNAL: an agent that closed it (it refused us, or died) is an
+ * error here, not a SIGPIPE that would kill the client and make its exit code 141, as if the command had failed. */
+static int write_all(int fd, const unsigned char *data, size_t n, int sock) {
     while (n > 0) {
-        ssize_t w = write(fd, data, n);
+        ssize_t w = sock ? send(fd, data, n, MSG_NOSIGNAL) : write(fd, data, n);
         if (w < 0 && errno == EINTR) {
             continue;
         }
@@ -210,23 +212,6 @@ static int take_answer(int fd) {
     }
 }
 
-/* write_all for the socket: an agent that closed it (it refused us, or died) is an error here, not a SIGPIPE that
- * would kill the client and make its exit code 141, as if the command had run and failed. */
-static int send_all(int fd, const unsigned char *data, size_t n) {
-    while (n > 0) {
-        ssize_t w = send(fd, data, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w <= 0) {
-            return 0;
-        }
-        data += w;
-        n -= (size_t) w;
-    }
-    return 1;
-}
-
 int main(int argc, char **argv) {
     char dir[PATH_MAX], sock_path[sizeof ((struct sockaddr_un *) 0)->sun_path], cwd[PATH_MAX];
     run_directory(dir, sizeof dir);
@@ -262,7 +247,7 @@ int main(int argc, char **argv) {
     if (trust) {
         put_string(&request, trust);
     }
-    if (!send_all(fd, request.data, request.size)) {
+    if (!write_all(fd, request.data, request.size, 1)) {
         not_served();
     }
     int answer = take_answer(fd);
@@ -272,7 +257,7 @@ int main(int argc, char **argv) {
         not_served();
     }
     unsigned char go = GO;
-    if (answer != TAKEN || !send_all(fd, &go, 1) || shutdown(fd, SHUT_WR) != 0) {
+    if (answer != TAKEN || !write_all(fd, &go, 1, 1) || shutdown(fd, SHUT_WR) != 0) {
         not_served(); /* declined, or closed without a word: the command did not run there */
     }
 
@@ -306,8 +291,8 @@ int main(int argc, char **argv) {
     if (err_size != (size_t) (end - p) || code > 255) {
         goto cut;
     }
-    write_all(STDOUT_FILENO, out, out_size);
-    write_all(STDERR_FILENO, p, err_size);
+    write_all(STDOUT_FILENO, out, out_size, 0);
+    write_all(STDERR_FILENO, p, err_size, 0);
     return (int) code;
 cut:
     /* The agent was told to go and its reply was cut short: the command may have run, so it is not run again. */
