@@ -3,9 +3,6 @@ package dev.suture.proc;
 import dev.suture.sys.PerfBreakpoint;
 import dev.suture.sys.Ptrace;
 import dev.suture.sys.SysException;
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -156,10 +153,10 @@ final class ReturnTraps implements TracedThread.SignalFilter {
      * @throws Tracer.CannotWait when there is none
      */
     private int uncaughtSignal(List<Tracer.Exit> exits) {
-        long caught = statusMask(Path.of("/proc/" + pid + "/status"), "SigCgt:");
+        long caught = signalMask(pid, "SigCgt");
         long blocked = 0;
         for (var e : exits) {
-            blocked |= statusMask(Path.of("/proc/" + pid + "/task/" + e.tid() + "/status"), "SigBlk:");
+            blocked |= signalMask(e.tid(), "SigBlk");
         }
         for (int s : SIGNALS) {
             if (((caught | blocked) & 1L << (s - 1)) == 0) {
@@ -170,17 +167,12 @@ final class ReturnTraps implements TracedThread.SignalFilter {
                 + " breakpoint of suture's could send it without harm");
     }
 
-    /** A signal mask line of a /proc status file (0 when the file is gone). */
-    private static long statusMask(Path status, String key) {
+    /** A signal mask of thread {@code tid}'s status (0 when it is gone). */
+    private long signalMask(int tid, String key) {
         try {
-            for (String line : Files.readAllLines(status)) {
-                if (line.startsWith(key)) {
-                    return Long.parseUnsignedLong(line.substring(key.length()).strip(), 16);
-                }
-            }
-        } catch (IOException | NumberFormatException e) {
-            // gone
+            return ThreadState.status(pid, tid, key).map(m -> Long.parseUnsignedLong(m, 16)).orElse(0L);
+        } catch (NumberFormatException e) {
+            return 0;
         }
-        return 0;
     }
 }

@@ -5,6 +5,7 @@ import dev.suture.sys.Syscalls;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 
@@ -123,6 +124,23 @@ public final class ThreadState {
         } catch (IOException | RuntimeException e) {
             return true; // no /proc/PID any more
         }
+    }
+
+    /**
+     * A field of /proc/PID/task/TID/status ({@code key} without its colon: "TracerPid", "SigBlk"; a process-wide
+     * one such as "SigCgt" reads the same in every thread's), its value stripped; empty when the thread is gone.
+     */
+    static Optional<String> status(int pid, int tid, String key) {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/task/" + tid + "/status"))) {
+                if (line.startsWith(key) && line.startsWith(":", key.length())) {
+                    return Optional.of(line.substring(key.length() + 1).strip());
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // gone
+        }
+        return Optional.empty();
     }
 
     private static String stat(int pid, int tid) {

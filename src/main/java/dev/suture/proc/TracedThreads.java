@@ -149,15 +149,10 @@ final class TracedThreads {
 
     private int tracerOf(int tid) {
         try {
-            for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/task/" + tid + "/status"))) {
-                if (line.startsWith("TracerPid:")) {
-                    return Integer.parseInt(line.substring(10).strip());
-                }
-            }
-        } catch (IOException | NumberFormatException e) {
-            // gone
+            return ThreadState.status(pid, tid, "TracerPid").map(Integer::parseInt).orElse(0);
+        } catch (NumberFormatException e) {
+            return 0;
         }
-        return 0;
     }
 
     private boolean isZombie(int tid) {

@@ -281,7 +281,8 @@ public final class Tracer implements AutoCloseable {
 
     /**
      * Why suture cannot wait at returns in this process (the kernel's refusal of a perf breakpoint is a
-     * {@link SysException}): the program catches every signal a breakpoint could send it without harm.
+     * {@link SysException}): the program catches, or the threads to wait for block, every signal a breakpoint
+     * could send without harm.
      */
     public static final class CannotWait extends SutureException {
         CannotWait(String message) {
