@@ -1,5 +1,6 @@
 package dev.suture.cli;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -270,7 +271,7 @@ class AgentClientTest {
         var out = new java.io.ByteArrayOutputStream();
         assertEquals(dev.suture.agent.CommandSocket.Outcome.ABANDONED,
                 ViaAgent.serve(new java.io.ByteArrayInputStream(info), out));
-        assertEquals(List.of((byte) ViaAgent.TAKEN), toList(out.toByteArray()), "taken, and no reply: nothing ran");
+        assertArrayEquals(new byte[] {ViaAgent.TAKEN}, out.toByteArray(), "taken, and no reply: nothing ran");
 
         out.reset();
         byte[] go = java.util.Arrays.copyOf(info, info.length + 1);
@@ -290,16 +291,8 @@ class AgentClientTest {
             out.reset();
             assertEquals(dev.suture.agent.CommandSocket.Outcome.DECLINED,
                     ViaAgent.serve(new java.io.ByteArrayInputStream(declined), out));
-            assertEquals(List.of((byte) ViaAgent.DECLINED), toList(out.toByteArray()));
+            assertArrayEquals(new byte[] {ViaAgent.DECLINED}, out.toByteArray());
         }
-    }
-
-    private static List<Byte> toList(byte[] bytes) {
-        var list = new ArrayList<Byte>();
-        for (byte b : bytes) {
-            list.add(b);
-        }
-        return list;
     }
 
     @Test

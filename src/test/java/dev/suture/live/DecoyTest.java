@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.suture.proc.Auxv;
 import dev.suture.proc.Registers;
+import dev.suture.proc.ThreadState;
 import dev.suture.proc.Tracer;
 import dev.suture.sys.Syscalls;
 import java.time.Duration;
@@ -51,8 +52,7 @@ class DecoyTest {
     /** Whether the process is running (state R) within half a second. */
     private static boolean spinning(int pid) throws Exception {
         for (int i = 0; i < 50; i++) {
-            String stat = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/" + pid + "/stat"));
-            if (stat.substring(stat.lastIndexOf(')') + 2).startsWith("R")) {
+            if (ThreadState.of(pid, pid) == 'R') {
                 return true;
             }
             Thread.sleep(10);
